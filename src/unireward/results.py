@@ -1,0 +1,90 @@
+"""Typed results of judgements. Every result carries the raw text, the task key and version, and the media policy."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class PairResult:
+    """Which of two candidates is better.
+
+    winner: 1, 2, "tie", or None when the output did not parse (never a silent default).
+    probs: {"1": p, "2": p, "tie": p} read from token probabilities, when the backend exposes them.
+    consistent: with both orders judged, whether the two verdicts agreed (None for one order).
+    """
+
+    task: str
+    winner: int | str | None
+    probs: dict[str, float] | None = None
+    consistent: bool | None = None
+    raw: list[str] = field(default_factory=list)  # one raw output per order judged
+    dimensions: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"  # "ok" | "unparsed" | "error"
+    reason: str | None = None
+    method: str = ""  # "probs" | "generate"
+    task_version: int = 0
+    template_hash: str = ""
+    media_policy: dict[str, Any] | None = None
+    latency_s: float | None = None
+
+    @property
+    def p_first(self) -> float | None:
+        """P(candidate 1 is better), ties counted half."""
+        if not self.probs:
+            return None
+        return self.probs.get("1", 0.0) + 0.5 * self.probs.get("tie", 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["p_first"] = self.p_first
+        return d
+
+
+@dataclass
+class PointResult:
+    """A score for one candidate.
+
+    score: the parsed (or most probable) score on the task's scale, None when unparsed.
+    expected_score: the mean of the score-token distribution, when the backend exposes probabilities.
+    """
+
+    task: str
+    score: float | None
+    expected_score: float | None = None
+    probs: dict[str, float] | None = None
+    raw: str = ""
+    dimensions: dict[str, float] = field(default_factory=dict)
+    status: str = "ok"
+    reason: str | None = None
+    method: str = ""
+    task_version: int = 0
+    template_hash: str = ""
+    media_policy: dict[str, Any] | None = None
+    latency_s: float | None = None
+
+    @property
+    def reward(self) -> float | None:
+        """The smoothest available number: expected score if known, else the parsed score."""
+        return self.expected_score if self.expected_score is not None else self.score
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["reward"] = self.reward
+        return d
+
+
+@dataclass
+class GroupResult:
+    """A ranking of N candidates from pairwise judgements, aggregated by Bradley-Terry."""
+
+    task: str
+    ranking: list[int]  # candidate indices, best first
+    strengths: list[float]  # log-strength per candidate (mean zero)
+    comparisons: list[dict[str, Any]] = field(default_factory=list)  # {"i","j","winner","p_first"}
+    schedule: str = "round-robin"
+    unparsed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
