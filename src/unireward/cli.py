@@ -1,0 +1,47 @@
+"""The `unireward` command line. Each sub-command lives in `unireward/commands/<module>.py`, which exposes
+`register(subparsers)`; heavy imports happen inside the command functions, so `--help` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import UnirewardError
+
+# module name under unireward.commands, in the order they are listed in --help
+COMMAND_MODULES = ["judge", "parse", "demo", "train", "construct", "bench", "data", "serve", "models"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unireward", description="Unified multimodal reward models.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"unireward.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"unireward.commands.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UnirewardError as e:
+        print(f"unireward {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
