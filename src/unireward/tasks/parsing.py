@@ -1,10 +1,17 @@
 """Parsers for judge outputs: pure functions, typed results, an explicit unparsed state.
 
 The decision is taken from the final answer, never from a mention in the reasoning:
-1. the content of the last `<answer>...</answer>` block, if any;
-2. else the last "Final/Overall Judgment|Verdict|Decision|Answer:" line (or "Final/Overall Score:" for scores);
-3. else (lenient mode only) the last verdict sentence, or the last "Score:" line.
-`strict=True` accepts only the exact line the answer format defines.
+1. the region: the last `<answer>...</answer>` block; else the text after the last `</think>`; an unclosed
+   `<think>` (reasoning cut off before any answer) is unparsed; else the whole output;
+2. in the region, the last "Final/Overall Judgment|Verdict|Decision|Answer:" line (or "Final/Overall Score:"
+   for scores) decides, and if it states nothing the output is unparsed;
+3. without one (lenient mode only), the last sentence that names a candidate must state the verdict (per-aspect
+   lines such as "Alignment: ..." never count as the overall verdict); for scores, the last "Score:" line, a
+   "score of N" phrase, or a bare number as the last line.
+`strict=True` accepts only the lines the answer format writes (its prefix, verdicts and dimension lines, up to
+case, markdown emphasis and a final full stop), the verdict or score line being the region's last line.
+Scores are numbers (never compared as strings); a score outside the scale, on another scale ("8/10" for 1-5),
+a range ("7-8") or "N/A" is unparsed, never a default.
 """
 
 from __future__ import annotations
@@ -14,28 +21,53 @@ from dataclasses import dataclass, field
 
 from .formats import DIMENSION_LABELS, TIE, PairFormat, PointFormat
 
-_NOUN = r"(?:image|video|answer|response|candidate|option|output|assistant|model|clip)"
-_NUM = r"(?:\*\*)?\s*(-?\d+(?:\.\d+)?)\s*(?:\*\*)?"
-_BETTER = (r"(?:better|superior|preferred|preferable|more\s+(?:accurate|helpful|aligned|faithful|correct|appropriate)"
-           r"|the\s+(?:better|best|winner|preferred\s+one)|stronger|higher\s+quality)")
-_WORSE = r"(?:worse|inferior|less\s+(?:accurate|helpful|aligned|faithful|correct))"
-_TIE = (r"(?:\b(?:equally|equivalent(?:ly)?|tie[ds]?|a\s+tie|same\s+quality|neither\s+(?:one\s+)?is\s+better"
-        r"|no\s+(?:clear\s+)?(?:winner|preference|difference))\b|\bboth\s+\w+\s+are\s+(?:equally\s+)?(?:good|bad|fine|poor|acceptable)\b)")
+# -- candidates and verdict phrases (lenient mode) ------------------------------------------------------------
+_NOUN = r"(?:image|picture|video|clip|answer|response|candidate|option|output)"
+# "Image 2", "image #1", "the second video"; exactly one of the groups n / ord is set
+_REF = rf"(?:\b{_NOUN}\s*#?\s*(?P<n>[12])\b|\b(?:the\s+)?(?P<ord>first|second)\s+(?:one\b|{_NOUN}\b))"
+_ADV = r"(?:(?:\w+ly|much|far|a\s+(?:bit|little|lot)|overall|definitely|still)\s+)*"
+_GOOD = (r"(?:accurate|helpful|aligned|faithful|correct|appropriate|detailed|complete|informative|relevant"
+         r"|realistic|coherent|consistent|natural|precise|plausible)")
+_BETTER = (rf"(?:better|superior|preferred|preferable|stronger|more\s+{_GOOD}|(?:of\s+)?higher\s+quality"
+           r"|the\s+(?:better|best|winner|stronger|preferred))\b")
+_WORSE = rf"(?:worse|inferior|weaker|less\s+{_GOOD}|(?:of\s+)?lower\s+quality)\b"
+_COPULA = r"\s+(?:is|was|seems|appears|looks)\s+(?:to\s+be\s+)?"
 
+_MENTION = re.compile(_REF, re.I)
+_WIN = re.compile(rf"{_REF}{_COPULA}{_ADV}{_BETTER}", re.I)
+_LOSE = re.compile(rf"{_REF}{_COPULA}{_ADV}{_WORSE}", re.I)
+_PREFER = re.compile(rf"\b(?:prefer|choose|pick|select|recommend|go\s+with)\s+{_REF}", re.I)
+_WINS = re.compile(rf"{_REF}\s+(?:wins|is\s+the\s+winner)\b", re.I)
+# "Image 1 is not better", "Answer 2 isn't any better", "Image 1 is no better than Image 2"
+_NOT_BETTER = re.compile(rf"{_REF}\s+(?:is|was)(?:\s+not|n't|\s+no)\s+(?:\w+\s+)?{_BETTER}", re.I)
+# "I don't think Answer 1 is better", "it is not true that ..."; tested on the text just before a verdict
+_NEGATED_BEFORE = re.compile(r"(?:\bnot|n't|\bnever|\bcannot)\s+(?:\w+\s+){0,2}(?:that\s+)?$", re.I)
+_TIE = re.compile(
+    r"\b(?:equally|equivalent(?:ly)?|tied?|a\s+draw|(?:the\s+)?(?:same|similar|comparable)\s+quality"
+    r"|neither\s+(?:\w+\s+)?(?:is|was)\s+(?:\w+ly\s+)?better|no\s+(?:clear\s+)?(?:winner|preference))\b"
+    r"|\bboth\s+(?:\w+\s+)?are\s+(?:equally\s+)?(?:good|bad|fine|poor|acceptable|correct|incorrect|wrong)\b", re.I)
+_NOT_TIE = re.compile(r"(?:\bnot|n't)\s+(?:\w+\s+)?(?:equally|a\s+tie|tied|the\s+same)\b", re.I)
+_BARE = re.compile(rf"^\s*(?:{_NOUN}\s*)?#?\s*([12])\s*\.?\s*$", re.I)
+
+# -- regions and lines --------------------------------------------------------------------------------------------
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.S | re.I)
-_JUDGMENT_LINE = re.compile(
-    r"(?:final|overall)\s*(?:judge?ment|verdict|decision|answer|conclusion|choice)\s*\**\s*[:\-]\s*\**(.*)", re.I)
-_WIN_SENT = re.compile(rf"\b{_NOUN}\s*\**\s*#?([12])\b\**\s+(?:is|was|seems|appears)\s+(?:clearly\s+|slightly\s+|much\s+|overall\s+|definitely\s+)?{_BETTER}", re.I)
-_LOSE_SENT = re.compile(rf"\b{_NOUN}\s*\**\s*#?([12])\b\**\s+(?:is|was)\s+(?:clearly\s+|slightly\s+|much\s+)?{_WORSE}", re.I)
-_PREFER = re.compile(rf"\b(?:prefer|choose|pick|select|recommend)\s+(?:the\s+)?{_NOUN}\s*\**\s*#?([12])\b", re.I)
-_WINS = re.compile(rf"\b{_NOUN}\s*\**\s*#?([12])\b\**\s+(?:wins|is\s+the\s+winner)", re.I)
-_NEGATED_TIE = re.compile(r"\b(?:not|n't)\s+(?:equally|a\s+tie|tied|the\s+same)", re.I)
-_BARE = re.compile(rf"^\s*\**\s*(?:{_NOUN}\s*)?#?([12])\s*\**\s*\.?\s*$", re.I)
-_SCORE_FINAL = re.compile(rf"(?:final|overall|total)\s+(?:score|rating)\s*(?:\([^)]*\))?\s*\**\s*[:=]\s*{_NUM}(?:\s*/\s*(\d+(?:\.\d+)?))?", re.I)
-_SCORE_ANY = re.compile(rf"\b(?:score|rating)\s*(?:\([^)]*\))?\s*\**\s*[:=]\s*{_NUM}(?:\s*/\s*(\d+(?:\.\d+)?))?", re.I)
-_SCORE_DIM = re.compile(rf"^[\s\-*#]*(\w[\w /&-]*?)\s+(?:score|rating)\s*(?:\([^)]*\))?\s*\**\s*[:=]\s*{_NUM}(?:\s*/\s*(\d+(?:\.\d+)?))?", re.I | re.M)
-_PAIR_DIM = re.compile(r"^[\s\-*#]*(\w[\w /&-]*?)\s*\**\s*:\s*(.+)$", re.M)
-_BARE_NUMBER = re.compile(rf"^\s*{_NUM}\s*(?:/\s*(\d+(?:\.\d+)?))?\s*\.?\s*$")
+_THINK_OPEN = re.compile(r"<think>", re.I)
+_THINK_CLOSE = re.compile(r"</think>", re.I)
+_JUDGMENT = re.compile(r"\b(?:final|overall)\s*(?:judge?ment|verdict|decision|answer|conclusion|choice)\s*[:\-]", re.I)
+_ASPECT_LINE = re.compile(r"^[\s\-#>]*(\w+)\s*:\s*(.*)$", re.M)
+
+# -- scores -------------------------------------------------------------------------------------------------------
+_SCALE_NOTE = r"(?:\s*\([^)]*\))?"  # "Final Score (1-5): 3"
+_FINAL_SCORE = re.compile(rf"\b(?:final|overall|total)\s+(?:score|rating){_SCALE_NOTE}\s*[:=]", re.I)
+_PLAIN_SCORE = re.compile(rf"^[\s\-#>]*(?:score|rating){_SCALE_NOTE}\s*[:=]", re.I | re.M)
+_SCORE_OF = re.compile(r"\b(?:score|rating)\s+of\b", re.I)
+_ASPECT_SCORE = re.compile(rf"^[\s\-#>]*(\w+)\s+(?:score|rating){_SCALE_NOTE}\s*[:=]\s*(.*)$", re.I | re.M)
+# a number, an optional "/5" or "out of 5", and what makes it unusable: a range ("7-8") or a decimal comma ("7,5")
+_VALUE = re.compile(r"\s*(-?\d+(?:\.\d+)?)(?:\s*(?:/|out\s+of)\s*(\d+(?:\.\d+)?))?(\s*(?:-|–|to)\s*\d|,\d)?", re.I)
+_BARE_NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?\s*\.?\s*$")
+_NUMBER = r"(-?\d+(?:\.\d+)?)"
+
+_LABELS = {label.lower(): key for key, label in DIMENSION_LABELS.items()}
 
 
 @dataclass(frozen=True)
@@ -60,86 +92,166 @@ class PointVerdict:
         return self.score is not None
 
 
-def _final_region(text: str) -> str:
+# -- shared helpers -----------------------------------------------------------------------------------------------
+def _final_region(text: str) -> tuple[str, str | None]:
+    """The part of the output that holds the final answer, or ("", why) when there is none."""
     blocks = _ANSWER_BLOCK.findall(text)
-    return blocks[-1] if blocks else text
+    if blocks:
+        return (blocks[-1], None) if blocks[-1].strip() else ("", "empty <answer> block")
+    closes = list(_THINK_CLOSE.finditer(text))
+    if closes:
+        rest = text[closes[-1].end():]
+        return (rest, None) if rest.strip() else ("", "reasoning ends without an answer after </think>")
+    if _THINK_OPEN.search(text):
+        return "", "reasoning was cut off before an answer (unclosed <think>)"
+    return text, None
+
+
+def _unmark(text: str) -> str:
+    """Drop markdown emphasis and code marks, which judges sprinkle over verdict lines."""
+    return re.sub(r"\*+|`+|__", "", text)
 
 
 def _strip(s: str) -> str:
-    return re.sub(r"[*_`]", "", s).strip().rstrip(".").strip().lower()
+    return _unmark(s).strip().rstrip(".").strip().lower()
+
+
+def _lines(text: str) -> list[str]:
+    return [ln for ln in text.strip().splitlines() if ln.strip()]
+
+
+def _after(region: str, m: re.Match) -> str:
+    """What follows a "Final ...:" label: the rest of its line, or the next non-empty line."""
+    rest = region[m.end():]
+    first, _, more = rest.partition("\n")
+    if first.strip():
+        return first
+    following = _lines(more)
+    return following[0] if following else ""
+
+
+def _not_text(text) -> str | None:
+    if not isinstance(text, str):
+        return f"output is not text ({type(text).__name__})"
+    if not text.strip():
+        return "empty output"
+    return None
+
+
+# -- pairs --------------------------------------------------------------------------------------------------------
+_UNDECIDED = "undecided"  # a sentence that speaks about the verdict but settles nothing ("Image 1 is not better")
+
+
+def _which(m: re.Match) -> int:
+    return int(m.group("n")) if m.group("n") else (1 if m.group("ord").lower() == "first" else 2)
 
 
 def _sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?;])\s+|\n+|,\s*(?:but|while|whereas|although|though)\s+", text) if s.strip()]
+    return [s for s in re.split(r"(?<=[.!?;])\s+|\n+|,\s*(?:but|while|whereas|although|though)\s+", text)
+            if s.strip()]
 
 
-def _decide(fragment: str) -> int | str | None:
-    """The decision stated by the last decisive sentence of `fragment`, or None."""
+def _sentence_verdict(sent: str) -> int | str | None:
+    """1, 2, "tie", _UNDECIDED, or None when the sentence states no verdict; the last clause wins."""
+    hits: list[tuple[int, int | str]] = []
+    for m in _WIN.finditer(sent):
+        negated = _NEGATED_BEFORE.search(sent[:m.start()])
+        hits.append((m.start(), _UNDECIDED if negated else _which(m)))
+    for m in _LOSE.finditer(sent):
+        negated = _NEGATED_BEFORE.search(sent[:m.start()])
+        hits.append((m.start(), _UNDECIDED if negated else 3 - _which(m)))
+    for rx in (_PREFER, _WINS):
+        for m in rx.finditer(sent):
+            hits.append((m.start(), _which(m)))
+    for m in _NOT_BETTER.finditer(sent):
+        hits.append((m.start(), _UNDECIDED))
+    if not _NOT_TIE.search(sent):
+        for m in _TIE.finditer(sent):
+            hits.append((m.start(), TIE))
+    return max(hits)[1] if hits else None
+
+
+def _decide(fragment: str) -> tuple[int | str | None, str | None]:
+    """The verdict of `fragment`: decided by the last sentence that names a candidate or states a tie."""
+    bare = _BARE.match(fragment)
+    if bare:
+        return int(bare.group(1)), None
     for sent in reversed(_sentences(fragment)):
-        hits: list[tuple[int, int | str]] = []
-        for m in _WIN_SENT.finditer(sent):
-            hits.append((m.start(), int(m.group(1))))
-        for m in _LOSE_SENT.finditer(sent):
-            hits.append((m.start(), 3 - int(m.group(1))))
-        for rx in (_PREFER, _WINS):
-            for m in rx.finditer(sent):
-                hits.append((m.start(), int(m.group(1))))
-        if hits:
-            return max(hits)[1]  # the last decisive clause of the sentence
-        if _TIE.search(sent) and not _NEGATED_TIE.search(sent):
-            return TIE
-        m = _BARE.match(sent)
-        if m:
-            return int(m.group(1))
-    return None
+        verdict = _sentence_verdict(sent)
+        if verdict == _UNDECIDED:
+            return None, f"the verdict is negated or hedged: {sent.strip()[:80]!r}"
+        if verdict is not None:
+            return verdict, None
+        if _MENTION.search(sent):
+            return None, f"the last sentence about a candidate states no verdict: {sent.strip()[:80]!r}"
+    return None, "no verdict found"
 
 
 def parse_pair(text: str, fmt: PairFormat, strict: bool = False) -> PairVerdict:
     """Parse a pairwise verdict. Returns winner 1, 2, "tie" or None (with `reason`)."""
-    if not isinstance(text, str) or not text.strip():
-        return PairVerdict(None, reason="empty output")
-    region = _final_region(text)
-    dims = _pair_dimensions(region, fmt)
+    why = _not_text(text)
+    if why:
+        return PairVerdict(None, reason=why)
+    region, why = _final_region(text)
+    if why:
+        return PairVerdict(None, reason=why)
     if strict:
-        wanted = {_strip(fmt.prefix + v): w for w, v in fmt.choices().items()}
-        for line in reversed(region.strip().splitlines()):
-            if line.strip():
-                w = wanted.get(_strip(line))
-                if w is None:
-                    return PairVerdict(None, dims, reason="last line is not one of the format's verdict lines")
-                return PairVerdict(w, dims)
-        return PairVerdict(None, dims, reason="empty output")
-    judgments = _JUDGMENT_LINE.findall(region)
-    winner = None
-    for j in reversed(judgments):
-        winner = _decide(j)
-        if winner is not None:
-            break
-    if winner is None:
-        winner = _decide(region)
-    if winner is None:
-        return PairVerdict(None, dims, reason="no verdict found")
+        return _strict_pair(region, fmt)
+    region = _unmark(region)
+    dims, aspect_lines = _pair_dimensions(region)
+    judgments = list(_JUDGMENT.finditer(region))
+    if judgments:
+        winner, why = _decide(_after(region, judgments[-1]))
+        if winner is None:
+            why = f"final judgment: {why}"
+    else:
+        overall = "\n".join(ln for ln in region.splitlines() if ln not in aspect_lines)
+        winner, why = _decide(overall)
+        if winner is None and dims and why == "no verdict found":
+            why = "only per-aspect verdicts, no overall verdict"
     if winner == TIE and not fmt.allow_ties:
         return PairVerdict(None, dims, reason="tie stated but this task does not allow ties")
+    return PairVerdict(winner, dims, reason=why)
+
+
+def _pair_dimensions(region: str) -> tuple[dict[str, int | str], set[str]]:
+    """Per-aspect verdicts ("Alignment: Image 1 is better ...") and the lines that hold them."""
+    out: dict[str, int | str] = {}
+    lines: set[str] = set()
+    for m in _ASPECT_LINE.finditer(region):
+        key = _LABELS.get(m.group(1).lower())
+        if key:
+            lines.add(m.group(0))
+            winner, _ = _decide(m.group(2))
+            if winner is not None:
+                out[key] = winner
+    return out, lines
+
+
+def _strict_pair(region: str, fmt: PairFormat) -> PairVerdict:
+    verdicts = {_strip(fmt.prefix + v): w for w, v in fmt.choices().items()}
+    aspects = {_strip(fmt.dimension_line(d, w)): (d, w)
+               for d in (fmt.dimensions or DIMENSION_LABELS) for w in fmt.choices()}
+    lines = _lines(region)
+    dims = dict(aspects[_strip(ln)] for ln in lines if _strip(ln) in aspects)
+    winner = verdicts.get(_strip(lines[-1])) if lines else None
+    if winner is None:
+        return PairVerdict(None, dims, reason="last line is not one of the format's verdict lines")
     return PairVerdict(winner, dims)
 
 
-def _pair_dimensions(region: str, fmt: PairFormat) -> dict[str, int | str]:
-    out: dict[str, int | str] = {}
-    labels = {v.lower(): k for k, v in DIMENSION_LABELS.items()}
-    for m in _PAIR_DIM.finditer(region):
-        key = labels.get(m.group(1).strip().lower())
-        if key:
-            w = _decide(m.group(2))
-            if w is not None:
-                out[key] = w
-    return out
-
-
-def _number(value: str, denom: str | None, fmt: PointFormat) -> tuple[float | None, str | None]:
-    v = float(value)
+# -- points -------------------------------------------------------------------------------------------------------
+def _score(value_text: str, fmt: PointFormat) -> tuple[float | None, str | None]:
+    """A score from the text after a score label: a number in [low, high], optionally "/high"."""
+    m = _VALUE.match(value_text)
+    if not m:
+        return None, f"score {value_text.strip()[:40]!r} is not a number"
+    value, denom, span = m.groups()
+    if span:
+        return None, f"score {m.group(0).strip()!r} is ambiguous (a range or a decimal comma)"
     if denom is not None and float(denom) != fmt.high:
         return None, f"score {value}/{denom} is on another scale than {fmt.low}-{fmt.high}"
+    v = float(value)
     if not fmt.low <= v <= fmt.high:
         return None, f"score {value} outside the scale {fmt.low}-{fmt.high}"
     return v, None
@@ -147,44 +259,52 @@ def _number(value: str, denom: str | None, fmt: PointFormat) -> tuple[float | No
 
 def parse_point(text: str, fmt: PointFormat, strict: bool = False) -> PointVerdict:
     """Parse a pointwise score (a number within the format's scale) and any per-dimension scores."""
-    if not isinstance(text, str) or not text.strip():
-        return PointVerdict(None, reason="empty output")
-    region = _final_region(text)
-    dims: dict[str, float] = {}
-    labels = {v.lower(): k for k, v in DIMENSION_LABELS.items()}
-    for m in _SCORE_DIM.finditer(region):
-        name = m.group(1).strip().lower()
-        if name in ("final", "overall", "total"):
-            continue
-        v, _ = _number(m.group(2), m.group(3), fmt)
-        if v is not None:
-            dims[labels.get(name, name.replace(" ", "_"))] = v
+    why = _not_text(text)
+    if why:
+        return PointVerdict(None, reason=why)
+    region, why = _final_region(text)
+    if why:
+        return PointVerdict(None, reason=why)
     if strict:
-        lines = [ln for ln in region.strip().splitlines() if ln.strip()]
-        m = re.fullmatch(re.escape(fmt.prefix.strip()) + r"\s*(\d+)", lines[-1].strip()) if lines else None
-        if not m:
-            return PointVerdict(None, dims, reason="last line is not the format's score line")
-        v, why = _number(m.group(1), None, fmt)
-        return PointVerdict(v, dims, reason=why)
-    finals = _SCORE_FINAL.findall(region)
-    if finals:
-        value, denom = finals[-1]
+        return _strict_point(region, fmt)
+    region = _unmark(region)
+    dims: dict[str, float] = {}
+    for m in _ASPECT_SCORE.finditer(region):
+        key = _LABELS.get(m.group(1).lower())
+        v, _ = _score(m.group(2), fmt) if key else (None, None)
+        if v is not None:
+            dims[key] = v
+    finals = list(_FINAL_SCORE.finditer(region))
+    plain = list(_PLAIN_SCORE.finditer(region)) or list(_SCORE_OF.finditer(region))
+    lines = _lines(region)
+    bare = _BARE_NUMBER.match(lines[-1]) if lines else None
+    if finals or plain:
+        v, why = _score(_after(region, (finals or plain)[-1]), fmt)
+    elif bare:
+        v, why = _score(lines[-1], fmt)
     else:
-        anys = [(m.group(1), m.group(2)) for m in _SCORE_ANY.finditer(region)
-                if not _is_dimension_score(region, m.start(), labels)]
-        lines = [ln for ln in region.strip().splitlines() if ln.strip()]
-        bare = _BARE_NUMBER.match(lines[-1]) if lines else None
-        if anys:
-            value, denom = anys[-1]
-        elif bare:
-            value, denom = bare.group(1), bare.group(2)
-        else:
-            return PointVerdict(None, dims, reason="no score found")
-    v, why = _number(value, denom or None, fmt)
+        v, why = None, ("only per-aspect scores, no overall score" if dims else "no score found")
     return PointVerdict(v, dims, reason=why)
 
 
-def _is_dimension_score(region: str, pos: int, labels: dict[str, str]) -> bool:
-    line_start = region.rfind("\n", 0, pos) + 1
-    before = region[line_start:pos].strip(" -*#").strip().lower()
-    return bool(before) and before not in ("final", "overall", "total")
+def _strict_point(region: str, fmt: PointFormat) -> PointVerdict:
+    def line_re(line_at_low: str) -> re.Pattern:
+        # the format's line for the lowest score, with that score replaced by a number pattern
+        head = _strip(line_at_low)[: -len(fmt.score_text(fmt.low))]
+        return re.compile(re.escape(head.strip()) + r"\s*" + _NUMBER)
+
+    final = line_re(fmt.prefix + fmt.score_text(fmt.low))
+    aspects = {d: line_re(fmt.dimension_line(d, fmt.low)) for d in (fmt.dimensions or DIMENSION_LABELS)}
+    lines = _lines(region)
+    dims: dict[str, float] = {}
+    for ln in lines:
+        for d, rx in aspects.items():
+            m = rx.fullmatch(_strip(ln))
+            v, _ = _score(m.group(1), fmt) if m else (None, None)
+            if v is not None:
+                dims[d] = v
+    m = final.fullmatch(_strip(lines[-1])) if lines else None
+    if not m:
+        return PointVerdict(None, dims, reason="last line is not the format's score line")
+    v, why = _score(m.group(1), fmt)
+    return PointVerdict(v, dims, reason=why)

@@ -1,0 +1,228 @@
+"""The transformers backend: any checkpoint that `AutoModelForImageTextToText` + `AutoProcessor` load.
+
+Requests are sorted by length and run in left-padded batches. `choice_probs` reads the decision from next-token
+probabilities after the forced answer prefix (see `choices.py`: one forward pass per request for the built-in
+formats); `generate` decodes greedily within a token budget and stops as soon as every row has produced one of
+the stop strings.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any, Sequence
+
+from ..errors import BackendError, PromptTooLongError
+from .base import Backend, ChatInput
+from .choices import ChoicePlan, plan_choices
+
+
+def _messages(x: ChatInput) -> list[dict]:
+    from PIL import Image
+
+    from ..media import Video
+
+    content = []
+    for p in x.parts:
+        if isinstance(p, str):
+            content.append({"type": "text", "text": p})
+        elif isinstance(p, Image.Image):
+            content.append({"type": "image"})
+        elif isinstance(p, Video):
+            content.append({"type": "video"})
+        else:
+            raise BackendError(f"unsupported part of type {type(p).__name__} in a chat input")
+    return [{"role": "user", "content": content}]
+
+
+class HFBackend(Backend):
+    name = "transformers"
+
+    def __init__(self, model: Any, processor: Any, batch_size: int = 8, max_length: int | None = None,
+                 model_id: str = ""):
+        self.model = model.eval()
+        self.processor = processor
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.tokenizer.padding_side = "left"
+        self.batch_size = batch_size
+        self.max_length = max_length or getattr(self.tokenizer, "model_max_length", None)
+        self.model_id = model_id
+        self._answer_ids = lru_cache(maxsize=4096)(self._answer_ids_uncached)
+        self._plans: dict[tuple, ChoicePlan] = {}
+
+    @classmethod
+    def load(cls, path: str, device: str | None = None, dtype: str | None = "auto", batch_size: int = 8,
+             attn_implementation: str | None = None, trust_remote_code: bool = False) -> "HFBackend":
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        kwargs: dict[str, Any] = {"dtype": dtype if dtype in (None, "auto") else getattr(torch, dtype)}
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+            model = AutoModelForImageTextToText.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+        except OSError as e:
+            raise BackendError(f"could not load model {path!r}: {e}. Pass a local directory or a hub id "
+                               "(with network access or a filled HF cache).") from None
+        return cls(model.to(device), processor, batch_size=batch_size, model_id=str(path))
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "model": self.model_id, "dtype": str(self.model.dtype).replace("torch.", ""),
+                "device": str(self.device)}
+
+    # -- tokenisation helpers ----------------------------------------------------------------------------------
+    def _prompt_text(self, x: ChatInput) -> str:
+        return self.processor.apply_chat_template(_messages(x), add_generation_prompt=True, tokenize=False)
+
+    def _answer_ids_uncached(self, answer: str) -> tuple[int, ...]:
+        """Token ids of `answer` as the start of the assistant turn (tokenised in context)."""
+        ctx = self.processor.apply_chat_template([{"role": "user", "content": "x"}], add_generation_prompt=True,
+                                                 tokenize=False)
+        base = self.tokenizer(ctx, add_special_tokens=False)["input_ids"]
+        full = self.tokenizer(ctx + answer, add_special_tokens=False)["input_ids"]
+        if full[: len(base)] != base:
+            raise BackendError("the tokenizer merges the chat template's generation prompt with the answer; "
+                               "choice probabilities cannot be read for this model")
+        return tuple(full[len(base):])
+
+    def _terminator(self) -> int | None:
+        ctx = self.processor.apply_chat_template(
+            [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], tokenize=False)
+        tail = ctx[ctx.rindex("y") + 1:]
+        ids = self.tokenizer(tail, add_special_tokens=False)["input_ids"] if tail else []
+        return ids[0] if ids else self.tokenizer.eos_token_id
+
+    def _plan(self, prefix: str, choices: Sequence[str]) -> ChoicePlan:
+        key = (prefix, tuple(choices))
+        if key not in self._plans:
+            seqs = [list(self._answer_ids(prefix + c)) for c in choices]
+            self._plans[key] = plan_choices(seqs, self._terminator())
+        return self._plans[key]
+
+    def _encode(self, inputs: Sequence[ChatInput]) -> dict:
+        images = [im for x in inputs for im in x.images]
+        videos = [v for x in inputs for v in x.videos]
+        kwargs: dict[str, Any] = {}
+        if videos:
+            kwargs["videos"] = [v.to_array() for v in videos]
+            kwargs["do_sample_frames"] = False
+            kwargs["video_metadata"] = [
+                {"fps": v.fps, "total_num_frames": len(v.frames), "frames_indices": list(range(len(v.frames)))}
+                for v in videos]
+        enc = self.processor(text=[self._prompt_text(x) for x in inputs], images=images or None, padding=True,
+                             return_tensors="pt", **kwargs)
+        enc.pop("token_type_ids", None)
+        return enc
+
+    def _check_length(self, length: int) -> None:
+        if self.max_length and length > self.max_length:
+            raise PromptTooLongError(f"request is {length} tokens, over the model's context of {self.max_length}; "
+                                     "lower the video frame count or pixel budget, or shorten the prompt")
+
+    def _batches(self, items: Sequence[Any], key) -> list[list[int]]:
+        order = sorted(range(len(items)), key=key)
+        return [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    @staticmethod
+    def _size_key(x: ChatInput) -> tuple:
+        media = sum(im.width * im.height for im in x.images) + sum(
+            len(v.frames) * v.frames[0].width * v.frames[0].height for v in x.videos)
+        return (media, sum(len(p) for p in x.parts if isinstance(p, str)))
+
+    # -- the two request types ---------------------------------------------------------------------------------
+    def choice_probs(self, inputs, prefix, choices):
+        import torch
+
+        plan = self._plan(prefix, choices)
+        rows = [(i, p) for i in range(len(inputs)) for p in range(len(plan.paths))]
+        logp: dict[tuple[int, int], torch.Tensor] = {}
+        for batch in self._batches(rows, key=lambda r: self._size_key(inputs[rows[r][0]])):
+            enc = self._encode([inputs[rows[r][0]] for r in batch])
+            suffixes = [list(plan.common) + list(plan.paths[rows[r][1]]) for r in batch]
+            self._append(enc, suffixes)
+            self._check_length(enc["input_ids"].shape[1])
+            keep = plan.max_path_len + 1
+            with torch.inference_mode():
+                out = self.model(**{k: v.to(self.device) for k, v in enc.items()}, logits_to_keep=keep)
+            lp = torch.log_softmax(out.logits.float(), dim=-1).cpu()
+            for b, r in enumerate(batch):
+                logp[rows[r]] = lp[b]
+        result = []
+        for i in range(len(inputs)):
+            scores = []
+            for factors in plan.factors:
+                total = 0.0
+                for path, d, tok in factors:
+                    # the logit predicting tail position d sits len(path) - d positions before the row's end
+                    total += float(logp[(i, path)][-1 - (len(plan.paths[path]) - d), tok])
+                scores.append(total)
+            m = max(scores)
+            exp = [math.exp(s - m) for s in scores]
+            z = sum(exp)
+            result.append([e / z for e in exp])
+        return result
+
+    def _append(self, enc: dict, suffixes: list[list[int]]) -> None:
+        """Append token suffixes to left-padded rows in place, keeping the batch left-padded. Every per-token
+        tensor of the encoding (ids, mask, multimodal token types) is extended alongside."""
+        import torch
+
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        per_token = [k for k, v in enc.items() if hasattr(v, "shape") and tuple(v.shape) == tuple(ids.shape)]
+        lengths = [int(m.sum()) + len(s) for m, s in zip(mask, suffixes)]
+        width = max(lengths)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        for key in per_token:
+            old = enc[key]
+            new = torch.full((len(suffixes), width), pad if key == "input_ids" else 0, dtype=old.dtype)
+            for b, s in enumerate(suffixes):
+                kept = old[b][mask[b].bool()]
+                if key == "input_ids":
+                    tail = torch.tensor(s, dtype=old.dtype)
+                else:
+                    tail = torch.full((len(s),), 1 if key == "attention_mask" else 0, dtype=old.dtype)
+                new[b, width - lengths[b]:] = torch.cat([kept, tail])
+            enc[key] = new
+
+    def generate(self, inputs, max_new_tokens=256, stop=None, prefix=""):
+        import torch
+        from transformers import StoppingCriteriaList
+
+        prefix_ids = list(self._answer_ids(prefix)) if prefix else []
+        texts: list[str | None] = [None] * len(inputs)
+        tok = self.tokenizer
+        for batch in self._batches(range(len(inputs)), key=lambda i: self._size_key(inputs[i])):
+            enc = self._encode([inputs[i] for i in batch])
+            if prefix_ids:
+                self._append(enc, [prefix_ids] * len(batch))
+            start = enc["input_ids"].shape[1]
+            self._check_length(start)
+            criteria = StoppingCriteriaList([_stop_on_strings(tok, start, stop)]) if stop else None
+            with torch.inference_mode():
+                out = self.model.generate(**{k: v.to(self.device) for k, v in enc.items()},
+                                          max_new_tokens=max_new_tokens, do_sample=False,
+                                          stopping_criteria=criteria, pad_token_id=tok.pad_token_id)
+            for b, i in enumerate(batch):
+                texts[i] = tok.decode(out[b, start:], skip_special_tokens=True)
+        return [t or "" for t in texts]
+
+
+def _stop_on_strings(tokenizer, start: int, stop: Sequence[str]):
+    """A stopping criterion: a row is done once its decoded continuation contains any stop string."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopOnStrings(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            done = [any(s in tokenizer.decode(row[start:], skip_special_tokens=True) for s in stop)
+                    for row in input_ids]
+            return torch.tensor(done, device=input_ids.device)
+
+    return StopOnStrings()

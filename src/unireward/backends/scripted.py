@@ -1,0 +1,42 @@
+"""A scripted backend: answers come from a Python function. For tests, examples and dry runs."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from .base import Backend, ChatInput
+
+
+class ScriptedBackend(Backend):
+    """`respond(input) -> str` gives the generated text; `probs(input, prefix, choices) -> list[float]` (optional)
+    gives choice probabilities. Without `probs`, the judge falls back to generation and parsing."""
+
+    name = "scripted"
+
+    def __init__(self, respond: Callable[[ChatInput], str],
+                 probs: Callable[[ChatInput, str, Sequence[str]], Sequence[float]] | None = None):
+        self.respond = respond
+        self.probs = probs
+        self.supports_probs = probs is not None
+        self.calls = 0
+
+    def generate(self, inputs, max_new_tokens=256, stop=None, prefix=""):
+        self.calls += len(inputs)
+        out = []
+        for x in inputs:
+            text = self.respond(x)
+            if prefix and text.startswith(prefix):
+                text = text[len(prefix):]
+            out.append(text)
+        return out
+
+    def choice_probs(self, inputs, prefix, choices):
+        if self.probs is None:
+            return None
+        self.calls += len(inputs)
+        rows = []
+        for x in inputs:
+            p = [float(v) for v in self.probs(x, prefix, choices)]
+            s = sum(p)
+            rows.append([v / s for v in p])
+        return rows

@@ -1,0 +1,321 @@
+"""RewardModel: the facade users hold. Ranks pairs, scores single candidates and ranks groups.
+
+    rm = RewardModel.load("path/to/judge")                      # transformers, in process
+    rm = RewardModel.load("http://127.0.0.1:8000/v1", backend="openai", model="judge")  # vLLM / SGLang / ours
+    rm.rank("a red circle", "a.png", "b.png", task="image-gen/pair", both_orders=True)
+    rm.score("What colour is it?", "Red.", task="image-und/point", media="scene.png")
+    rm.rank_group("a red circle", ["1.png", "2.png", "3.png"], task="image-gen/pair")
+
+Order swapping, tie handling and the choice between reading probabilities and generating live here only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from .backends.base import Backend, ChatInput
+from .errors import MediaError, PromptTooLongError, TaskError
+from .grouping import bradley_terry, schedule_pairs
+from .results import GroupResult, PairResult, PointResult
+from .tasks import TIE, Task, get_task
+
+
+@dataclass
+class PairRequest:
+    prompt: str
+    a: Any  # generation: media; understanding: answer text
+    b: Any
+    media: Any = None  # understanding: the image or video the answers are about
+    id: str | None = None
+
+
+@dataclass
+class PointRequest:
+    prompt: str
+    candidate: Any
+    media: Any = None
+    id: str | None = None
+
+
+@dataclass
+class _Prepared:
+    """A request with its media loaded, ready to render in either order."""
+
+    prompt: str
+    candidates: list[Any]
+    context: Any = None
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _unswap(w):
+    return 3 - w if w in (1, 2) else w
+
+
+def _key(w) -> str:
+    return str(w)
+
+
+class RewardModel:
+    def __init__(self, backend: Backend, *, image_policy=None, video_policy=None, method: str = "auto",
+                 max_new_tokens: int = 512, allow_urls: bool = False):
+        from .media import ImagePolicy, VideoPolicy
+
+        if method not in ("auto", "probs", "generate"):
+            raise ValueError("method must be auto, probs or generate")
+        self.backend = backend
+        self.image_policy = image_policy or ImagePolicy()
+        self.video_policy = video_policy or VideoPolicy()
+        self.method = method
+        self.max_new_tokens = max_new_tokens
+        self.allow_urls = allow_urls
+
+    @classmethod
+    def load(cls, model: str, *, backend: str = "hf", device: str | None = None, dtype: str | None = "auto",
+             batch_size: int = 8, **kwargs) -> "RewardModel":
+        """Load a judge. backend="hf": a local directory or hub id; backend="openai": a base URL (or several,
+        comma-separated) of an OpenAI-compatible server, with `served_model=` naming the model there."""
+        judge_kwargs = {k: kwargs.pop(k) for k in ("image_policy", "video_policy", "method", "max_new_tokens",
+                                                    "allow_urls") if k in kwargs}
+        if backend == "hf":
+            from .backends.hf import HFBackend
+
+            b: Backend = HFBackend.load(model, device=device, dtype=dtype, batch_size=batch_size, **kwargs)
+        elif backend == "openai":
+            from .backends.openai import OpenAIBackend
+
+            b = OpenAIBackend(model, **kwargs)
+        else:
+            raise ValueError(f"unknown backend {backend!r}; use hf or openai")
+        return cls(b, **judge_kwargs)
+
+    # -- public API ------------------------------------------------------------------------------------------
+    def rank(self, prompt: str, a: Any, b: Any, *, task: str | Task = "image-gen/pair", media: Any = None,
+             both_orders: bool = False, dimensions: bool = False, template: str | None = None) -> PairResult:
+        return self.rank_batch([PairRequest(prompt, a, b, media)], task=task, both_orders=both_orders,
+                               dimensions=dimensions, template=template)[0]
+
+    def score(self, prompt: str, candidate: Any, *, task: str | Task = "image-gen/point", media: Any = None,
+              dimensions: bool = False, template: str | None = None) -> PointResult:
+        return self.score_batch([PointRequest(prompt, candidate, media)], task=task, dimensions=dimensions,
+                                template=template)[0]
+
+    def rank_batch(self, requests: Sequence[PairRequest], *, task: str | Task = "image-gen/pair",
+                   both_orders: bool = False, dimensions: bool = False, template: str | None = None,
+                   progress: bool = False) -> list[PairResult]:
+        t = self._task(task, "pair", dimensions, template)
+        prepared = [self._prepare(t, r.prompt, [r.a, r.b], r.media) for r in requests]
+        return self._rank_prepared(t, prepared, both_orders, progress)
+
+    def score_batch(self, requests: Sequence[PointRequest], *, task: str | Task = "image-gen/point",
+                    dimensions: bool = False, template: str | None = None, progress: bool = False) -> list[PointResult]:
+        t = self._task(task, "point", dimensions, template)
+        prepared = [self._prepare(t, r.prompt, [r.candidate], r.media) for r in requests]
+        start = time.perf_counter()
+        ok = [i for i, p in enumerate(prepared) if p.error is None]
+        inputs = [self._render(t, prepared[i], swap=False) for i in ok]
+        results: list[PointResult | None] = [None] * len(prepared)
+        for i, p in enumerate(prepared):
+            if p.error is not None:
+                results[i] = self._point_error(t, p.error)
+        fmt = t.answer
+        use_probs = self._use_probs(t)
+        for chunk in _chunks(list(range(len(ok))), 256 if progress else len(ok) or 1, progress, "scoring"):
+            rendered = [inputs[c] for c in chunk]
+            outputs = self._run(t, rendered, use_probs)
+            for c, out in zip(chunk, outputs):
+                i = ok[c]
+                if isinstance(out, Exception):
+                    results[i] = self._point_error(t, str(out))
+                elif use_probs:
+                    values = fmt.values()
+                    probs = {str(v): p for v, p in zip(values, out)}
+                    best = max(zip(out, values))[1]
+                    results[i] = PointResult(task=t.key, score=float(best),
+                                             expected_score=sum(v * p for v, p in zip(values, out)),
+                                             probs=probs, raw=fmt.prefix + str(best), method="probs",
+                                             **self._stamp(t))
+                else:
+                    v = t.parse(out)
+                    results[i] = PointResult(task=t.key, score=v.score, raw=out, dimensions=v.dimensions,
+                                             status="ok" if v.parsed else "unparsed", reason=v.reason,
+                                             method="generate", **self._stamp(t))
+        elapsed = time.perf_counter() - start
+        for r in results:
+            r.latency_s = elapsed / max(len(results), 1)
+        return results  # type: ignore[return-value]
+
+    def rank_group(self, prompt: str, candidates: Sequence[Any], *, task: str | Task = "image-gen/pair",
+                   media: Any = None, schedule: str = "auto", both_orders: bool = False, seed: int = 0,
+                   rounds: int | None = None) -> GroupResult:
+        """Rank N candidates by Bradley-Terry strengths fitted to pairwise judgements (probabilities when the
+        backend gives them, else wins; ties count half; unparsed comparisons are left out and counted)."""
+        t = self._task(task, "pair", False, None)
+        n = len(candidates)
+        loaded = self._prepare(t, prompt, list(candidates), media, expected=n)
+        pairs = schedule_pairs(n, schedule, seed=seed, rounds=rounds)
+        prepared = [_Prepared(prompt, [loaded.candidates[i], loaded.candidates[j]], loaded.context, loaded.error)
+                    for i, j in pairs]
+        results = self._rank_prepared(t, prepared, both_orders, progress=False)
+        outcomes, comparisons, unparsed = [], [], 0
+        for (i, j), r in zip(pairs, results):
+            s = r.p_first if r.p_first is not None else {1: 1.0, 2: 0.0, TIE: 0.5}.get(r.winner)
+            comparisons.append({"i": i, "j": j, "winner": r.winner, "p_first": r.p_first, "status": r.status})
+            if s is None:
+                unparsed += 1
+                continue
+            outcomes.append((i, j, s))
+        strengths = bradley_terry(n, outcomes)
+        ranking = sorted(range(n), key=lambda k: -strengths[k])
+        used = "round-robin" if schedule == "auto" and n <= 8 else ("sparse" if schedule == "auto" else schedule)
+        return GroupResult(task=t.key, ranking=ranking, strengths=strengths, comparisons=comparisons,
+                           schedule=used, unparsed=unparsed)
+
+    # -- internals -------------------------------------------------------------------------------------------
+    def _task(self, task, kind: str, dimensions, template) -> Task:
+        t = get_task(task, dimensions=dimensions, template=template)
+        if t.kind != kind:
+            raise TaskError(f"task {t.name} is a {t.kind} task; use a */{kind} task here")
+        return t
+
+    def _use_probs(self, t: Task) -> bool:
+        if self.method == "generate" or t.answer.dimensions:
+            return False
+        return bool(self.backend.supports_probs)
+
+    def _stamp(self, t: Task) -> dict:
+        policy = self.video_policy if t.modality == "video" else self.image_policy
+        return {"task_version": t.version, "template_hash": t.template_hash, "media_policy": policy.to_dict()}
+
+    def _load(self, t: Task, src: Any) -> Any:
+        from .media import load_media
+
+        return load_media(src, t.modality, image_policy=self.image_policy, video_policy=self.video_policy,
+                          allow_urls=self.allow_urls)
+
+    def _prepare(self, t: Task, prompt: str, candidates: list, media: Any, expected: int | None = None) -> _Prepared:
+        try:
+            if t.domain == "gen":
+                if media is not None:
+                    raise TaskError(f"task {t.name} judges generated media: pass candidates, not `media`")
+                return _Prepared(prompt, [self._load(t, c) for c in candidates])
+            if media is None:
+                raise TaskError(f"task {t.name} needs the {t.modality} the answers are about (`media=`)")
+            return _Prepared(prompt, [str(c) for c in candidates], context=self._load(t, media))
+        except (MediaError, TaskError) as e:
+            if isinstance(e, TaskError) and "needs" not in str(e) and "pass candidates" not in str(e):
+                raise
+            return _Prepared(prompt, list(candidates), error=str(e))
+
+    def _render(self, t: Task, p: _Prepared, swap: bool) -> ChatInput:
+        cands = p.candidates[::-1] if swap else p.candidates
+        if t.domain == "gen":
+            parts = t.render(p.prompt, num_media=len(cands))
+            return ChatInput([cands[x] if isinstance(x, int) else x for x in parts])
+        parts = t.render(p.prompt, answers=cands)
+        return ChatInput([p.context if isinstance(x, int) else x for x in parts])
+
+    def _run(self, t: Task, inputs: list[ChatInput], use_probs: bool) -> list:
+        """Run one request type over `inputs`; a failing batch is retried one by one so one bad item
+        (e.g. a prompt over the context) does not take the others down."""
+        fmt = t.answer
+        choices = list(fmt.choices().values())
+
+        def call(xs):
+            if use_probs:
+                return self.backend.choice_probs(xs, fmt.prefix, choices)
+            stop = [fmt.prefix + c for c in choices] if t.is_pair else None
+            return self.backend.generate(xs, max_new_tokens=self.max_new_tokens, stop=stop)
+
+        if not inputs:
+            return []
+        try:
+            return list(call(inputs))
+        except PromptTooLongError:
+            out = []
+            for x in inputs:
+                try:
+                    out.append(call([x])[0])
+                except PromptTooLongError as e:
+                    out.append(e)
+            return out
+
+    def _verdict(self, t: Task, out, use_probs: bool) -> dict:
+        if isinstance(out, Exception):
+            return {"winner": None, "status": "error", "reason": str(out), "raw": "", "probs": None, "dims": {}}
+        if use_probs:
+            keys = list(t.answer.choices())
+            probs = {_key(k): p for k, p in zip(keys, out)}
+            probs.setdefault("tie", 0.0)
+            winner = max(zip(out, keys))[1]
+            return {"winner": winner, "status": "ok", "reason": None, "probs": probs, "dims": {},
+                    "raw": t.answer.prefix + t.answer.verdict(winner)}
+        v = t.parse(out)
+        return {"winner": v.winner, "status": "ok" if v.parsed else "unparsed", "reason": v.reason, "raw": out,
+                "probs": None, "dims": v.dimensions}
+
+    def _rank_prepared(self, t: Task, prepared: list[_Prepared], both_orders: bool, progress: bool) -> list[PairResult]:
+        start = time.perf_counter()
+        use_probs = self._use_probs(t)
+        ok = [i for i, p in enumerate(prepared) if p.error is None]
+        orders = [False, True] if both_orders else [False]
+        jobs = [(i, swap) for i in ok for swap in orders]
+        verdicts: dict[tuple[int, bool], dict] = {}
+        step = 256 if progress else max(len(jobs), 1)
+        for chunk in _chunks(jobs, step, progress, "ranking"):
+            outs = self._run(t, [self._render(t, prepared[i], swap) for i, swap in chunk], use_probs)
+            for job, out in zip(chunk, outs):
+                verdicts[job] = self._verdict(t, out, use_probs)
+        results = []
+        for i, p in enumerate(prepared):
+            if p.error is not None:
+                results.append(PairResult(task=t.key, winner=None, status="error", reason=p.error, **self._stamp(t)))
+                continue
+            first = verdicts[(i, False)]
+            second = verdicts.get((i, True))
+            results.append(self._combine(t, first, second, use_probs))
+        elapsed = time.perf_counter() - start
+        for r in results:
+            r.latency_s = elapsed / max(len(results), 1)
+        return results
+
+    def _combine(self, t: Task, a: dict, b: dict | None, use_probs: bool) -> PairResult:
+        method = "probs" if use_probs else "generate"
+        if b is None:
+            return PairResult(task=t.key, winner=a["winner"], probs=a["probs"], raw=[a["raw"]], dimensions=a["dims"],
+                              status=a["status"], reason=a["reason"], method=method, **self._stamp(t))
+        wa, wb = a["winner"], _unswap(b["winner"])
+        raw = [a["raw"], b["raw"]]
+        dims = {k: v for k, v in a["dims"].items() if _unswap(b["dims"].get(k)) == v}
+        if a["probs"] and b["probs"]:
+            pa, pb = a["probs"], b["probs"]
+            probs = {"1": (pa["1"] + pb["2"]) / 2, "2": (pa["2"] + pb["1"]) / 2, "tie": (pa["tie"] + pb["tie"]) / 2}
+            keys = {"1": 1, "2": 2, "tie": TIE}
+            winner = keys[max(probs, key=probs.get)]
+            return PairResult(task=t.key, winner=winner, probs=probs, consistent=wa == wb, raw=raw, dimensions=dims,
+                              method=method, **self._stamp(t))
+        if wa is not None and wb is not None:
+            winner, consistent = (wa, True) if wa == wb else (TIE, False)
+            return PairResult(task=t.key, winner=winner, consistent=consistent, raw=raw, dimensions=dims,
+                              method=method, **self._stamp(t))
+        if wa is None and wb is None:
+            return PairResult(task=t.key, winner=None, raw=raw, status="unparsed" if "error" not in
+                              (a["status"], b["status"]) else "error", reason=a["reason"] or b["reason"],
+                              method=method, **self._stamp(t))
+        return PairResult(task=t.key, winner=wa if wa is not None else wb, consistent=None, raw=raw, dimensions=dims,
+                          reason="one order did not parse: " + str(a["reason"] or b["reason"]), method=method,
+                          **self._stamp(t))
+
+    def _point_error(self, t: Task, reason: str) -> PointResult:
+        return PointResult(task=t.key, score=None, status="error", reason=reason, **self._stamp(t))
+
+
+def _chunks(items: list, size: int, progress: bool, desc: str) -> Iterable[list]:
+    chunks = [items[i: i + size] for i in range(0, len(items), size)] or [[]]
+    if progress and len(chunks) > 1:
+        from tqdm.auto import tqdm
+
+        return tqdm(chunks, desc=desc, unit="batch")
+    return chunks

@@ -1,0 +1,1 @@
+"""Model registry (short names -> checkpoints and settings) and tiny offline model builders."""
