@@ -134,7 +134,8 @@ def train_generator(gen: Generator, captions_and_images: Sequence[tuple[str, Any
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
     captions = [c for c, _ in captions_and_images]
-    pixels = _to_tensor([im for _, im in captions_and_images], gen.resolution)
+    device = gen.unet.device
+    pixels = _to_tensor([im for _, im in captions_and_images], gen.resolution).to(device)
     denoiser, rng = gen.denoiser, torch.Generator().manual_seed(seed)
     params = [p for m in (gen.unet, gen.text_encoder) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -145,9 +146,9 @@ def train_generator(gen: Generator, captions_and_images: Sequence[tuple[str, Any
     for step in range(1, steps + 1):
         idx = torch.randint(0, len(captions), (batch_size,), generator=rng)
         drop = torch.rand(batch_size, generator=rng) < caption_dropout
-        x0 = pixels[idx]
-        noise = torch.randn(x0.shape, generator=rng)
-        t = torch.randint(0, gen.scheduler.config.num_train_timesteps, (batch_size,), generator=rng)
+        x0 = pixels[idx.to(device)]
+        noise = torch.randn(x0.shape, generator=rng).to(device)
+        t = torch.randint(0, gen.scheduler.config.num_train_timesteps, (batch_size,), generator=rng).to(device)
         cond = encode_prompt(gen, ["" if d else captions[i] for i, d in zip(idx.tolist(), drop.tolist())])
         pred = denoiser(gen.scheduler.add_noise(x0, noise, t), t, cond)
         loss = torch.nn.functional.mse_loss(pred, gen.scheduler.get_velocity(x0, noise, t))
@@ -156,7 +157,7 @@ def train_generator(gen: Generator, captions_and_images: Sequence[tuple[str, Any
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if shadow is not None:
             torch._foreach_lerp_(shadow, [p.detach() for p in params], 1.0 - min(ema, (1 + step) / (10 + step)))
         if callback and callback_every and (step % callback_every == 0 or step == steps):
@@ -194,10 +195,10 @@ def sample(gen: Generator, captions: Sequence[str], seeds: Sequence[int], steps:
     for i in range(0, len(captions), batch_size):
         cond = encode_prompt(gen, captions[i:i + batch_size])
         x = torch.stack([torch.randn((3, r, r), generator=torch.Generator().manual_seed(int(s)))
-                         for s in seeds[i:i + batch_size]])
+                         for s in seeds[i:i + batch_size]]).to(gen.unet.device)
         for t in ddim.timesteps:
             x = ddim.step(denoiser(x, t, cond), t, x).prev_sample
-        arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        arr = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         out.extend(Image.fromarray(a) for a in arr)
     gen.unet.train(was_training[0]), gen.text_encoder.train(was_training[1])
     return out

@@ -131,9 +131,16 @@ def _cell_offset(index: int, size: int, s: int) -> int:
     return (0, (size - s) // 2, size - s)[index]
 
 
-def _paint(canvas: np.ndarray, obj: Obj, top: int, left: int, s: int, rng: np.random.Generator) -> None:
-    colour = np.clip(np.array(COLOURS[obj.colour]) + rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, 3), 0, 255)
+def _colour(obj: Obj, rng: np.random.Generator) -> np.ndarray:
+    return np.clip(np.array(COLOURS[obj.colour]) + rng.integers(-COLOUR_JITTER, COLOUR_JITTER + 1, 3), 0, 255)
+
+
+def _paint(canvas: np.ndarray, obj: Obj, top: int, left: int, s: int, colour: np.ndarray) -> None:
     canvas[top:top + s, left:left + s][shape_mask(obj.shape, s)] = colour
+
+
+def _clip(v: int, hi: int) -> int:
+    return max(0, min(hi, int(v)))
 
 
 def _background(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -150,8 +157,8 @@ def render_image(scene: Scene, size: int = 32, seed: int = 0) -> np.ndarray:
     s, j = _object_size(size, n, False), max(1, size // (16 if n == 1 else 32))  # two objects never overlap
     for obj in scene.objects:
         r, c = divmod(POSITIONS.index(obj.position), 3)
-        top, left = (int(np.clip(_cell_offset(i, size, s) + rng.integers(-j, j + 1), 0, size - s)) for i in (r, c))
-        _paint(img, obj, top, left, s, rng)
+        top, left = (_clip(_cell_offset(i, size, s) + rng.integers(-j, j + 1), size - s) for i in (r, c))
+        _paint(img, obj, top, left, s, _colour(obj, rng))
     return img
 
 
@@ -159,7 +166,7 @@ def video_track(scene: Scene, size: int, frames: int, rng: np.random.Generator) 
     """Top-left corner per frame (None: the object is not drawn), including the scene's physics violation."""
     s, j = _object_size(size, 1, True), max(1, size // 16)
     span = size - s
-    lane = int(np.clip(_cell_offset(int(rng.integers(3)), size, s) + rng.integers(-j, j + 1), 0, span))
+    lane = _clip(_cell_offset(int(rng.integers(3)), size, s) + rng.integers(-j, j + 1), span)
     along = [round(t * span / (frames - 1)) for t in range(frames)]
     if scene.motion in ("left", "up"):
         along = along[::-1]
@@ -180,14 +187,16 @@ def render_video(scene: Scene, size: int = 32, frames: int = 8, seed: int = 0) -
     """An RGB uint8 array (frames, size, size, 3) of the object crossing the frame in `scene.motion`."""
     if not scene.is_video:
         raise ValueError("render_video needs a video scene (motion set); use render_image")
+    if frames < 2:
+        raise ValueError(f"a video needs at least 2 frames, got {frames}")
     rng = np.random.default_rng(seed)
     bg = _background(size, rng)
     s, obj = _object_size(size, 1, True), scene.objects[0]
-    colour_seed = int(rng.integers(2**31))
+    colour = _colour(obj, rng)
     out = np.repeat(bg[None], frames, axis=0)
     for t, corner in enumerate(video_track(scene, size, frames, rng)):
         if corner is not None:
-            _paint(out[t], obj, corner[0], corner[1], s, np.random.default_rng(colour_seed))
+            _paint(out[t], obj, corner[0], corner[1], s, colour)
     return out
 
 

@@ -88,12 +88,12 @@ def denoiser_forward(model: nn.Module, noisy: torch.Tensor, timesteps: torch.Ten
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def _twice(x: Any) -> Any:
-    """Repeat a conditioning batch for the (chosen, rejected) halves."""
+def _twice(x: Any, device: torch.device | str) -> Any:
+    """Repeat a conditioning batch for the (chosen, rejected) halves, on `device`."""
     if isinstance(x, torch.Tensor):
-        return torch.cat([x, x])
+        return torch.cat([x, x]).to(device)
     if isinstance(x, dict):
-        return {k: _twice(v) for k, v in x.items()}
+        return {k: _twice(v, device) for k, v in x.items()}
     return x
 
 
@@ -155,7 +155,7 @@ def dpo_micro_step(batch: dict, policy: nn.Module, reference: nn.Module, noise_s
     clean, noise2, t2 = torch.cat([w, l_]), torch.cat([noise, noise]), torch.cat([t, t])
     noisy = noise_scheduler.add_noise(clean, noise2, t2)
     target = diffusion_target(noise_scheduler, clean, noise2, t2, prediction_type)
-    cond2 = _twice(cond)
+    cond2 = _twice(cond, w.device)
     pred = forward(policy, noisy, t2, cond2)
     with torch.no_grad():
         ref = forward(reference, noisy, t2, cond2)
@@ -206,6 +206,8 @@ def train_diffusion_dpo(config: DiffusionDPOConfig, policy: nn.Module, reference
     reference.eval().requires_grad_(False)
     if config.use_lora:
         _add_lora(policy, config)
+    else:
+        policy.requires_grad_(True)  # full fine-tuning: every denoiser weight
     if config.gradient_checkpointing and hasattr(policy, "enable_gradient_checkpointing"):
         policy.enable_gradient_checkpointing()
     policy.train()
@@ -218,7 +220,9 @@ def train_diffusion_dpo(config: DiffusionDPOConfig, policy: nn.Module, reference
     policy, optimizer = accelerator.prepare(policy, optimizer)
     accelerator.register_for_checkpointing(lr_scheduler)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
-    reference.to(accelerator.device, dtype=dtype)
+    reference.to(accelerator.device)
+    if dtype != torch.float32:
+        reference.to(dtype=dtype)
     if vae is not None:
         vae.eval().requires_grad_(False).to(accelerator.device)
 

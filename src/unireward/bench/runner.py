@@ -1,0 +1,214 @@
+"""Run a benchmark end to end: load, judge in batches, append item records, summarize, report.
+
+    from unireward.bench import BenchConfig, run_bench
+    results = run_bench(BenchConfig("vlrb", data="~/data/VL-RewardBench", model="path/to/judge", protocol="clean"))
+
+Outputs under `out` (default `runs/bench/<name>-<protocol>`): `manifest.json`, `items.jsonl` (one record per
+item, appended as judged: an interrupted run resumes by skipping the ids already there, so no item is lost or
+duplicated), `results.json`, `report.md` and `plot.png`. A run refuses to resume into a folder whose manifest
+describes a different run (benchmark, protocol, seed, swap, model, templates, frames, data); pass
+`fresh=True` to start over.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from ..errors import ConfigError, UnirewardError
+from .loaders import Benchmark, Item, load_benchmark
+from .protocols import PROTOCOLS, point_record, pair_record, reference_swaps
+from .report import markdown, plot, summarize
+
+ITEMS_FILE = "items.jsonl"
+IDENTITY = ("benchmark", "protocol", "seed", "swap_rule", "model", "tasks", "video_policy", "data", "split")
+
+
+@dataclass
+class BenchConfig:
+    name: str  # genai-image, genai-video, videogen, vlrb, mmrb, pairs, samples, sandbox
+    data: str | None = None  # the local copy of the benchmark (sandbox: a folder holding heldout.jsonl)
+    model: str | None = None  # a model folder / hub id (hf) or a server URL (openai)
+    protocol: str = "clean"  # "reference" (published way) or "clean" (both orders, explicit ties)
+    seed: int = 0  # seeds the reference protocol's swaps; recorded either way
+    out: str | None = None  # output folder; default runs/bench/<name>-<protocol>
+    limit: int | None = None  # judge only the first N items (dataset order)
+    batch_size: int = 8
+    backend: str = "hf"  # "hf" or "openai"
+    served_model: str | None = None  # openai backend: the model name on the server
+    template: str | None = None  # a Jinja template file replacing the task's own
+    frames: int = 8  # video frames per clip, uniform over the whole clip
+    split: str | None = None  # dataset split (GenAI-Bench and VL-RewardBench: default "test")
+    task: str | None = None  # pairs: the task of every record (default: from the record or inferred)
+    swap: bool = True  # reference protocol: apply the published seeded swap where there was one
+    fresh: bool = False  # ignore and replace earlier item records in `out`
+    progress: bool = True  # show a progress bar over items
+
+
+def run_bench(cfg: BenchConfig, judge: Any = None) -> dict[str, Any]:
+    """Run `cfg`; `judge` (a RewardModel) replaces loading `cfg.model`. Returns the results dict."""
+    if cfg.protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
+    bench = load_benchmark(cfg.name, cfg.data, cfg.split, cfg.task)
+    items = bench.items[: cfg.limit] if cfg.limit is not None else bench.items
+    rule = bench.swap_rule if cfg.protocol == "reference" and cfg.swap else None
+    swaps = dict(zip((it.id for it in bench.items), reference_swaps(len(bench.items), cfg.seed, rule)))
+    judge = judge or _load_judge(cfg)
+    out = Path(cfg.out or f"runs/bench/{bench.name}-{cfg.protocol}")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = _manifest(cfg, bench, items, judge, rule)
+    path = out / ITEMS_FILE
+    _check_resume(out, manifest, cfg.fresh)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    done = read_records(path)
+    pending = [it for it in items if it.id not in done]
+    with path.open("a", encoding="utf-8") as f, _progress(cfg, len(items), len(items) - len(pending)) as bar:
+        for chunk in _chunks(pending, max(cfg.batch_size, 1)):
+            for rec in judge_items(judge, chunk, cfg.protocol, swaps, cfg.template):
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                done[rec["id"]] = rec
+            f.flush()
+            bar.update(len(chunk))
+    records = [done[it.id] for it in items]
+    results = summarize(records, bench.groupings, unparsed_as_tie=cfg.protocol == "reference" and bench.unparsed_as_tie,
+                        macro_groupings=list(bench.groupings) if bench.name == "vlrb" else ())
+    results.update(manifest=manifest, n_items=len(records), notes=bench.notes)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "report.md").write_text(markdown(results))
+    plot(results, out / "plot.png")
+    results["out"] = str(out)
+    return results
+
+
+def judge_items(judge: Any, chunk: list[Item], protocol: str, swaps: dict[str, bool],
+                template: str | None = None) -> list[dict]:
+    """Judge a batch of items (grouped by task); one record per item, in the chunk's order."""
+    from ..judge import PairRequest, PointRequest
+    from ..tasks import get_task
+
+    recs: dict[str, dict] = {}
+    for task in dict.fromkeys(it.task for it in chunk):
+        group = [it for it in chunk if it.task == task]
+        t = get_task(task)
+        fetched, ready = {}, []
+        for it in group:
+            try:
+                fetched[it.id] = it.fetch()
+                ready.append(it)
+            except (UnirewardError, OSError) as e:  # a broken row is an error record, not a crash
+                recs[it.id] = _base(it, "pair" if t.is_pair else "point") | _error(t.is_pair, str(e))
+        if t.is_pair:
+            reqs = []
+            for it in ready:
+                a, b, media = fetched[it.id]
+                reqs.append(PairRequest(it.prompt, b, a, media) if swaps.get(it.id) else PairRequest(it.prompt, a, b, media))
+            results = judge.rank_batch(reqs, task=task, both_orders=protocol == "clean", template=template) if reqs else []
+            for it, res in zip(ready, results):
+                recs[it.id] = _base(it, "pair") | pair_record(res, bool(swaps.get(it.id)))
+        else:
+            reqs = [PointRequest(it.prompt, *fetched[it.id]) for it in ready]
+            results = judge.score_batch(reqs, task=task, template=template) if reqs else []
+            for it, res in zip(ready, results):
+                recs[it.id] = _base(it, "point") | point_record(res)
+    return [recs[it.id] for it in chunk]
+
+
+def _base(it: Item, kind: str) -> dict:
+    return {"id": it.id, "task": it.task, "kind": kind, "gold": it.gold, "groups": it.groups}
+
+
+def _error(is_pair: bool, reason: str) -> dict:
+    if is_pair:
+        return {"winner": None, "shown_winner": None, "swapped": False, "status": "error", "consistent": None,
+                "probs": None, "margin": None, "raw": [], "reason": reason, "method": ""}
+    return {"score": None, "expected_score": None, "status": "error", "raw": "", "reason": reason, "method": ""}
+
+
+def read_records(path: Path) -> dict[str, dict]:
+    """Item records already written, by id. A torn last line (a crash mid-write) is cut off the file so that
+    appending continues on a clean line; a later duplicate id (never written by us) keeps the first record."""
+    if not path.is_file():
+        return {}
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        path.write_bytes(data)
+    done: dict[str, dict] = {}
+    for n, line in enumerate(data.decode("utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{path}:{n}: not a valid item record; remove the line or rerun with --fresh") from None
+        done.setdefault(str(rec["id"]), rec)
+    return done
+
+
+def _manifest(cfg: BenchConfig, bench: Benchmark, items: list[Item], judge: Any, rule: str | None) -> dict:
+    import unireward
+    from ..tasks import get_task
+
+    tasks = {}
+    for name in dict.fromkeys(it.task for it in bench.items):
+        t = get_task(name, template=cfg.template)
+        tasks[t.key] = {"template": t.template_name, "template_hash": t.template_hash, "version": t.version}
+    return {
+        "benchmark": bench.name,
+        "protocol": cfg.protocol,
+        "seed": cfg.seed,
+        "swap_rule": rule,
+        "model": cfg.model or getattr(judge.backend, "model_id", None) or judge.backend.name,
+        "backend": judge.backend.describe(),
+        "tasks": tasks,
+        "video_policy": judge.video_policy.to_dict(),
+        "image_policy": judge.image_policy.to_dict(),
+        "both_orders": cfg.protocol == "clean",
+        "data": str(Path(bench.source.split(", ")[0]).resolve()),
+        "split": cfg.split,
+        "limit": cfg.limit,
+        "n_items": len(items),
+        "unireward_version": unireward.__version__,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": asdict(cfg),
+    }
+
+
+def _check_resume(out: Path, manifest: dict, fresh: bool) -> None:
+    old_path, items = out / "manifest.json", out / ITEMS_FILE
+    if fresh:
+        items.unlink(missing_ok=True)
+        return
+    if not items.is_file() or not old_path.is_file():
+        return
+    old = json.loads(old_path.read_text())
+    diff = [k for k in IDENTITY if old.get(k) != manifest.get(k)]
+    if diff:
+        raise ConfigError(f"{out} holds results of a different run ({', '.join(diff)} differ); pass another "
+                          "--out, or --fresh to replace them")
+
+
+def _load_judge(cfg: BenchConfig):
+    from ..judge import RewardModel
+    from ..media import VideoPolicy
+
+    if not cfg.model:
+        raise ConfigError("pass --model (a model folder or hub id, or a server URL with --backend openai)")
+    kwargs: dict[str, Any] = {"video_policy": VideoPolicy(num_frames=cfg.frames, max_frames=max(32, cfg.frames))}
+    if cfg.backend == "openai" and cfg.served_model:
+        kwargs["served_model"] = cfg.served_model
+    return RewardModel.load(cfg.model, backend=cfg.backend, batch_size=cfg.batch_size, **kwargs)
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for i in range(0, len(items), size):
+        yield items[i: i + size]
+
+
+def _progress(cfg: BenchConfig, total: int, initial: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"bench {cfg.name}", unit="item", disable=not cfg.progress)

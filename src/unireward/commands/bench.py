@@ -1,0 +1,62 @@
+"""`unireward bench`: evaluate a judge on a reward benchmark from a local copy.
+
+    unireward bench genai-image --model path/to/judge --data ~/data/GenAI-Bench --protocol reference
+    unireward bench genai-video --model path/to/judge --data ~/data/GenAI-Bench-video --frames 8
+    unireward bench videogen    --model path/to/judge --data ~/data/VideoGen-RewardBench
+    unireward bench vlrb        --model path/to/judge --data ~/data/VL-RewardBench --protocol clean
+    unireward bench mmrb        --model path/to/judge --data ~/data/multimodal_rewardbench/data
+    unireward bench pairs       --model path/to/judge --data my_pairs.jsonl
+    unireward bench samples     --model path/to/judge --data heldout.jsonl
+    unireward bench sandbox     --model runs/judge [--data runs/world]
+
+Protocols: `reference` reproduces how published UnifiedReward numbers were computed (one order, seeded swap
+where the published script swapped); `clean` judges both candidate orders, counts ties only when said
+explicitly, reports unparsed outputs and the position-consistency rate. Results go to --out (default
+runs/bench/<name>-<protocol>): manifest.json, items.jsonl (resumable: rerun the same command to continue),
+results.json, report.md and plot.png. The report is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+NAMES = ("genai-image", "genai-video", "videogen", "vlrb", "mmrb", "pairs", "samples", "sandbox")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="evaluate a judge on a reward benchmark (local copy)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", choices=NAMES, help="the benchmark")
+    p.add_argument("--model", required=True, help="model folder or hub id (hf), or server URL (openai)")
+    p.add_argument("--data", help="local copy of the benchmark (sandbox: folder with heldout.jsonl, "
+                                  "default runs/world)")
+    p.add_argument("--protocol", choices=("reference", "clean"), default="clean")
+    p.add_argument("--seed", type=int, default=0, help="seed of the reference protocol's swaps (default 0)")
+    p.add_argument("--out", help="output folder (default runs/bench/<name>-<protocol>)")
+    p.add_argument("--limit", type=int, help="judge only the first N items")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--backend", choices=("hf", "openai"), default="hf")
+    p.add_argument("--served-model", help="openai backend: the model name on the server")
+    p.add_argument("--template", help="Jinja template file replacing the task's own")
+    p.add_argument("--frames", type=int, default=8, help="frames per video, uniform over the clip (default 8)")
+    p.add_argument("--split", help="dataset split (GenAI-Bench, VL-RewardBench; default test)")
+    p.add_argument("--task", help="pairs: the task of every record, e.g. video-und/pair")
+    p.add_argument("--no-swap", action="store_true", help="reference protocol: keep the dataset order")
+    p.add_argument("--fresh", action="store_true", help="discard item records already in --out")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..bench import BenchConfig, run_bench
+    from ..bench.report import markdown
+
+    cfg = BenchConfig(name=args.name, data=args.data, model=args.model, protocol=args.protocol, seed=args.seed,
+                      out=args.out, limit=args.limit, batch_size=args.batch_size, backend=args.backend,
+                      served_model=args.served_model, template=args.template, frames=args.frames,
+                      split=args.split, task=args.task, swap=not args.no_swap, fresh=args.fresh,
+                      progress=not args.no_progress)
+    results = run_bench(cfg)
+    print(markdown(results))
+    print(f"results in {results['out']}")
+    return 0

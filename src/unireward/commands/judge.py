@@ -1,0 +1,171 @@
+"""`unireward rank`, `unireward score`, `unireward rank-group`: judge from the command line, JSON lines out.
+
+    unireward rank --model DIR --task image-gen/pair --prompt "a red circle" a.png b.png --both-orders
+    unireward rank --model DIR --task image-und/pair --media scene.png --prompt "What colour?" "Red." "Blue."
+    unireward score --model DIR --task video-gen/point --prompt "a ball rolling" clip.mp4
+    unireward rank-group --model DIR --task image-gen/pair --prompt "a cat" 1.png 2.png 3.png 4.png
+    unireward rank --model DIR --task image-gen/pair --input requests.jsonl > verdicts.jsonl
+
+With --input, each line is a JSON object: rank {"prompt", "a", "b", "media"?, "id"?}; score {"prompt",
+"candidate", "media"?, "id"?}; rank-group {"prompt", "candidates": [...], "media"?, "id"?}. Relative media paths
+are resolved against the input file's folder. Generation tasks take media as candidates; understanding tasks
+take text answers as candidates and the image or video as --media / "media".
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _common(p: argparse.ArgumentParser, default_task: str) -> None:
+    p.add_argument("--model", required=True, help="judge: local directory, hub id, or server URL with --backend openai")
+    p.add_argument("--backend", default="hf", choices=["hf", "openai"], help="in-process transformers or an "
+                   "OpenAI-compatible server (vLLM, SGLang, unireward serve)")
+    p.add_argument("--served-model", default=None, help="model name on the server (--backend openai)")
+    p.add_argument("--task", default=default_task, help=f"task name (default {default_task}); see `unireward models --tasks`")
+    p.add_argument("--prompt", help="caption (generation tasks) or question (understanding tasks)")
+    p.add_argument("--media", help="the image or video that understanding tasks ask about")
+    p.add_argument("--input", help="JSONL file of requests instead of --prompt and candidates")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--template", help="a Jinja template file to use instead of the task's own")
+    p.add_argument("--dimensions", action="store_true", help="ask for per-dimension judgements (generation tasks)")
+    p.add_argument("--method", default="auto", choices=["auto", "probs", "generate"],
+                   help="probs: read the decision from token probabilities; generate: generate and parse")
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--frames", type=int, default=None, help="video frames sampled uniformly (default 8)")
+    p.add_argument("--fps", type=float, default=None, help="sample videos at this rate instead of a frame count")
+    p.add_argument("--max-pixels", type=int, default=None, help="pixel budget per image or video frame")
+    p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--allow-urls", action="store_true", help="allow http(s) media (off by default)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def register(subparsers) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser("rank", help="judge which of two candidates is better", description=__doc__,
+                              formatter_class=fmt)
+    _common(p, "image-gen/pair")
+    p.add_argument("--both-orders", action="store_true", help="judge both orders and combine (position debiasing)")
+    p.add_argument("candidates", nargs="*", help="two candidates (media paths or answer texts)")
+    p.set_defaults(func=run_rank)
+    p = subparsers.add_parser("score", help="score one candidate", description=__doc__, formatter_class=fmt)
+    _common(p, "image-gen/point")
+    p.add_argument("candidates", nargs="*", help="one candidate (media path or answer text)")
+    p.set_defaults(func=run_score)
+    p = subparsers.add_parser("rank-group", help="rank N candidates (Bradley-Terry over pairwise judgements)",
+                              description=__doc__, formatter_class=fmt)
+    _common(p, "image-gen/pair")
+    p.add_argument("--both-orders", action="store_true")
+    p.add_argument("--schedule", default="auto", choices=["auto", "round-robin", "sparse"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("candidates", nargs="*", help="N candidates (media paths or answer texts)")
+    p.set_defaults(func=run_group)
+
+
+def load_judge(args):
+    from ..judge import RewardModel
+    from ..media import ImagePolicy, VideoPolicy
+
+    vp: dict = {}
+    if args.fps is not None:
+        vp.update(fps=args.fps, num_frames=None)
+    elif args.frames is not None:
+        vp.update(num_frames=args.frames, max_frames=max(args.frames, VideoPolicy().max_frames))
+    if args.max_pixels:
+        vp["max_pixels"] = args.max_pixels
+    ip = {"max_pixels": args.max_pixels} if args.max_pixels else {}
+    kwargs = {"served_model": args.served_model} if args.backend == "openai" else {"device": args.device,
+                                                                                   "dtype": args.dtype}
+    return RewardModel.load(args.model, backend=args.backend, batch_size=args.batch_size,
+                            image_policy=ImagePolicy(**ip), video_policy=VideoPolicy(**vp), method=args.method,
+                            max_new_tokens=args.max_new_tokens, allow_urls=args.allow_urls, **kwargs)
+
+
+def _requests(args, need: int | None) -> list[dict]:
+    """Requests from --input (JSONL) or from --prompt and positional candidates."""
+    import json
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    if args.input:
+        path = Path(args.input)
+        if not path.is_file():
+            raise ConfigError(f"--input {path}: no such file")
+        out = []
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+            if "prompt" not in d:
+                raise ConfigError(f"{path}:{i}: missing field 'prompt'")
+            d = {k: _resolve(v, path.parent) if k in ("a", "b", "candidate", "candidates", "media") else v
+                 for k, v in d.items()}
+            d.setdefault("id", str(i))
+            out.append(d)
+        return out
+    if args.prompt is None:
+        raise ConfigError("pass --prompt and the candidates, or --input FILE.jsonl")
+    if need is not None and len(args.candidates) != need:
+        raise ConfigError(f"expected {need} candidate(s), got {len(args.candidates)}")
+    return [{"prompt": args.prompt, "candidates": list(args.candidates), "media": args.media, "id": "0"}]
+
+
+def _resolve(v, root):
+    from pathlib import Path
+
+    if isinstance(v, list):
+        return [_resolve(x, root) for x in v]
+    if isinstance(v, str) and not Path(v).is_absolute() and (Path(root) / v).exists():
+        return str(Path(root) / v)
+    return v
+
+
+def _emit(req: dict, result) -> None:
+    import json
+
+    print(json.dumps({"id": req.get("id"), **result.to_dict()}, ensure_ascii=False), flush=True)
+
+
+def run_rank(args) -> int:
+    from ..judge import PairRequest
+
+    reqs = _requests(args, 2)
+    rm = load_judge(args)
+    batch = [PairRequest(r["prompt"], *(r.get("candidates") or [r.get("a"), r.get("b")]), media=r.get("media"),
+                         id=r.get("id")) for r in reqs]
+    results = rm.rank_batch(batch, task=args.task, both_orders=args.both_orders, dimensions=args.dimensions,
+                            template=args.template, progress=not args.no_progress)
+    for r, res in zip(reqs, results):
+        _emit(r, res)
+    return 0
+
+
+def run_score(args) -> int:
+    from ..judge import PointRequest
+
+    reqs = _requests(args, 1)
+    rm = load_judge(args)
+    batch = [PointRequest(r["prompt"], (r.get("candidates") or [r.get("candidate")])[0], media=r.get("media"),
+                          id=r.get("id")) for r in reqs]
+    results = rm.score_batch(batch, task=args.task, dimensions=args.dimensions, template=args.template,
+                             progress=not args.no_progress)
+    for r, res in zip(reqs, results):
+        _emit(r, res)
+    return 0
+
+
+def run_group(args) -> int:
+    from tqdm.auto import tqdm
+
+    reqs = _requests(args, None)
+    rm = load_judge(args)
+    for r in tqdm(reqs, desc="groups", disable=args.no_progress or len(reqs) < 2):
+        res = rm.rank_group(r["prompt"], r["candidates"], task=args.task, media=r.get("media"),
+                            schedule=args.schedule, both_orders=args.both_orders, seed=args.seed)
+        _emit(r, res)
+    return 0

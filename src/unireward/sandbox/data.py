@@ -1,0 +1,262 @@
+"""Unified `Sample` records for all eight tasks, drawn from the sandbox world, split train / val / heldout.
+
+    from unireward.sandbox.data import generate_dataset
+    paths = generate_dataset("runs/world", n_per_task=500, seed=0)   # {"train": .../train.jsonl, ...}
+
+Layout: `<out>/<split>.jsonl` (all tasks, grouped by task) and `<out>/media/<split>/<task>/<i>_<k>.png|.mp4`
+(paths in records are relative to the JSONL folder), plus `<out>/manifest.json`. Videos are MP4 files whose
+frames are PNG-coded (lossless, ~1 ms to write or read with PyAV); `video_format="frames"` writes a list of
+frame PNGs instead, "h264" a near-lossless H.264 (yuv444p) MP4.
+
+Tasks: generation pairs show two renders for one caption (one full match and one with 1-2 wrong facts, or ties:
+both match, or both have one wrong fact; a video's facts include smooth physics, so a teleporting or
+flickering render is wrong); generation points score one render 1 + 4 x (fraction of facts right);
+understanding pairs ask one of the world's questions with a right and a wrong answer (ties: two right
+phrasings or two wrong answers); understanding points score 1 + 9 x (fraction right), partial credit for
+"Describe the image." answers. The label always comes from the oracle, the target from `Sample.render_target`.
+In pair tasks the better candidate is first in exactly half the samples (a shuffled balanced schedule).
+
+SPLIT RULE. `HELDOUT_COMBOS` lists colour+shape combinations (each colour and each shape on its own is seen).
+train and val scenes never contain one: not the caption's scene, not a negative candidate, not the scene an
+answer describes, so a held-out combination never appears in training as a caption, a right answer or a wrong
+answer (and never as pixels). Every heldout sample's main scene (the caption or the context) has one.
+val is drawn like train from another seed stream.
+
+`rationale=True` adds a checklist before the verdict, one line per caption element, from the world's facts:
+"colour red: Image 1 yes, Image 2 no" (pairs) or "colour red: yes" (points). Ladder stages (captioning, text
+copy and matching) live in `ladder_data.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data.schema import Sample, write_samples
+from ..tasks import get_task
+from . import oracle
+from .world import IMAGE_ATTRIBUTES, VALUES, VIDEO_ATTRIBUTES, Scene, answer, question, render_image, \
+    render_video, sample_scene
+
+HELDOUT_COMBOS = frozenset({("red", "triangle"), ("green", "circle"), ("blue", "square")})
+SPLITS = ("train", "val", "heldout")
+TASKS = ("image-gen/pair", "image-gen/point", "video-gen/pair", "video-gen/point",
+         "image-und/pair", "image-und/point", "video-und/pair", "video-und/point")
+VIDEO_FORMATS = ("mp4", "frames", "h264")
+_H264 = {"qp": "0", "preset": "ultrafast"}  # near-lossless (RGB -> YUV 4:4:4 rounding only)
+
+
+def is_heldout(scene: Scene) -> bool:
+    """Whether the scene contains a held-out colour+shape combination."""
+    return any((o.colour, o.shape) in HELDOUT_COMBOS for o in scene.objects)
+
+
+def allowed_in(split: str):
+    """The scene filter for negatives and answers of `split` (heldout: anything)."""
+    return None if split == "heldout" else (lambda s: not is_heldout(s))
+
+
+def perturb(scene: Scene, n_wrong: int, attrs: tuple[str, ...], rng: np.random.Generator, split: str) -> Scene:
+    """`scene` with `n_wrong` of `attrs` changed to other values, allowed in `split`."""
+    ok = allowed_in(split)
+    for _ in range(200):
+        changed = {a: str(rng.choice([v for v in VALUES[a] if v != scene.facts()[a]]))
+                   for a in rng.permutation(list(attrs))[:n_wrong]}
+        new = scene.replace(**changed)
+        if ok is None or ok(new):
+            return new
+    raise RuntimeError(f"cannot perturb {scene} in split {split}")
+
+
+@dataclass
+class _Ctx:
+    rng: np.random.Generator
+    split: str
+    task: str
+    image_size: int
+    video_size: int
+    frames: int
+    rationale: bool
+    video_format: str
+    jobs: list = field(default_factory=list)  # (relative path, array, format)
+
+    def main_scene(self, video: bool) -> Scene:
+        want = self.split == "heldout"
+        return sample_scene(self.rng, video=video, allowed=lambda s: is_heldout(s) == want)
+
+    def perturb(self, scene: Scene, n_wrong: int, attrs: tuple[str, ...]) -> Scene:
+        return perturb(scene, n_wrong, attrs, self.rng, self.split)
+
+    def media(self, scene: Scene, name: str) -> str | list[str]:
+        seed = int(self.rng.integers(2**31))
+        base = f"media/{self.split}/{self.task.replace('/', '-')}/{name}"
+        if not scene.is_video:
+            self.jobs.append((base + ".png", render_image(scene, self.image_size, seed), "png"))
+            return base + ".png"
+        frames = render_video(scene, self.video_size, self.frames, seed)
+        if self.video_format == "frames":
+            paths = [f"{base}_f{t}.png" for t in range(len(frames))]
+            self.jobs.extend((p, f, "png") for p, f in zip(paths, frames))
+            return paths
+        self.jobs.append((base + ".mp4", frames, self.video_format))
+        return base + ".mp4"
+
+
+def attributes(video: bool, for_answers: bool = False) -> tuple[str, ...]:
+    """The attributes a negative may get wrong (answers never mention physics)."""
+    if not video:
+        return IMAGE_ATTRIBUTES
+    return VIDEO_ATTRIBUTES if for_answers else VIDEO_ATTRIBUTES + ("physics",)
+
+
+def checklist(elements: dict[str, str], hits: list[dict[str, bool]], noun: str | None) -> str:
+    """One line per element: "colour red: Image 1 yes, Image 2 no" (pairs) or "colour red: yes" (points)."""
+    yn = {True: "yes", False: "no"}
+    if noun is None:
+        return "\n".join(f"{a} {v}: {yn[hits[0][a]]}" for a, v in elements.items())
+    return "\n".join(f"{a} {v}: " + ", ".join(f"{noun} {k + 1} {yn[h[a]]}" for k, h in enumerate(hits))
+                     for a, v in elements.items())
+
+
+def pair_label(scores: list[float]):
+    return 1 if scores[0] > scores[1] else 2 if scores[1] > scores[0] else "tie"
+
+
+def pair_wrongs(rng: np.random.Generator, max_wrong: int) -> list[int]:
+    """Numbers of wrong facts of (better, worse) candidate: 70% decisive, 15% both right, 15% both wrong."""
+    r = rng.random()
+    if r < 0.70:
+        return [0, 1] if rng.random() < 0.8 else sorted(rng.choice(np.arange(max_wrong + 1), 2, replace=False))
+    return [0, 0] if r < 0.85 else [1, 1]
+
+
+def _gen_sample(ctx: _Ctx, i: int, first: int) -> Sample:
+    task, video = get_task(ctx.task), ctx.task.startswith("video")
+    scene, attrs = ctx.main_scene(video), attributes(video)
+    caption = scene.caption()
+    wrongs = pair_wrongs(ctx.rng, len(attrs)) if task.is_pair else [int(ctx.rng.integers(len(attrs) + 1))]
+    cands = [ctx.perturb(scene, w, attrs) for w in wrongs]
+    if task.is_pair and first == 2:
+        cands = cands[::-1]
+    req = oracle.required_facts(caption)
+    hits = [oracle.check(req, c) for c in cands]
+    scores = [sum(h.values()) / len(h) for h in hits]
+    label = pair_label(scores) if task.is_pair else 1 + round(4 * scores[0])
+    noun = task.answer.noun if task.is_pair else None
+    return _sample(ctx, i, caption, [ctx.media(c, f"{i:05d}_{k}") for k, c in enumerate(cands)], label,
+                   checklist(req, hits, noun), dict(facts=[c.facts() for c in cands], scores=scores))
+
+
+def _und_sample(ctx: _Ctx, i: int, first: int) -> Sample:
+    task, video = get_task(ctx.task), ctx.task.startswith("video")
+    scene, attrs = ctx.main_scene(video), attributes(video, for_answers=True)
+    attr = "describe" if ctx.rng.random() < 0.2 else str(ctx.rng.choice(attrs))
+    q, n_facts = question(attr, video), (len(attrs) if attr == "describe" else 1)
+    if task.is_pair:
+        wrongs = pair_wrongs(ctx.rng, n_facts)
+        wrongs = wrongs[::-1] if first == 2 else wrongs
+    else:
+        wrongs = [int(ctx.rng.integers(n_facts + 1))]
+    styles = ctx.rng.permutation(3)
+    answer_scenes = [ctx.perturb(scene, w, attrs if attr == "describe" else (attr,)) for w in wrongs]
+    answers = [answer(attr, s.caption() if attr == "describe" else s.facts()[attr], int(st))
+               for s, st in zip(answer_scenes, styles)]
+    scores = [oracle.answer_score(q, a, scene) for a in answers]
+    label = pair_label(scores) if task.is_pair else 1 + round(9 * scores[0])
+    truth = {k: v for k, v in scene.facts().items() if k == attr or (attr == "describe" and k != "physics")}
+    hits = [{k: oracle.parse_answer(q, a).get(k) == v for k, v in truth.items()} for a in answers]
+    sample = _sample(ctx, i, q, [ctx.media(scene, f"{i:05d}")], label,
+                     checklist(truth, hits, task.answer.noun if task.is_pair else None),
+                     dict(facts=scene.facts(), attribute=attr, scores=scores))
+    sample.answers = answers
+    return sample
+
+
+def _sample(ctx: _Ctx, i: int, prompt: str, media: list, label, lines: str, meta: dict) -> Sample:
+    meta.update(split=ctx.split, heldout=ctx.split == "heldout", checklist=lines)
+    return Sample(id=f"sandbox/{ctx.split}/{ctx.task}/{i:05d}", task=ctx.task, prompt=prompt, media=media,
+                  label=label, rationale=lines if ctx.rationale else None, source="sandbox",
+                  meta=meta).render_target()
+
+
+def build_samples(task: str, n: int, split: str, seed: int = 0, *, image_size: int = 32,
+                  video_size: int | None = None, video_frames: int = 8, rationale: bool = False,
+                  video_format: str = "mp4") -> tuple[list[Sample], list]:
+    """`n` samples of one task and split, plus the media jobs (relative path, array, format) to write."""
+    if split not in SPLITS or task not in TASKS or video_format not in VIDEO_FORMATS:
+        raise ValueError(f"split must be one of {SPLITS}, task one of {TASKS}, video_format one of {VIDEO_FORMATS}")
+    rng = np.random.default_rng([seed, SPLITS.index(split), TASKS.index(task)])
+    ctx = _Ctx(rng, split, task, image_size, video_size or image_size, video_frames, rationale, video_format)
+    firsts = rng.permutation(np.arange(n) % 2) + 1
+    make = _gen_sample if "-gen/" in task else _und_sample
+    return [make(ctx, i, int(firsts[i])) for i in range(n)], ctx.jobs
+
+
+def write_media(root: str | Path, jobs: list, workers: int = 1) -> None:
+    """Write (relative path, array, format) jobs under `root`, in `workers` processes when > 1."""
+    root = Path(root)
+    for d in {(root / p).parent for p, _, _ in jobs}:
+        d.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(root / p), a, f) for p, a, f in jobs]
+    if workers <= 1:
+        for job in jobs:
+            _write_one(job)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_write_one, jobs, chunksize=64))
+
+
+def _write_one(job) -> None:
+    path, array, fmt = job
+    if fmt == "png":
+        from PIL import Image
+
+        Image.fromarray(array).save(path, compress_level=1)
+        return
+    import av
+
+    codec, pix, opts = ("png", "rgb24", {}) if fmt == "mp4" else ("libx264", "yuv444p", _H264)
+    with av.open(path, "w") as box:
+        stream = box.add_stream(codec, rate=8)
+        stream.width, stream.height, stream.pix_fmt, stream.options = array.shape[2], array.shape[1], pix, opts
+        for frame in array:
+            box.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        box.mux(stream.encode())
+
+
+def generate_dataset(out_dir: str | Path, n_per_task: int | dict[str, int] = 500, seed: int = 0,
+                     image_size: int = 32, video_frames: int = 8, rationale: bool = False, *,
+                     n_eval: int | dict[str, int] | None = None, video_size: int | None = None,
+                     video_format: str = "mp4", workers: int = 1) -> dict[str, Path]:
+    """Write train / val / heldout JSONL files for all eight tasks; returns split -> JSONL path.
+
+    `n_per_task` counts training samples per task (a dict names tasks; others get none); val and heldout get
+    `n_eval` per task (default: a fifth of the training count, at least 1).
+    """
+    out = Path(out_dir)
+    train_n = {t: (n_per_task if isinstance(n_per_task, int) else n_per_task.get(t, 0)) for t in TASKS}
+    if n_eval is None:
+        eval_n = {t: max(1, n // 5) if n else 0 for t, n in train_n.items()}
+    else:
+        eval_n = {t: (n_eval if isinstance(n_eval, int) else n_eval.get(t, 0)) for t in TASKS}
+    paths, jobs = {}, []
+    for split in SPLITS:
+        samples = []
+        for task in TASKS:
+            s, j = build_samples(task, (train_n if split == "train" else eval_n)[task], split, seed,
+                                 image_size=image_size, video_size=video_size, video_frames=video_frames,
+                                 rationale=rationale, video_format=video_format)
+            samples += s
+            jobs += j
+        paths[split] = out / f"{split}.jsonl"
+        write_samples(paths[split], samples)
+    write_media(out, jobs, workers)
+    manifest = dict(seed=seed, image_size=image_size, video_size=video_size or image_size,
+                    video_frames=video_frames, rationale=rationale, video_format=video_format,
+                    heldout_combos=sorted(map(list, HELDOUT_COMBOS)), train=train_n, eval=eval_n)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return paths

@@ -1,0 +1,367 @@
+"""The ASGI app: native judge endpoints, OpenAI-compatible chat completions, health and metrics.
+
+    POST /v1/rank          {"task", "prompt", "a", "b", "media"?, "both_orders"?, "dimensions"?, "id"?}
+                           or {"task", ..options, "items": [{"prompt", "a", "b", "media"?, "id"?}, ...]}
+    POST /v1/score         {"task", "prompt", "candidate", "media"?, "dimensions"?, "id"?}  (or "items")
+    POST /v1/rank-group    {"task", "prompt", "candidates": [...], "media"?, "schedule"?, "both_orders"?,
+                            "seed"?, "rounds"?}
+    POST /v1/chat/completions   OpenAI-compatible (see openai_api.py)
+    GET  /v1/models, /health (no key needed), /metrics
+
+Generation tasks take media candidates (`a`, `b`, `candidate`, `candidates`); understanding tasks take text
+answers plus the `media` they are about. Media fields are described in inputs.py. Single requests answer
+{"result": {...}}, batched ones {"results": [...]}; each result carries "cached": true|false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections import defaultdict, deque
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ..errors import TaskError, UnirewardError
+from ..judge import PairRequest, PointRequest, RewardModel
+from .batcher import MicroBatcher, QueueFull, ShuttingDown
+from .cache import ResultCache, cache_key
+from .config import ServeConfig
+from .engine import Engine
+from .inputs import RequestError, check_text, load, media_hash, raw_media
+from .openai_api import completion, parse_chat, to_chat_input
+
+log = logging.getLogger("unireward.serve")
+_SCHEDULES = ("auto", "round-robin", "sparse", "knockout")
+
+
+class _Metrics:
+    def __init__(self):
+        self.started = time.time()
+        self.requests: dict[str, int] = defaultdict(int)
+        self.statuses: dict[str, int] = defaultdict(int)
+        self.latency: dict[str, deque] = defaultdict(lambda: deque(maxlen=2000))
+
+    def record(self, endpoint: str, status: int, seconds: float) -> None:
+        self.requests[endpoint] += 1
+        self.statuses[str(status)] += 1
+        if status < 400:
+            self.latency[endpoint].append(seconds)
+
+    def latency_summary(self) -> dict:
+        out = {}
+        for name, values in self.latency.items():
+            v = sorted(values)
+            if v:
+                out[name] = {"p50_s": v[len(v) // 2], "p95_s": v[min(len(v) - 1, int(len(v) * 0.95))], "n": len(v)}
+        return out
+
+
+def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
+    cfg = cfg or ServeConfig()
+    engine = Engine(rm)
+    cache = ResultCache(cfg.cache_size)
+    metrics = _Metrics()
+    state: dict[str, Any] = {"batcher": None, "draining": False}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher = MicroBatcher(engine, max_batch_size=cfg.max_batch_size, max_wait_s=cfg.max_wait_ms / 1000,
+                               max_queue=cfg.max_queue)
+        batcher.start()
+        state["batcher"] = batcher
+        try:
+            yield
+        finally:  # uvicorn has stopped taking connections and waited for in-flight requests; finish the queue
+            state["draining"] = True
+            await batcher.close()
+
+    app = FastAPI(title="unireward", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.config = cfg
+    app.state.cache = cache
+    app.state.metrics = metrics
+    app.state.serve_state = state
+
+    def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+        kind = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                404: "not_found_error", 413: "request_too_large", 422: "invalid_request_error",
+                429: "rate_limit_error", 503: "unavailable", 504: "timeout"}.get(status, "server_error")
+        return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
+                            headers=headers)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        start = time.perf_counter()
+        path = request.url.path
+        if path != "/health" and cfg.api_key:
+            given = request.headers.get("authorization", "")
+            given = given[7:] if given.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
+            if not hmac.compare_digest(given.encode(), cfg.api_key.encode()):
+                metrics.record(path, 401, 0.0)
+                return error(401, "missing or wrong API key; send 'Authorization: Bearer <key>'")
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > cfg.max_request_bytes:
+            metrics.record(path, 413, 0.0)
+            return error(413, f"request body of {int(length):,} bytes is over the limit of {cfg.max_request_bytes:,}")
+        response = await call_next(request)
+        metrics.record(path, response.status_code, time.perf_counter() - start)
+        return response
+
+    async def read_json(request: Request) -> Any:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cfg.max_request_bytes:
+                raise RequestError(413, f"request body is over the limit of {cfg.max_request_bytes:,} bytes")
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RequestError(400, f"the body is not valid JSON ({e})") from None
+
+    def handle(fn):
+        async def wrapper(request: Request):
+            try:
+                return await fn(request)
+            except RequestError as e:
+                return error(e.status, e.message)
+            except QueueFull as e:
+                return error(429, str(e), headers={"Retry-After": "1"})
+            except ShuttingDown as e:
+                return error(503, str(e), headers={"Retry-After": "1"})
+            except asyncio.TimeoutError:
+                return error(504, f"the request did not finish within {cfg.timeout_s:g} s")
+            except (TaskError, ValueError, UnirewardError) as e:  # bad task names and options
+                return error(422, str(e))
+            except Exception as e:  # noqa: BLE001 - a bug or a backend failure: say so, keep serving
+                log.exception("request failed")
+                return error(500, f"{type(e).__name__}: {e}")
+        wrapper.__name__ = fn.__name__
+        return wrapper
+
+    def batcher() -> MicroBatcher:
+        b = state["batcher"]
+        if b is None or state["draining"]:
+            raise ShuttingDown("the server is not accepting requests (starting or shutting down)")
+        return b
+
+    async def submit_all(keys: list[tuple], payloads: list[Any], started: float) -> list[Any]:
+        b = batcher()
+        if b.depth + len(payloads) > cfg.max_queue:
+            raise QueueFull(f"the queue is full ({b.depth} of {cfg.max_queue} requests); retry later")
+        remaining = max(cfg.timeout_s - (time.perf_counter() - started), 0.001)
+        return await asyncio.gather(*(b.submit(k, p, remaining) for k, p in zip(keys, payloads)))
+
+    # -- native judge endpoints ---------------------------------------------------------------------------------
+    def task_of(body: dict, kind: str):
+        from ..tasks import get_task
+
+        name = body.get("task")
+        if not isinstance(name, str):
+            raise RequestError(422, "task is required, e.g. \"image-gen/pair\"")
+        dims = body.get("dimensions", False)
+        if not isinstance(dims, bool):
+            raise RequestError(422, "dimensions must be true or false")
+        try:
+            t = get_task(name, dimensions=dims)
+        except TaskError as e:
+            raise RequestError(422, str(e)) from None
+        if t.kind != kind:
+            raise RequestError(422, f"task {t.name} is a {t.kind} task; this endpoint takes */{kind} tasks")
+        return t
+
+    def flag(body: dict, name: str, default=False) -> bool:
+        v = body.get(name, default)
+        if not isinstance(v, bool):
+            raise RequestError(422, f"{name} must be true or false")
+        return v
+
+    def spec_of(t, item: Any, where: str, fields: list[str]) -> dict:
+        """{"prompt", "cands": [(field, spec)], "media": spec|None, "id"} with texts checked."""
+        if not isinstance(item, dict):
+            raise RequestError(422, f"{where} must be an object")
+        prompt = check_text(item.get("prompt"), f"{where}prompt", cfg)
+        cands = []
+        for f in fields:
+            if f == "candidates":
+                values = item.get("candidates")
+                if not isinstance(values, list) or len(values) < 2:
+                    raise RequestError(422, f"{where}candidates must be a list of at least 2 candidates")
+                if len(values) > cfg.max_items:
+                    raise RequestError(413, f"{where}candidates: {len(values)} over the limit of {cfg.max_items}")
+                cands += [(f"{where}candidates[{i}]", v) for i, v in enumerate(values)]
+            else:
+                if f not in item:
+                    raise RequestError(422, f"{where}{f} is required")
+                cands.append((where + f, item[f]))
+        media = item.get("media")
+        if t.domain == "gen":
+            if media is not None:
+                raise RequestError(422, f"{where}media: task {t.name} judges generated media; send the "
+                                        "candidates as media and no `media` field")
+        else:
+            if media is None:
+                raise RequestError(422, f"{where}media is required: task {t.name} judges answers about an "
+                                        f"{t.modality}")
+            cands = [(f, check_text(v, f, cfg)) for f, v in cands]
+        rid = item.get("id")
+        return {"prompt": prompt, "cands": cands, "media": media, "id": rid}
+
+    def resolve(t, specs: list[dict]) -> None:
+        """In a thread: fetch raw media and hash it (no decoding yet)."""
+        for s in specs:
+            if t.domain == "gen":
+                s["raw"] = [raw_media(v, f, cfg) for f, v in s["cands"]]
+                s["hashes"] = [media_hash(r) for r in s["raw"]]
+            else:
+                s["raw"] = [v for _, v in s["cands"]]
+                s["media_raw"] = raw_media(s["media"], "media", cfg)
+                s["hashes"] = s["raw"] + [media_hash(s["media_raw"])]
+
+    def decode(t, specs: list[dict]) -> None:
+        for s in specs:
+            if t.domain == "gen":
+                s["loaded"] = [load(r, t.modality, f, cfg, rm.image_policy, rm.video_policy)
+                               for r, (f, _) in zip(s["raw"], s["cands"])]
+                s["media_loaded"] = None
+            else:
+                s["loaded"] = s["raw"]
+                s["media_loaded"] = load(s["media_raw"], t.modality, "media", cfg, rm.image_policy, rm.video_policy)
+
+    async def judge(request: Request, endpoint: str):
+        started = time.perf_counter()
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise RequestError(422, "the body must be a JSON object")
+        t = task_of(body, "point" if endpoint == "score" else "pair")
+        if endpoint == "rank":
+            options: tuple = (flag(body, "both_orders"), t.answer.dimensions != ())
+            fields = ["a", "b"]
+        elif endpoint == "score":
+            options = (t.answer.dimensions != (),)
+            fields = ["candidate"]
+        else:
+            schedule = body.get("schedule", "auto")
+            if schedule not in _SCHEDULES:
+                raise RequestError(422, f"schedule must be one of {_SCHEDULES}")
+            seed, rounds = body.get("seed", 0), body.get("rounds")
+            if not isinstance(seed, int) or not (rounds is None or isinstance(rounds, int) and rounds > 0):
+                raise RequestError(422, "seed must be an integer and rounds a positive integer")
+            options = (schedule, flag(body, "both_orders"), seed, rounds)
+            fields = ["candidates"]
+        single = endpoint == "rank-group" or "items" not in body
+        items = [body] if single else body["items"]
+        if not isinstance(items, list) or not items:
+            raise RequestError(422, "items must be a non-empty list")
+        if len(items) > cfg.max_items:
+            raise RequestError(413, f"{len(items)} items, over the limit of {cfg.max_items} per request")
+        specs = [spec_of(t, it, "" if single else f"items[{i}].", fields) for i, it in enumerate(items)]
+        await asyncio.to_thread(resolve, t, specs)
+        policy = (rm.video_policy if t.modality == "video" else rm.image_policy).to_dict()
+        keys = [cache_key(endpoint, t.key, t.version, t.template_hash, options, policy, rm.method, s["prompt"],
+                          s["hashes"]) for s in specs]
+        results: list[Any] = [cache.get(k) for k in keys]
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            todo = [specs[i] for i in missing]
+            await asyncio.to_thread(decode, t, todo)
+            if endpoint == "rank":
+                payloads: list[Any] = [PairRequest(s["prompt"], s["loaded"][0], s["loaded"][1], s["media_loaded"])
+                                       for s in todo]
+            elif endpoint == "score":
+                payloads = [PointRequest(s["prompt"], s["loaded"][0], s["media_loaded"]) for s in todo]
+            else:
+                payloads = [(s["prompt"], s["loaded"], s["media_loaded"]) for s in todo]
+            batch_key = (endpoint if endpoint != "rank-group" else "group", t.key) + options
+            fresh = await submit_all([batch_key] * len(payloads), payloads, started)
+            for i, r in zip(missing, fresh):
+                if r.get("status", "ok") != "error":  # errors may be transient; do not pin them
+                    cache.put(keys[i], r)
+                r["cached"] = False
+                results[i] = r
+        for i, r in enumerate(results):
+            if i not in missing:
+                r["cached"] = True
+            if specs[i]["id"] is not None:
+                r["id"] = specs[i]["id"]
+        return {"result": results[0]} if single else {"results": results}
+
+    @app.post("/v1/rank")
+    @handle
+    async def rank(request: Request):
+        return await judge(request, "rank")
+
+    @app.post("/v1/score")
+    @handle
+    async def score(request: Request):
+        return await judge(request, "score")
+
+    @app.post("/v1/rank-group")
+    @handle
+    async def rank_group(request: Request):
+        return await judge(request, "rank-group")
+
+    # -- OpenAI-compatible ----------------------------------------------------------------------------------
+    @app.post("/v1/chat/completions")
+    @handle
+    async def chat_completions(request: Request):
+        started = time.perf_counter()
+        body = await read_json(request)
+        parsed = parse_chat(body, cfg)
+
+        def decode_parts():
+            return [(k, v if k == "text" else load(v, k, f"{k} part", cfg, rm.image_policy, rm.video_policy))
+                    for k, v in parsed["parts"]]
+
+        chat_input = to_chat_input(await asyncio.to_thread(decode_parts))
+        key = ("chat", parsed["prefix"], parsed["max_tokens"], parsed["top_logprobs"], parsed["stop"],
+               parsed["include_stop"])
+        (result,) = await submit_all([key], [chat_input], started)
+        return completion(result, body.get("model") or cfg.served_model_name, parsed["top_logprobs"] is not None)
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [{"id": cfg.served_model_name, "object": "model", "owned_by": "unireward",
+                                            "created": int(metrics.started)}]}
+
+    # -- operations -----------------------------------------------------------------------------------------
+    @app.get("/health")
+    async def health():
+        b = state["batcher"]
+        ok = b is not None and not state["draining"]
+        return JSONResponse({"status": "ok" if ok else "unavailable", "queue": b.depth if b else 0},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics_endpoint():
+        b = state["batcher"]
+        stats = dict(b.stats) if b else {}
+        batches = stats.get("batches", 0)
+        return {
+            "uptime_s": time.time() - metrics.started,
+            "model": rm.backend.describe(),
+            "requests": dict(metrics.requests), "statuses": dict(metrics.statuses),
+            "queue_depth": b.depth if b else 0,
+            "batches": batches, "batched_items": stats.get("items", 0),
+            "mean_batch_size": stats.get("items", 0) / batches if batches else 0.0,
+            "max_batch_size_seen": stats.get("max_batch", 0), "model_busy_s": stats.get("busy_s", 0.0),
+            "cache": {"size": len(cache), "hits": cache.hits, "misses": cache.misses},
+            "latency": metrics.latency_summary(),
+            "config": {"max_batch_size": cfg.max_batch_size, "max_wait_ms": cfg.max_wait_ms,
+                       "max_queue": cfg.max_queue, "timeout_s": cfg.timeout_s},
+        }
+
+    @app.exception_handler(404)
+    async def not_found(request, exc):
+        return error(404, f"no endpoint {request.method} {request.url.path}")
+
+    @app.exception_handler(405)
+    async def bad_method(request, exc):
+        return error(405, f"{request.method} is not allowed on {request.url.path}")
+
+    return app

@@ -1,0 +1,151 @@
+"""Turning request fields into judge inputs, safely.
+
+A media field is a string or an object:
+- `"data:image/png;base64,..."`, `"data:video/mp4;base64,..."`: inline bytes (any format PIL or PyAV reads);
+- `"data:video/jpeg;base64,<frame>,<frame>,..."` (as vLLM accepts; also video/png): a video as its frames;
+- `{"base64": "..."}`: inline bytes without a data-URL header;
+- `{"frames": [<media>, ...]}`: a video as a list of frames, each itself a media field;
+- `"/abs/path.png"` or `{"path": ...}`: a local file or frame directory, only under the server's allowed roots;
+- `"https://..."` or `{"url": ...}`: fetched only when the server runs with --allow-urls.
+Every refusal is a `RequestError` carrying the HTTP status and the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import MediaError, MediaTooLargeError
+from .config import ServeConfig
+
+_DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[^;,]*)*)(;base64)?,", re.IGNORECASE)
+_URL = re.compile(r"^https?://", re.IGNORECASE)
+
+
+class RequestError(Exception):
+    """A request the server refuses: `status` is the HTTP code, the message says why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def check_text(value: Any, field: str, cfg: ServeConfig) -> str:
+    if not isinstance(value, str):
+        raise RequestError(422, f"{field} must be a string, got {type(value).__name__}")
+    if len(value) > cfg.max_prompt_chars:
+        raise RequestError(413, f"{field} has {len(value):,} characters, over the limit of {cfg.max_prompt_chars:,}")
+    return value
+
+
+def _b64(data: str, field: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        try:  # tolerate missing padding and url-safe alphabets
+            return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        except (binascii.Error, ValueError):
+            raise RequestError(422, f"{field}: invalid base64 data") from None
+
+
+def _local_path(path: str, field: str, cfg: ServeConfig) -> Path:
+    if not cfg.allowed_roots:
+        raise RequestError(403, f"{field}: local paths are disabled on this server; send the media inline "
+                                "(base64) or start the server with --allowed-root DIR")
+    p = Path(path).expanduser()
+    if not p.is_absolute():
+        raise RequestError(422, f"{field}: local paths must be absolute, got {path!r}")
+    resolved = p.resolve()  # follows symlinks and '..', so neither can escape a root
+    for root in cfg.allowed_roots:
+        if resolved == Path(root) or resolved.is_relative_to(root):
+            return resolved
+    raise RequestError(403, f"{field}: {path} is outside the allowed roots")
+
+
+def _fetch(url: str, field: str, cfg: ServeConfig) -> bytes:
+    if not cfg.allow_urls:
+        raise RequestError(403, f"{field}: fetching URLs is disabled on this server; send the media inline "
+                                "(base64) or start the server with --allow-urls")
+    from ..media import _fetch as fetch
+
+    try:
+        return fetch(url, True)
+    except MediaError as e:
+        raise RequestError(422, f"{field}: {e}") from None
+
+
+def raw_media(spec: Any, field: str, cfg: ServeConfig) -> Any:
+    """The request's media as bytes, a resolved path, or a list of frames (for videos). No decoding yet."""
+    if isinstance(spec, dict):
+        keys = set(spec) & {"base64", "path", "url", "frames"}
+        if len(keys) != 1:
+            raise RequestError(422, f"{field}: a media object needs exactly one of base64, path, url, frames")
+        key = keys.pop()
+        value = spec[key]
+        if key == "frames":
+            if not isinstance(value, list) or not value:
+                raise RequestError(422, f"{field}.frames must be a non-empty list")
+            if len(value) > cfg.max_frames:
+                raise RequestError(413, f"{field}: {len(value)} frames, over the limit of {cfg.max_frames}")
+            return [raw_media(v, f"{field}.frames[{i}]", cfg) for i, v in enumerate(value)]
+        if not isinstance(value, str):
+            raise RequestError(422, f"{field}.{key} must be a string")
+        if key == "base64":
+            return _b64(value, field)
+        if key == "url":
+            if not _URL.match(value):
+                raise RequestError(422, f"{field}.url must be an http(s) URL")
+            return _fetch(value, field, cfg)
+        return _local_path(value, field, cfg)
+    if not isinstance(spec, str) or not spec:
+        raise RequestError(422, f"{field}: expected a data URL, a path, a URL or a media object")
+    m = _DATA_URL.match(spec)
+    if m:
+        mime = (m.group(1) or "").lower()
+        if not m.group(3):
+            raise RequestError(422, f"{field}: only base64 data URLs are supported")
+        body = spec[m.end():]
+        if mime in ("video/jpeg", "video/png"):  # vLLM's frame-list video: comma-separated base64 frames
+            frames = body.split(",")
+            if len(frames) > cfg.max_frames:
+                raise RequestError(413, f"{field}: {len(frames)} frames, over the limit of {cfg.max_frames}")
+            return [_b64(f, f"{field} frame {i}") for i, f in enumerate(frames)]
+        return _b64(body, field)
+    if _URL.match(spec):
+        return _fetch(spec, field, cfg)
+    return _local_path(spec, field, cfg)
+
+
+def load(raw: Any, modality: str, field: str, cfg: ServeConfig, image_policy, video_policy) -> Any:
+    """Decode raw media under the judge's policies with the server's pixel and frame limits."""
+    from ..media import load_image, load_video
+
+    try:
+        if modality == "image":
+            if isinstance(raw, list):
+                raise RequestError(422, f"{field}: got a frame list where an image is expected")
+            policy = dataclasses.replace(image_policy,
+                                         max_source_pixels=min(cfg.max_pixels, image_policy.max_source_pixels))
+            return load_image(raw, policy)
+        policy = dataclasses.replace(video_policy,
+                                     max_source_pixels=min(cfg.max_pixels, video_policy.max_source_pixels))
+        video = load_video(raw, policy)
+        if len(video.frames) > cfg.max_frames:
+            raise RequestError(413, f"{field}: the video policy samples {len(video.frames)} frames, over the "
+                                    f"server's limit of {cfg.max_frames}")
+        return video
+    except MediaTooLargeError as e:
+        raise RequestError(413, f"{field}: {e}") from None
+    except MediaError as e:
+        raise RequestError(422, f"{field}: {e}") from None
+
+
+def media_hash(raw: Any) -> str:
+    from ..media import content_hash
+
+    return content_hash(raw)

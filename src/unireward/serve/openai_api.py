@@ -1,0 +1,131 @@
+"""The OpenAI-compatible chat completions API, as far as a judge needs it (and as vLLM extends it).
+
+Accepted: `messages` with system/user turns whose content is a string or a list of parts
+(`text`, `image_url`, `video_url`; URLs are data URLs, local paths under the allowed roots, or http(s) when
+enabled), optionally ending in an assistant message that the reply continues (`continue_final_message: true`,
+`add_generation_prompt: false`, as in vLLM); `max_tokens` / `max_completion_tokens`, `stop`,
+`include_stop_str_in_output`, `logprobs`, `top_logprobs`, `n` (1 only). Decoding is always greedy, so
+`temperature`, `top_p`, `seed` and similar fields are accepted and have no effect; unknown fields are ignored.
+The conversation is flattened into one user turn (system text first), which is what a judge prompt is.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from ..backends.base import ChatInput
+from .config import ServeConfig
+from .inputs import RequestError, check_text, raw_media
+
+
+def parse_chat(body: Any, cfg: ServeConfig) -> dict:
+    """Validate a chat completions body. Returns {"parts": [(kind, value)], "prefix", "max_tokens",
+    "top_logprobs", "stop", "include_stop"}; media stays raw (bytes/paths) for decoding off the event loop."""
+    if not isinstance(body, dict):
+        raise RequestError(422, "the body must be a JSON object")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError(422, "messages must be a non-empty list")
+    if body.get("stream"):
+        raise RequestError(400, "stream=true is not supported; send stream=false")
+    n = body.get("n", 1)
+    if n not in (1, None):
+        raise RequestError(400, "n must be 1 (decoding is greedy, so every choice would be the same)")
+    prefix = ""
+    last = messages[-1]
+    continue_final = bool(body.get("continue_final_message", False))
+    if isinstance(last, dict) and last.get("role") == "assistant":
+        if not continue_final:
+            raise RequestError(400, "the conversation ends with an assistant message: set continue_final_message"
+                                    "=true (and add_generation_prompt=false) to continue it as an answer prefix")
+        prefix = check_text(_text_only(last.get("content"), "messages[-1]"), "messages[-1].content", cfg)
+        messages = messages[:-1]
+    elif continue_final:
+        raise RequestError(400, "continue_final_message=true needs a final assistant message")
+    parts: list[tuple[str, Any]] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "developer"):
+            raise RequestError(400, f"messages[{i}]: only system and user turns (plus one final assistant prefix) "
+                                    "are supported; a judge call is a single user turn")
+        content = m.get("content")
+        field = f"messages[{i}].content"
+        if isinstance(content, str):
+            parts.append(("text", check_text(content, field, cfg)))
+            continue
+        if not isinstance(content, list):
+            raise RequestError(422, f"{field} must be a string or a list of parts")
+        for j, part in enumerate(content):
+            pf = f"{field}[{j}]"
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "text":
+                parts.append(("text", check_text(part.get("text"), pf + ".text", cfg)))
+            elif kind in ("image_url", "video_url"):
+                ref = part.get(kind)
+                url = ref.get("url") if isinstance(ref, dict) else ref
+                if not isinstance(url, str):
+                    raise RequestError(422, f"{pf}.{kind}.url must be a string")
+                parts.append((kind[:5], raw_media(url, pf, cfg)))
+            else:
+                raise RequestError(422, f"{pf}: unsupported content part type {kind!r}; use text, image_url or "
+                                        "video_url")
+        if m.get("role") != "user" and parts and parts[-1][0] == "text":
+            parts[-1] = ("text", parts[-1][1] + "\n")
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or min(256, cfg.max_new_tokens)
+    if not isinstance(max_tokens, int) or max_tokens < 1:
+        raise RequestError(422, "max_tokens must be a positive integer")
+    if max_tokens > cfg.max_new_tokens:
+        raise RequestError(413, f"max_tokens={max_tokens} is over the server's limit of {cfg.max_new_tokens}")
+    top = None
+    if body.get("logprobs"):
+        top = body.get("top_logprobs") or 0
+        if not isinstance(top, int) or top < 0:
+            raise RequestError(422, "top_logprobs must be a non-negative integer")
+        if top > cfg.max_logprobs:
+            raise RequestError(413, f"top_logprobs={top} is over the server's limit of {cfg.max_logprobs}")
+    stop = body.get("stop") or []
+    if isinstance(stop, str):
+        stop = [stop]
+    if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 16:
+        raise RequestError(422, "stop must be a string or a list of at most 16 strings")
+    return {"parts": parts, "prefix": prefix, "max_tokens": max_tokens, "top_logprobs": top,
+            "stop": tuple(stop), "include_stop": bool(body.get("include_stop_str_in_output", False))}
+
+
+def _text_only(content: Any, field: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+        return "".join(str(p.get("text", "")) for p in content)
+    raise RequestError(422, f"{field}: the assistant prefix must be text")
+
+
+def to_chat_input(parts: list[tuple[str, Any]]) -> ChatInput:
+    out: list[Any] = []
+    for kind, value in parts:
+        if kind == "text" and out and isinstance(out[-1], str):
+            out[-1] += value
+        else:
+            out.append(value)
+    return ChatInput(out)
+
+
+def completion(result: dict, model: str, want_logprobs: bool) -> dict:
+    logprobs = None
+    if want_logprobs and result.get("tokens") is not None:
+        logprobs = {"content": [
+            {"token": t["token"], "logprob": t["logprob"], "bytes": list(t["token"].encode()),
+             "top_logprobs": [{"token": s, "logprob": v, "bytes": list(s.encode())} for s, v in t["top"]]}
+            for t in result["tokens"]]}
+    prompt_tokens = result.get("prompt_tokens", 0)
+    completion_tokens = result.get("completion_tokens", 0)
+    return {
+        "id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion", "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result["text"]},
+                     "logprobs": logprobs, "finish_reason": result["finish_reason"],
+                     "stop_reason": result.get("stop_reason")}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
