@@ -21,6 +21,16 @@ import time
 import numpy as np
 
 
+# Qwen2.5-VL-7B-Instruct's published configuration (random weights here)
+QWEN25_VL_7B = {
+    "text": dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                 num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
+                 rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]}),
+    "vision": dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
+                   fullatt_block_indexes=[7, 15, 23, 31], window_size=112),
+}
+
+
 def build_model(size: str, family: str, image_size: int, out_dir: str):
     from unireward.models.tiny import TinySize, build_tiny_model
 
@@ -37,12 +47,9 @@ def build_model(size: str, family: str, image_size: int, out_dir: str):
            ("video_token_id", "<|video_pad|>"), ("vision_start_token_id", "<|vision_start|>"),
            ("vision_end_token_id", "<|vision_end|>"))}
     config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                         num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [16, 24, 24]},
-                         eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id),
-        vision_config=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584,
-                           fullatt_block_indexes=[7, 15, 23, 31], window_size=112),
+        text_config=dict(QWEN25_VL_7B["text"], eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+                         pad_token_id=tok.pad_token_id),
+        vision_config=dict(QWEN25_VL_7B["vision"]),
         tie_word_embeddings=False, **ids)
     import torch
 

@@ -180,7 +180,7 @@ def test_unsupported_types_and_urls():
 
 def test_video_uniform_frames_follow_the_published_protocol(clip):
     video = load_video(clip)
-    expected = [int(i) for i in np.round(np.linspace(0, 29, 8))]
+    expected = [int(i) for i in np.floor(np.linspace(0, 29, 8))]  # published protocol: astype(int)
     assert video.indices == expected == [0, 4, 8, 12, 17, 21, 25, 29]
     assert [_grey_index(f) for f in video.frames] == expected  # the frames really are those frames
     assert video.fps == pytest.approx(10 * 8 / 30)
@@ -189,7 +189,7 @@ def test_video_uniform_frames_follow_the_published_protocol(clip):
 
 def test_video_fps_policy_and_pixel_budget(clip):
     video = load_video(clip, VideoPolicy(num_frames=None, fps=2.0, max_pixels=32 * 24))
-    assert video.indices == [int(i) for i in np.round(np.linspace(0, 29, 6))]  # 3 s at 2 fps
+    assert video.indices == [int(i) for i in np.floor(np.linspace(0, 29, 6))]  # 3 s at 2 fps
     assert video.fps == pytest.approx(2.0)
     assert video.frames[0].size == (32, 24)
     capped = load_video(clip, VideoPolicy(num_frames=None, fps=100.0, max_frames=4))
@@ -306,3 +306,10 @@ def test_import_is_light():
     code = "import sys, unireward.media; print('torch' in sys.modules, 'av' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_nearest_rounding_is_an_option():
+    from unireward.media import VideoPolicy, sample_indices
+
+    assert sample_indices(16, 8.0, VideoPolicy(num_frames=8)) == [0, 2, 4, 6, 8, 10, 12, 15]
+    assert sample_indices(16, 8.0, VideoPolicy(num_frames=8, rounding="nearest")) == [0, 2, 4, 6, 9, 11, 13, 15]

@@ -132,7 +132,7 @@ class RewardModel:
                 elif use_probs:
                     values = fmt.values()
                     probs = {str(v): p for v, p in zip(values, out)}
-                    best = max(zip(out, values))[1]
+                    best = values[max(range(len(out)), key=out.__getitem__)]
                     results[i] = PointResult(task=t.key, score=float(best),
                                              expected_score=sum(v * p for v, p in zip(values, out)),
                                              probs=probs, raw=fmt.prefix + str(best), method="probs",
@@ -249,7 +249,7 @@ class RewardModel:
             keys = list(t.answer.choices())
             probs = {_key(k): p for k, p in zip(keys, out)}
             probs.setdefault("tie", 0.0)
-            winner = max(zip(out, keys))[1]
+            winner = keys[max(range(len(out)), key=out.__getitem__)]
             return {"winner": winner, "status": "ok", "reason": None, "probs": probs, "dims": {},
                     "raw": t.answer.prefix + t.answer.verdict(winner)}
         v = t.parse(out)

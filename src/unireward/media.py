@@ -56,8 +56,9 @@ class ImagePolicy:
 class VideoPolicy:
     """Which frames of a video the judge sees, and how large.
 
-    num_frames: k frames uniform over the whole clip, indices = round(linspace(0, n-1, k)) (the published
+    num_frames: k frames uniform over the whole clip, indices = floor(linspace(0, n-1, k)) (the published
         GenAI-Bench protocol; a clip shorter than k repeats frames so every video gives exactly k).
+    rounding: "floor" (the published scripts' `linspace(...).astype(int)`) or "nearest".
     fps: instead, about this many frames per second of video, min(n, max_frames) at most, spread uniformly.
     """
 
@@ -67,8 +68,11 @@ class VideoPolicy:
     max_pixels: int = 448 * 448  # per-frame pixel budget, resized down keeping aspect
     max_source_pixels: int = 16_000_000  # per-frame decode limit
     max_duration_s: float = 600.0  # longer videos are refused
+    rounding: str = "floor"  # how linspace positions become frame indices: "floor" or "nearest"
 
     def __post_init__(self) -> None:
+        if self.rounding not in ("floor", "nearest"):
+            raise ConfigError(f"VideoPolicy: rounding must be 'floor' or 'nearest', got {self.rounding!r}")
         if (self.num_frames is None) == (self.fps is None):
             raise ConfigError("VideoPolicy: set exactly one of num_frames and fps, e.g. VideoPolicy(num_frames=8) "
                               "or VideoPolicy(num_frames=None, fps=2.0)")
@@ -266,7 +270,8 @@ def sample_indices(n: int, source_fps: float, policy: VideoPolicy) -> list[int]:
         k = policy.num_frames
     else:
         k = min(n, policy.max_frames, max(1, round(n * policy.fps / source_fps)))
-    return [int(i) for i in np.round(np.linspace(0, n - 1, k))]
+    positions = np.linspace(0, n - 1, k)
+    return [int(i) for i in (np.floor(positions) if policy.rounding == "floor" else np.round(positions))]
 
 
 def _sample_frames(frames: list[Any], source_fps: float, policy: VideoPolicy, source: str | None,

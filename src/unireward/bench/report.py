@@ -66,9 +66,12 @@ def point_stats(recs: Sequence[dict]) -> dict[str, Any]:
 def _stats(recs: Sequence[dict], unparsed_as_tie: bool) -> dict[str, Any]:
     pairs = [r for r in recs if r["kind"] == "pair"]
     points = [r for r in recs if r["kind"] == "point"]
+    point = point_stats(points) if points else None
+    if point and len({r["task"] for r in points}) > 1:
+        point["spearman"] = None  # scores of different tasks live on different scales: see the per-task rows
     if pairs and points:
-        return {"pair": pair_stats(pairs, unparsed_as_tie), "point": point_stats(points)}
-    return pair_stats(pairs, unparsed_as_tie) if pairs else point_stats(points)
+        return {"pair": pair_stats(pairs, unparsed_as_tie), "point": point}
+    return pair_stats(pairs, unparsed_as_tie) if pairs else point
 
 
 def summarize(records: Sequence[dict], groupings: dict[str, list[str]], *, unparsed_as_tie: bool = False,
@@ -100,11 +103,14 @@ POINT_COLUMNS = [("n", "n"), ("spearman", "spearman"), ("exact", "exact"), ("unp
                  ("errors", "errors")]
 
 
-def _fmt(v: Any) -> str:
+DECIMAL_KEYS = {"spearman", "vg_tie_threshold"}  # shown as numbers; every other float is a rate, shown in %
+
+
+def _fmt(v: Any, key: str = "") -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{100 * v:.1f}" if 0.0 <= v <= 1.0 else f"{v:.3f}"
+        return f"{v:.3f}" if key in DECIMAL_KEYS else f"{100 * v:.1f}"
     return str(v)
 
 
@@ -123,7 +129,7 @@ def _table(rows: list[tuple[str, dict]], first: str) -> list[str]:
         used = [(k, h) for k, h in cols if any(s.get(k) is not None for _, s in sub)]
         lines += ["| " + " | ".join([first] + [h for _, h in used]) + " |",
                   "|" + "---|" * (len(used) + 1)]
-        lines += ["| " + " | ".join([n] + [_fmt(s.get(k)) for k, _ in used]) + " |" for n, s in sub]
+        lines += ["| " + " | ".join([n] + [_fmt(s.get(k), k) for k, _ in used]) + " |" for n, s in sub]
         lines.append("")
     return lines
 

@@ -73,9 +73,14 @@ def run_bench(cfg: BenchConfig, judge: Any = None) -> dict[str, Any]:
             f.flush()
             bar.update(len(chunk))
     records = [done[it.id] for it in items]
-    results = summarize(records, bench.groupings, unparsed_as_tie=cfg.protocol == "reference" and bench.unparsed_as_tie,
+    as_tie = cfg.protocol == "reference" and bench.unparsed_as_tie
+    results = summarize(records, bench.groupings, unparsed_as_tie=as_tie,
                         macro_groupings=list(bench.groupings) if bench.name == "vlrb" else ())
-    results.update(manifest=manifest, n_items=len(records), notes=bench.notes)
+    notes = list(bench.notes)
+    if as_tie:
+        notes.append("reference protocol: outputs without a verdict count as tie predictions, as in the published "
+                     "script (they are still counted under 'unparsed')")
+    results.update(manifest=manifest, n_items=len(records), notes=notes)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "report.md").write_text(markdown(results))
     plot(results, out / "plot.png")
@@ -104,8 +109,11 @@ def judge_items(judge: Any, chunk: list[Item], protocol: str, swaps: dict[str, b
             reqs = []
             for it in ready:
                 a, b, media = fetched[it.id]
-                reqs.append(PairRequest(it.prompt, b, a, media) if swaps.get(it.id) else PairRequest(it.prompt, a, b, media))
-            results = judge.rank_batch(reqs, task=task, both_orders=protocol == "clean", template=template) if reqs else []
+                if swaps.get(it.id):
+                    a, b = b, a
+                reqs.append(PairRequest(it.prompt, a, b, media))
+            both = protocol == "clean"
+            results = judge.rank_batch(reqs, task=task, both_orders=both, template=template) if reqs else []
             for it, res in zip(ready, results):
                 recs[it.id] = _base(it, "pair") | pair_record(res, bool(swaps.get(it.id)))
         else:
@@ -167,7 +175,8 @@ def _manifest(cfg: BenchConfig, bench: Benchmark, items: list[Item], judge: Any,
         "video_policy": judge.video_policy.to_dict(),
         "image_policy": judge.image_policy.to_dict(),
         "both_orders": cfg.protocol == "clean",
-        "data": str(Path(bench.source.split(", ")[0]).resolve()),
+        "data": str(Path(cfg.data).expanduser().resolve()) if cfg.data else bench.source,
+        "source": bench.source,
         "split": cfg.split,
         "limit": cfg.limit,
         "n_items": len(items),

@@ -69,6 +69,10 @@ class CoordDenoiser(nn.Module):
         coords = coordinate_channels(h, w, sample.device, sample.dtype).expand(b, -1, -1, -1)
         return self.unet(torch.cat([sample, coords], 1), timestep, encoder_hidden_states=encoder_hidden_states).sample
 
+    def save_pretrained(self, path: str | Path) -> None:
+        """Save the wrapped UNet (diffusers format), e.g. the trainer's final `denoiser/` folder."""
+        self.unet.save_pretrained(path)
+
 
 def build_tokenizer(corpus: Sequence[str]):
     """A byte-level BPE (vocab <= 512) trained on `corpus`, as a transformers fast tokenizer."""

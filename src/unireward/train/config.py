@@ -24,6 +24,12 @@ T = TypeVar("T")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", "~", ""}
+# transformers / TRL argument names people type out of habit -> the short names our recipes use
+_HABITS = {"learning_rate": ["lr"], "num_train_epochs": ["epochs"], "per_device_train_batch_size": ["batch_size"],
+           "gradient_accumulation_steps": ["grad_accum"], "lr_scheduler_type": ["lr_scheduler"],
+           "warmup_ratio": ["warmup"], "warmup_steps": ["warmup"], "model_name_or_path": ["model", "pretrained_model"],
+           "dataset": ["data", "train_data"], "lora_r": ["lora_rank"], "resume": ["resume_from_checkpoint"],
+           "resume_from_checkpoint": ["resume"]}
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
@@ -31,6 +37,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     import yaml
 
     data: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # top-level key -> where its value came from, when not the file
     where = "defaults"
     if path is not None:
         p = Path(path)
@@ -51,7 +58,8 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
             raise ConfigError(f"override {item!r} is not key=value (e.g. max_steps=10)")
         _check_key(cls, key, f"override {item!r}")
         _set_dotted(data, key, _parse_value(value))
-    return from_dict(cls, data, where=where)
+        origin[key.split(".")[0]] = "command line"
+    return from_dict(cls, data, where=where, origin=origin)
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -65,7 +73,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "config", origin: dict[str, str] | None = None) -> T:
     """Instantiate dataclass `cls` from a mapping, coercing each value to its field's type."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
@@ -73,13 +81,10 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     hints = typing.get_type_hints(cls)
     unknown = [k for k in data if k not in fields]
     if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(key, list(fields), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(fields)}"
-        raise ConfigError(f"{where}: unknown key {key!r} for {cls.__name__}{hint}")
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} for {cls.__name__}{_hint(unknown[0], fields)}")
     kwargs = {}
     for name, value in data.items():
-        kwargs[name] = coerce(value, hints[name], f"{where}: {name}")
+        kwargs[name] = coerce(value, hints[name], f"{(origin or {}).get(name, where)}: {name}")
     try:
         return cls(**kwargs)
     except ConfigError as e:
@@ -96,10 +101,14 @@ def _check_key(cls: type, dotted: str, where: str) -> None:
             return  # a dict-typed field: free-form keys
         fields = {f.name for f in dataclasses.fields(node) if f.init}
         if part not in fields:
-            close = difflib.get_close_matches(part, sorted(fields), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(sorted(fields))}"
-            raise ConfigError(f"{where}: unknown key {part!r} for {node.__name__}{hint}")
+            raise ConfigError(f"{where}: unknown key {part!r} for {node.__name__}{_hint(part, fields)}")
         node = typing.get_type_hints(node)[part]
+
+
+def _hint(key: str, fields) -> str:
+    names = sorted(fields)
+    close = [n for n in _HABITS.get(key, []) if n in fields] or difflib.get_close_matches(key, names, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(names)}"
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -139,7 +148,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if origin in (typing.Union, types.UnionType):
         members = [a for a in args if a is not type(None)]
-        if type(None) in args and (value is None or (isinstance(value, str) and value.strip().lower() in _NONE)):
+        optional = type(None) in args
+        if optional and (value is None or (isinstance(value, str) and value.strip().lower() in _NONE)):
             return None
         errors = []
         for member in _union_order(members, value):
@@ -147,6 +157,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
                 return coerce(value, member, where)
             except ConfigError as e:
                 errors.append(str(e))
+        if len(errors) == 1:
+            raise ConfigError(errors[0] + (" (or null)" if optional else ""))
         raise ConfigError(f"{where}: {value!r} fits none of {_type_name(tp)}")
     if origin is typing.Literal:
         if value in args:

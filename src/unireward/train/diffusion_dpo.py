@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -173,6 +174,13 @@ def _add_lora(policy: nn.Module, config: DiffusionDPOConfig) -> None:
         p.requires_grad_("lora_" in name)
 
 
+def _logged_step(line: str) -> float:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):  # a line cut short by a crash
+        return math.inf
+
+
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     """The checkpoint folder with the highest step under `output_dir`, or None."""
     done = [p for p in Path(output_dir).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
@@ -235,8 +243,8 @@ def train_diffusion_dpo(config: DiffusionDPOConfig, policy: nn.Module, reference
     if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         if log_path.exists():  # drop lines written after the checkpoint we resume from (or all, if fresh)
-            kept = [ln for ln in log_path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-            log_path.write_text("".join(k + "\n" for k in kept))
+            log_path.write_text("".join(ln + "\n" for ln in log_path.read_text().splitlines()
+                                        if _logged_step(ln) <= step))
 
     sampler = _Batches(len(dataset), config.batch_size, config.seed, step * config.grad_accum,
                        accelerator.process_index, accelerator.num_processes)
@@ -250,12 +258,13 @@ def train_diffusion_dpo(config: DiffusionDPOConfig, policy: nn.Module, reference
         for micro in range(config.grad_accum):
             index = (step * config.grad_accum + micro) * accelerator.num_processes + accelerator.process_index
             gen = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
-            with accelerator.autocast():
+            sync = micro == config.grad_accum - 1  # all-reduce gradients only on the last micro-batch
+            with (nullcontext() if sync else accelerator.no_sync(policy)), accelerator.autocast():
                 out = dpo_micro_step(next(batches), policy, reference, noise_scheduler, encode_prompt, config.beta,
                                      prediction_type, gen, vae, forward, accelerator.device)
-            if not math.isfinite(out.metrics["loss"]):
-                raise FloatingPointError(f"step {step}: Diffusion-DPO loss is {out.metrics['loss']}")
-            accelerator.backward(out.loss / config.grad_accum)
+                if not math.isfinite(out.metrics["loss"]):
+                    raise FloatingPointError(f"step {step}: Diffusion-DPO loss is {out.metrics['loss']}")
+                accelerator.backward(out.loss / config.grad_accum)
             for k, v in out.metrics.items():
                 sums[k] = sums.get(k, 0.0) + v / config.grad_accum
         if config.max_grad_norm > 0:
@@ -319,8 +328,15 @@ def load_dpo_config(path: str | Path, overrides: Sequence[str] = ()) -> Diffusio
     unknown = sorted(set(data) - set(DiffusionDPOConfig.__dataclass_fields__))
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {unknown}; see DiffusionDPOConfig")
+    defaults = DiffusionDPOConfig()
+    for key, value in data.items():  # YAML reads "1e-4" as a string: coerce to the field's type
+        if isinstance(getattr(defaults, key), float) and isinstance(value, (str, int)) and not isinstance(value, bool):
+            try:
+                data[key] = float(value)
+            except ValueError:
+                raise ConfigError(f"{path}: field {key!r} must be a number, got {value!r}") from None
     if "adam_betas" in data:
-        data["adam_betas"] = tuple(data["adam_betas"])
+        data["adam_betas"] = tuple(float(b) for b in data["adam_betas"])
     return DiffusionDPOConfig(**data)
 
 

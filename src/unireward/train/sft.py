@@ -15,6 +15,7 @@ to `output_dir` so `RewardModel.load(output_dir)` judges with it directly. Each 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -155,6 +156,9 @@ def run_sft(config: SFTRecipeConfig) -> SFTResult:
     from .collate import JudgeCollator
     from .config import dump_config
 
+    config = dataclasses.replace(config, output_dir=expand_path(config.output_dir, "output_dir"),
+                                 model=expand_path(config.model, "model"),
+                                 deepspeed=config.deepspeed and expand_path(config.deepspeed, "deepspeed"))
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(config, out / "sft_config.yaml")
@@ -245,14 +249,26 @@ def read_mixture(data: Sequence[Any], seed: int = 0, max_samples: int | None = N
     return mixed
 
 
+def expand_path(value: str, field_name: str) -> str:
+    """`${VAR}` / `~` expanded; an unset variable is an error naming the field (not a folder called '${VAR}')."""
+    out = os.path.expanduser(os.path.expandvars(str(value)))
+    if "$" in out:
+        raise ConfigError(f"{field_name}={value!r}: environment variable not set ({out!r}); export it or pass "
+                          f"{field_name}=... on the command line")
+    return out
+
+
 def _data_entry(entry: Any) -> tuple[Path, float]:
     if isinstance(entry, (str, os.PathLike)):
-        return Path(entry), 1.0
+        return Path(expand_path(entry, "data")), 1.0
     if isinstance(entry, dict) and "path" in entry and set(entry) <= {"path", "weight"}:
-        weight = float(entry.get("weight", 1.0))
+        try:
+            weight = float(entry.get("weight", 1.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"data entry {entry}: weight must be a number") from None
         if weight < 0:
             raise ConfigError(f"data entry {entry}: weight must be >= 0")
-        return Path(entry["path"]), weight
+        return Path(expand_path(entry["path"], "data")), weight
     raise ConfigError(f"data entry {entry!r}: expected a JSONL path or {{path: ..., weight: ...}}")
 
 
@@ -427,6 +443,20 @@ def _trainer_class():
             self.optimizer = cls([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()],
                                  lr=self.args.learning_rate, **kwargs)
             return self.optimizer
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            # transformers 5.24 resumes full weights with `load_state_dict(strict=False)` on the file that
+            # `save_pretrained` wrote, whose keys are in the checkpoint layout ("model.layers.*", "visual.*") while
+            # Qwen-VL modules are named "model.language_model.*" / "model.visual.*": nothing matches and the run
+            # silently restarts from the base weights. Load through `from_pretrained` (which maps the keys) instead.
+            target = self.model if model is None else model
+            ckpt = Path(resume_from_checkpoint)
+            has_full = (ckpt / "model.safetensors").is_file() or (ckpt / "model.safetensors.index.json").is_file()
+            if self.is_deepspeed_enabled or self.is_fsdp_enabled or hasattr(target, "peft_config") or not has_full:
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            fresh = type(target).from_pretrained(str(ckpt), dtype=target.dtype)
+            target.load_state_dict(fresh.state_dict(), strict=True)
+            del fresh
 
     return JudgeSFTTrainer
 

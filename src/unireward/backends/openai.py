@@ -1,0 +1,350 @@
+"""Judging through any OpenAI-compatible server: vLLM, SGLang, or `unireward serve`.
+
+    rm = RewardModel.load("http://gpu1:8000/v1,http://gpu2:8000/v1", backend="openai",
+                          served_model="UnifiedReward-qwen-7b", concurrency=16)
+
+Requests run `concurrency` at a time per endpoint (threads over one pooled httpx client), go to the least busy
+endpoint (or round robin), and are retried with exponential backoff on connection errors, 429 and 5xx (the
+failing endpoint is rested for a few seconds). Decoding is greedy (`temperature: 0`) always.
+
+Decisions from log-probabilities (`choice_probs`): the answer prefix is forced as a final assistant message
+(`continue_final_message: true, add_generation_prompt: false`, as vLLM supports; trailing spaces of the prefix
+are moved into the choices so that the server tokenises the prefix naturally), with `logprobs: true,
+top_logprobs: 20`. The choices are walked as a trie over the returned tokens: at each branching point (e.g.
+" Image" / " Both", then "1" / "2") the choices consistent with each top token are kept and that token's
+log-probability is added (when several top tokens start the same choices, the longest, i.e. the BPE
+tokenisation of the choice text); tokens shared by all remaining choices count as certain, as in the
+transformers backend; a choice that is a prefix of another ("1" and "10") ends with the end-of-turn token. Cheaper than one request per branching point: each request decodes `lookahead` greedy tokens
+(default 4) and the top log-probabilities at every one of them are used, so when the greedy answer passes
+through the later branching points (the usual case for a trained judge) one request decides a pair or a score.
+Choices absent from the top-k at a branching point get probability 0. Without log-probabilities (the server
+omits them, or `use_logprobs=False`), `supports_probs` is False and the judge generates and parses.
+
+Media go as base64 data URLs: images as PNG `image_url`s; videos as `video_url`s holding the already sampled
+frames, `data:video/jpeg;base64,<frame>,<frame>,...` (vLLM's frame-list form; start vLLM with
+`--media-io-kwargs '{"video": {"num_frames": -1}}'` so it keeps all of them), or lossless
+`data:video/png;...` with `video_format="png"` (unireward's server only). The frames are exactly those the
+judge's VideoPolicy chose, so local and remote judges see the same frames.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import math
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
+
+from ..errors import BackendError, PromptTooLongError
+from .base import Backend, ChatInput
+
+_END_TOKENS = {"<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<eos>"}
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_CONTEXT_HINTS = ("context length", "maximum context", "too long", "max_model_len", "prompt is too long")
+
+
+def _normalise_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if url.endswith("/chat/completions"):
+        url = url[: -len("/chat/completions")]
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+
+    def __init__(self, base_url_or_urls: str | Sequence[str], served_model: str | None = None,
+                 api_key: str | None = None, concurrency: int = 8, timeout: float = 60.0, retries: int = 3,
+                 backoff: float = 0.5, balance: str = "least-busy", use_logprobs: bool | None = None,
+                 top_logprobs: int = 20, lookahead: int = 4, video_format: str = "jpeg", jpeg_quality: int = 95,
+                 extra_body: dict | None = None, model: str | None = None, transport: Any = None):
+        import httpx
+
+        urls = base_url_or_urls.split(",") if isinstance(base_url_or_urls, str) else list(base_url_or_urls)
+        self.urls = [_normalise_url(u) for u in urls if u.strip()]
+        if not self.urls:
+            raise BackendError("OpenAIBackend needs at least one base URL, e.g. http://127.0.0.1:8000/v1")
+        if balance not in ("least-busy", "round-robin"):
+            raise ValueError("balance must be least-busy or round-robin")
+        if video_format not in ("jpeg", "png"):
+            raise ValueError("video_format must be jpeg or png")
+        self.served_model = served_model or model
+        self.concurrency = max(1, int(concurrency))
+        self.retries = max(0, int(retries))
+        self.backoff = backoff
+        self.balance = balance
+        self.use_logprobs = use_logprobs
+        self.top_logprobs = top_logprobs
+        self.lookahead = max(1, int(lookahead))
+        self.video_format = video_format
+        self.jpeg_quality = jpeg_quality
+        self.extra_body = dict(extra_body or {})
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        n = self.concurrency * len(self.urls)
+        self._client = httpx.Client(headers=headers, timeout=timeout, transport=transport,
+                                    limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
+        self._pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="unireward-openai")
+        self._lock = threading.Lock()
+        self._inflight = [0] * len(self.urls)
+        self._rested_until = [0.0] * len(self.urls)
+        self._turn = 0
+        self._probe: bool | None = None
+        self.requests = 0  # requests sent, retries included
+
+    # -- plumbing ----------------------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "endpoints": self.urls, "model": self.served_model}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+        self._client.close()
+
+    def _pick(self, avoid: int | None) -> int:
+        with self._lock:
+            now = time.monotonic()
+            order = [(self._turn + k) % len(self.urls) for k in range(len(self.urls))]
+            usable = [i for i in order if i != avoid and self._rested_until[i] <= now] or \
+                     [i for i in order if i != avoid] or order
+            if self.balance == "least-busy":
+                usable.sort(key=lambda i: self._inflight[i])  # stable: round robin among equals
+            i = usable[0]
+            self._turn = (i + 1) % len(self.urls)
+            self._inflight[i] += 1
+            return i
+
+    def _post(self, path: str, payload: dict) -> dict:
+        import httpx
+
+        last = "no attempt"
+        avoid = None
+        for attempt in range(self.retries + 1):
+            i = self._pick(avoid)
+            url = self.urls[i] + path
+            retry_after = None
+            try:
+                self.requests += 1
+                r = self._client.post(url, json=payload)
+            except httpx.TransportError as e:
+                last = f"{url}: {type(e).__name__}: {e}"
+                ok = False
+            else:
+                ok = r.status_code < 400
+                if ok:
+                    try:
+                        return r.json()
+                    except ValueError:
+                        raise BackendError(f"{url} answered with a body that is not JSON") from None
+                message = _error_message(r)
+                if r.status_code not in _RETRY_STATUS:
+                    if r.status_code in (400, 413, 422) and any(h in message.lower() for h in _CONTEXT_HINTS):
+                        raise PromptTooLongError(f"{url}: {message}")
+                    raise BackendError(f"{url} refused the request ({r.status_code}): {message}")
+                last = f"{url}: HTTP {r.status_code}: {message}"
+                retry_after = r.headers.get("retry-after")
+            finally:
+                with self._lock:
+                    self._inflight[i] -= 1
+            avoid = i if len(self.urls) > 1 else None
+            if attempt == self.retries:
+                break
+            delay = self.backoff * (2 ** attempt) * (0.5 + random.random())
+            if retry_after and retry_after.replace(".", "", 1).isdigit():
+                delay = max(delay, min(float(retry_after), 30.0))
+            with self._lock:
+                self._rested_until[i] = time.monotonic() + delay
+            time.sleep(delay)
+        raise BackendError(f"the judge server failed after {self.retries + 1} attempts; last error: {last}")
+
+    def _model(self) -> str:
+        if self.served_model is None:
+            data = self._get_models()
+            if not data:
+                raise BackendError(f"{self.urls[0]}/models lists no model; pass served_model=")
+            self.served_model = data[0]["id"]
+        return self.served_model
+
+    def _get_models(self) -> list:
+        r = self._client.get(self.urls[0] + "/models")
+        if r.status_code >= 400:
+            raise BackendError(f"{self.urls[0]}/models: HTTP {r.status_code}: {_error_message(r)}")
+        return r.json().get("data", [])
+
+    # -- messages ----------------------------------------------------------------------------------------------
+    def _encode_image(self, im, fmt: str) -> str:
+        buf = io.BytesIO()
+        if fmt == "jpeg":
+            im.convert("RGB").save(buf, "JPEG", quality=self.jpeg_quality)
+        else:
+            im.save(buf, "PNG")
+        return base64.b64encode(buf.getvalue()).decode()
+
+    def _content(self, x: ChatInput) -> list[dict]:
+        from PIL import Image
+
+        from ..media import Video
+
+        content = []
+        for p in x.parts:
+            if isinstance(p, str):
+                content.append({"type": "text", "text": p})
+            elif isinstance(p, Image.Image):
+                content.append({"type": "image_url",
+                                "image_url": {"url": "data:image/png;base64," + self._encode_image(p, "png")}})
+            elif isinstance(p, Video):
+                frames = ",".join(self._encode_image(f, self.video_format) for f in p.frames)
+                content.append({"type": "video_url",
+                                "video_url": {"url": f"data:video/{self.video_format};base64,{frames}"}})
+            else:
+                raise BackendError(f"unsupported part of type {type(p).__name__} in a chat input")
+        return content
+
+    def _payload(self, content: list[dict], prefix: str, max_tokens: int, **extra) -> dict:
+        messages: list[dict] = [{"role": "user", "content": content}]
+        payload: dict[str, Any] = {"model": self._model(), "messages": messages, "max_tokens": max_tokens,
+                                   "temperature": 0.0, "n": 1}
+        if prefix:
+            messages.append({"role": "assistant", "content": prefix})
+            payload.update(continue_final_message=True, add_generation_prompt=False)
+        payload.update(self.extra_body)
+        payload.update(extra)
+        return payload
+
+    def _map(self, fn, items: Sequence[Any]) -> list:
+        if len(items) <= 1:
+            return [fn(x) for x in items]
+        return list(self._pool.map(fn, items))
+
+    # -- generation --------------------------------------------------------------------------------------------
+    def generate(self, inputs, max_new_tokens=256, stop=None, prefix=""):
+        stop = list(stop or [])
+
+        def one(x: ChatInput) -> str:
+            extra = {"stop": stop, "include_stop_str_in_output": True} if stop else {}
+            data = self._post("/chat/completions", self._payload(self._content(x), prefix, max_new_tokens, **extra))
+            choice = (data.get("choices") or [{}])[0]
+            text = (choice.get("message") or {}).get("content") or ""
+            reason = choice.get("stop_reason")
+            if isinstance(reason, str) and reason in stop and reason not in text:
+                text += reason  # the server trimmed the stop string; the parser needs the verdict line
+            if prefix and text.startswith(prefix):
+                text = text[len(prefix):]
+            return text
+
+        return self._map(one, list(inputs))
+
+    # -- choice probabilities ------------------------------------------------------------------------------------
+    @property
+    def supports_probs(self) -> bool:  # type: ignore[override]
+        if self.use_logprobs is not None:
+            return self.use_logprobs
+        if self._probe is None:
+            try:
+                data = self._post("/chat/completions", self._payload(
+                    [{"type": "text", "text": "Say yes."}], "", 1, logprobs=True, top_logprobs=1))
+                lp = ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content")
+                self._probe = bool(lp)
+            except BackendError:
+                self._probe = False
+        return self._probe
+
+    def choice_probs(self, inputs, prefix, choices):
+        if not self.supports_probs:
+            return None
+        return self._map(lambda x: self._choice_row(x, prefix, list(choices)), list(inputs))
+
+    def _choice_row(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float]:
+        base = prefix.rstrip()
+        targets = [prefix[len(base):] + c for c in choices]
+        content = self._content(x)
+        dists: dict[str, list[tuple[str, float]]] = {}
+
+        def fetch(node: str) -> None:
+            data = self._post("/chat/completions", self._payload(
+                content, base + node, self.lookahead, logprobs=True, top_logprobs=self.top_logprobs))
+            entries = ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
+            text = node
+            for e in entries:
+                top = [(t["token"], float(t["logprob"])) for t in e.get("top_logprobs") or []]
+                dists.setdefault(text, top or [(e["token"], float(e["logprob"]))])
+                text += e["token"]
+            dists.setdefault(node, [])
+
+        logp = [-math.inf] * len(choices)
+        stack: list[tuple[str, float, frozenset]] = [("", 0.0, frozenset(range(len(choices))))]
+        while stack:
+            node, lp, cands = stack.pop()
+            if len(cands) == 1:
+                (c,) = cands
+                logp[c] = _logaddexp(logp[c], lp)
+                continue
+            if node not in dists:
+                fetch(node)
+            done = frozenset(c for c in cands if len(targets[c]) <= len(node))  # choice text fully matched
+            live = cands - done
+            best: dict[frozenset, tuple[float, str]] = {}
+            for tok, tlp in dists[node]:
+                if not tok:
+                    continue
+                sub = frozenset(c for c in live if _compatible(targets[c][len(node):], tok))
+                # several tokens may start the same choices (" I", " Image"): follow the longest, which is how
+                # BPE tokenises the choice text and what a trained judge emits
+                if sub and (sub not in best or (len(tok), tlp) > (len(best[sub][1]), best[sub][0])):
+                    best[sub] = (tlp, tok)
+            if done:  # e.g. "1" when "10" is also a choice: P(the answer ends here)
+                ends = [tlp for tok, tlp in dists[node] if tok in _END_TOKENS]
+                if ends:
+                    end_lp = functools.reduce(_logaddexp, ends)
+                else:  # no end-of-turn token reported: whatever does not continue a longer choice ends it
+                    end_lp = math.log(max(1.0 - sum(math.exp(tlp) for tlp, _ in best.values()), 1e-12))
+                for c in done:
+                    logp[c] = _logaddexp(logp[c], lp + end_lp)
+            splitting = {s: v for s, v in best.items() if s != cands}
+            if splitting:
+                stack.extend((node + tok, lp + tlp, s) for s, (tlp, tok) in splitting.items())
+            elif cands in best:  # a token all remaining choices share: it does not discriminate
+                stack.append((node + best[cands][1], lp, cands))
+        if all(v == -math.inf for v in logp):
+            return self._generated_choice(x, prefix, choices)
+        m = max(logp)
+        exp = [math.exp(v - m) for v in logp]
+        z = sum(exp)
+        return [e / z for e in exp]
+
+    def _generated_choice(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float]:
+        """No choice reached the top log-probabilities: let the model write the answer and match it."""
+        text = self.generate([x], max_new_tokens=64, prefix=prefix)[0].strip()
+        hits = [i for i, c in enumerate(choices) if text.startswith(c.strip())]
+        if len(hits) == 1:
+            return [1.0 if i == hits[0] else 0.0 for i in range(len(choices))]
+        return [1.0 / len(choices)] * len(choices)
+
+
+def _compatible(rest: str, token: str) -> bool:
+    """Whether `token` can be the next token of a choice whose unmatched text is `rest`."""
+    return rest.startswith(token) or (bool(rest) and token.startswith(rest))
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    m = max(a, b)
+    return m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+def _error_message(r) -> str:
+    try:
+        body = r.json()
+    except ValueError:
+        return r.text[:500]
+    if isinstance(body, dict):
+        err = body.get("error") or body.get("detail") or body.get("message") or body
+        if isinstance(err, dict):
+            return str(err.get("message") or err)
+        return str(err)[:500]
+    return str(body)[:500]

@@ -1,0 +1,37 @@
+"""Preference-data construction: sample N candidates from the model being aligned, judge them, keep one pair.
+
+- `candidates`: samplers (a VLM answering questions, diffusers text-to-image / text-to-video pipelines, the
+  sandbox generator), each candidate with its own seed.
+- `strategies`: pair-then-point (the paper's), pair-only, point-only, random, as pure functions.
+- `writer`: the crash-safe, append-only records file keyed by prompt id.
+- `export`: to TRL's DPO format and to the Diffusion-DPO trainer's dataset.
+- `run`: `ConstructConfig`, `construct(...)`, `run_construct(config)`, `run_construct_from_config(path, overrides)`.
+
+    unireward construct --config configs/construct/sandbox_generator.yaml
+
+Importing this package is cheap; torch, transformers and diffusers load when a sampler or judge is built.
+"""
+
+from importlib import import_module
+from typing import Any
+
+_LAZY = {
+    "ConstructConfig": "unireward.construct.run",
+    "ConstructResult": "unireward.construct.run",
+    "construct": "unireward.construct.run",
+    "run_construct": "unireward.construct.run",
+    "run_construct_from_config": "unireward.construct.run",
+    "PromptItem": "unireward.construct.candidates",
+    "read_prompts": "unireward.construct.candidates",
+    "export_records": "unireward.construct.export",
+    "read_records": "unireward.construct.writer",
+    "STRATEGIES": "unireward.construct.strategies",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'unireward.construct' has no attribute {name!r}")
