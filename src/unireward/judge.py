@@ -77,8 +77,18 @@ class RewardModel:
              batch_size: int = 8, **kwargs) -> "RewardModel":
         """Load a judge. backend="hf": a local directory or hub id; backend="openai": a base URL (or several,
         comma-separated) of an OpenAI-compatible server, with `served_model=` naming the model there."""
+        from .models.registry import resolve
+
+        spec = resolve(model)
+        if spec is not None:  # a registered short name: its checkpoint and defaults (explicit arguments win)
+            model = spec.checkpoint
+            if kwargs.get("method") is None:
+                kwargs["method"] = spec.method
+            if kwargs.get("max_new_tokens") is None:
+                kwargs["max_new_tokens"] = spec.max_new_tokens
         judge_kwargs = {k: kwargs.pop(k) for k in ("image_policy", "video_policy", "method", "max_new_tokens",
                                                     "allow_urls") if k in kwargs}
+        judge_kwargs = {k: v for k, v in judge_kwargs.items() if v is not None}
         if backend == "hf":
             from .backends.hf import HFBackend
 

@@ -29,9 +29,9 @@ def _common(p: argparse.ArgumentParser, default_task: str) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--template", help="a Jinja template file to use instead of the task's own")
     p.add_argument("--dimensions", action="store_true", help="ask for per-dimension judgements (generation tasks)")
-    p.add_argument("--method", default="auto", choices=["auto", "probs", "generate"],
+    p.add_argument("--method", default=None, choices=["auto", "probs", "generate"],
                    help="probs: read the decision from token probabilities; generate: generate and parse")
-    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--max-new-tokens", type=int, default=None, help="generation budget (default 512)")
     p.add_argument("--frames", type=int, default=None, help="video frames sampled uniformly (default 8)")
     p.add_argument("--fps", type=float, default=None, help="sample videos at this rate instead of a frame count")
     p.add_argument("--max-pixels", type=int, default=None, help="pixel budget per image or video frame")

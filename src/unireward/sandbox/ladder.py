@@ -72,6 +72,8 @@ class LadderConfig:
     video_frames: int = 8  # frames per video (>= 6 so physics violations show; 2 frames per temporal patch)
     batch_size: int = 32
     threads: int | None = None  # torch threads (None: torch's default)
+    workers: int = 0  # data-loader processes drawing and encoding examples (0: in the training process)
+    device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
     stages: list[StageConfig] = field(default_factory=list)
     eval_every: int = 0  # steps between quick held-out evaluations within judge stages (0: only at the end)
     eval_n: int = 48  # held-out samples per task in quick evaluations
@@ -172,18 +174,18 @@ def run_stage(config: LadderConfig, stage: StageConfig, prev: Path, out: Path, s
         raise ValueError(f"stage {stage.name}: kind must be caption or judge, got {stage.kind!r}")
     torch.manual_seed(seed)
     processor = AutoProcessor.from_pretrained(prev)
-    model = AutoModelForImageTextToText.from_pretrained(prev, dtype=torch.float32)
+    device = _device(config)
+    model = AutoModelForImageTextToText.from_pretrained(prev, dtype=torch.float32).to(device)
     model.train()
-    collator = JudgeCollator(processor)
     opt, groups = _optimizer(model, stage)
     steps = max(1, math.ceil(stage.examples / config.batch_size))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, steps, stage.warmup))
-    stream = ExampleStream(config, stage, seed)
+    batches = iter(batch_stream(config, stage, seed, processor))
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     curve, evals, t0, losses = [], [], time.perf_counter(), []
     bar = _bar(config, steps, f"{out.name}")
     for step in range(1, steps + 1):
-        batch = collator(stream.batch(config.batch_size))
+        batch = {k: v.to(device) if hasattr(v, "to") else v for k, v in next(batches).items()}
         loss = completion_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -221,6 +223,34 @@ def run_stage(config: LadderConfig, stage: StageConfig, prev: Path, out: Path, s
          + (f", caption {info['caption_eval']}" if "caption_eval" in info else "")
          + (f", eval {_short(evals[-1])}" if evals else ""))
     return info
+
+
+def _device(config: LadderConfig) -> str:
+    import torch
+
+    if config.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return config.device
+
+
+def batch_stream(config: LadderConfig, stage: StageConfig, seed: int, processor):
+    """Endless encoded batches (`JudgeCollator` output); `config.workers` processes draw them in parallel."""
+    import torch
+
+    from ..train.collate import JudgeCollator
+
+    class Batches(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            info = torch.utils.data.get_worker_info()
+            stream = ExampleStream(config, stage, seed * 100 + (info.id if info else 0))
+            collator = JudgeCollator(processor)
+            while True:
+                yield collator(stream.batch(config.batch_size))
+
+    if not config.workers:
+        return Batches()
+    return torch.utils.data.DataLoader(Batches(), batch_size=None, num_workers=config.workers, prefetch_factor=4,
+                                       persistent_workers=False)
 
 
 def completion_loss(model, batch: dict):
@@ -400,7 +430,7 @@ def heldout_samples(n: int, seed: int, image_size: int, video_frames: int, root:
     out = {}
     for task in tasks:
         samples, jobs = build_samples(task, n, "heldout", seed=seed + 999, image_size=image_size,
-                                      video_frames=video_frames, rationale=True)
+                                      video_frames=video_frames, rationale=True, video_format="frames")
         write_media(root, jobs)
         out[task] = [(s, root) for s in samples]
     return out

@@ -24,6 +24,8 @@ from .config import ServeConfig
 
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[^;,]*)*)(;base64)?,", re.IGNORECASE)
 _URL = re.compile(r"^https?://", re.IGNORECASE)
+_B64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_URLSAFE = str.maketrans("-_", "+/")
 
 
 class RequestError(Exception):
@@ -44,13 +46,14 @@ def check_text(value: Any, field: str, cfg: ServeConfig) -> str:
 
 
 def _b64(data: str, field: str) -> bytes:
+    data = re.sub(r"\s+", "", data)
+    if not _B64.fullmatch(data):
+        raise RequestError(422, f"{field}: invalid base64 data")
+    data = data.rstrip("=").translate(_URLSAFE)  # accept the url-safe alphabet and missing padding
     try:
-        return base64.b64decode(data, validate=True)
+        return base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
     except (binascii.Error, ValueError):
-        try:  # tolerate missing padding and url-safe alphabets
-            return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-        except (binascii.Error, ValueError):
-            raise RequestError(422, f"{field}: invalid base64 data") from None
+        raise RequestError(422, f"{field}: invalid base64 data") from None
 
 
 def _local_path(path: str, field: str, cfg: ServeConfig) -> Path:
@@ -134,11 +137,7 @@ def load(raw: Any, modality: str, field: str, cfg: ServeConfig, image_policy, vi
             return load_image(raw, policy)
         policy = dataclasses.replace(video_policy,
                                      max_source_pixels=min(cfg.max_pixels, video_policy.max_source_pixels))
-        video = load_video(raw, policy)
-        if len(video.frames) > cfg.max_frames:
-            raise RequestError(413, f"{field}: the video policy samples {len(video.frames)} frames, over the "
-                                    f"server's limit of {cfg.max_frames}")
-        return video
+        return load_video(raw, policy)  # frames sent were counted in raw_media; the policy bounds those sampled
     except MediaTooLargeError as e:
         raise RequestError(413, f"{field}: {e}") from None
     except MediaError as e:
