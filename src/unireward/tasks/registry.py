@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -76,7 +76,7 @@ class Task:
         """
         if self.domain == "und" and len(answers) != self.num_candidates:
             raise TaskError(f"task {self.name} needs {self.num_candidates} answer(s), got {len(answers)}")
-        text = _environment().from_string(self.template_source).render(
+        text = _compiled(self.template_source).render(
             prompt=_clean(prompt),
             answers=[_clean(a) for a in answers],
             media=lambda i: MEDIA_TOKEN.format(int(i)),
@@ -125,6 +125,11 @@ def _environment():
 
     return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
                               trim_blocks=True, autoescape=False)
+
+
+@lru_cache(maxsize=64)
+def _compiled(source: str):
+    return _environment().from_string(source)
 
 
 @cache

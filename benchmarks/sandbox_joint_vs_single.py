@@ -1,0 +1,91 @@
+"""Joint versus single-task judges in the sandbox (issue 3 item 7, the paper's central claim).
+
+    .venv/bin/python benchmarks/sandbox_joint_vs_single.py --preset configs/sandbox/ladder.yaml \
+        --budget 24000 --eval-n 100 --out runs/joint-vs-single
+
+Takes the preset's ladder, keeps its base-model stages (everything before the first judge stage: trained once,
+then shared through the ladder's stage cache), and trains from that base model
+  - one JOINT judge on all eight tasks (task weights as in the preset's last judge stage), `--budget` examples;
+  - one SINGLE-TASK judge per task, each with the same `--budget` judge examples on its own task alone,
+with the preset's last judge stage's settings otherwise (learning rates, rationale, captioning replay). The
+judge stages of the preset are replaced by that one stage, so every judge starts from the same base model. Each
+judge is evaluated on the held-out split of its task(s) (`evaluate_judge`), and the per-task table is printed
+(pairwise: accuracy over both orders; pointwise: Spearman) and written to `<out>/table.json` and `table.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+from unireward.sandbox.data import TASKS
+from unireward.sandbox.ladder import LadderConfig, evaluate_judge, train_ladder
+from unireward.train.config import load_config
+
+
+def variant(base: LadderConfig, out: Path, name: str, tasks: dict[str, float], budget: int) -> LadderConfig:
+    """The preset's base-model stages plus one judge stage on `tasks` with `budget` examples."""
+    n_base = next(i for i, s in enumerate(base.stages) if s.kind == "judge")
+    judge = [s for s in base.stages if s.kind == "judge"][-1]
+    stage = dataclasses.replace(judge, name="judge", examples=budget, tasks=tasks)
+    return dataclasses.replace(base, out_dir=str(out / name), stages=list(base.stages[:n_base]) + [stage],
+                               final_eval_n=0, eval_every=0)
+
+
+def share_base(src: Path, dst: Path, n_base: int) -> None:
+    """Copy the trained base stages (and the random init) so the stage cache skips them."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for d in sorted(src.iterdir()):
+        if d.is_dir() and (d.name == "base" or d.name.split("-")[0].isdigit() and int(d.name.split("-")[0]) <= n_base):
+            if not (dst / d.name).exists():
+                shutil.copytree(d, dst / d.name)
+
+
+def cell(res: dict, task: str) -> str:
+    r = res.get(task, {})
+    v = r.get("acc") if task.endswith("/pair") else r.get("spearman")
+    return "-" if v is None else f"{v:.3f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="configs/sandbox/ladder.yaml")
+    p.add_argument("--budget", type=int, default=24000, help="judge examples per judge (joint and each single)")
+    p.add_argument("--eval-n", type=int, default=100, help="held-out samples per task")
+    p.add_argument("--out", default="runs/joint-vs-single")
+    p.add_argument("--tasks", nargs="*", default=list(TASKS), help="single-task judges to train (default: all)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides of the preset (e.g. threads=2)")
+    args = p.parse_args()
+    base = load_config(LadderConfig, args.preset, args.overrides)
+    out = Path(args.out)
+    n_base = next(i for i, s in enumerate(base.stages) if s.kind == "judge")
+    weights = [s for s in base.stages if s.kind == "judge"][-1].tasks or {t: 1.0 for t in TASKS}
+    joint = variant(base, out, "joint", dict(weights), args.budget)
+    report = train_ladder(joint)
+    rows = {"joint": (report, evaluate_judge(report["final_model"], n=args.eval_n, seed=base.seed,
+                                             image_size=base.image_size, video_frames=base.video_frames))}
+    for task in args.tasks:
+        name = "single-" + task.replace("/", "-")
+        share_base(out / "joint", out / name, n_base)
+        rep = train_ladder(variant(base, out, name, {task: 1.0}, args.budget))
+        rows[name] = (rep, evaluate_judge(rep["final_model"], n=args.eval_n, seed=base.seed, tasks=[task],
+                                          image_size=base.image_size, video_frames=base.video_frames))
+    table = {"budget": args.budget, "eval_n": args.eval_n,
+             "joint": {t: cell(rows["joint"][1], t) for t in TASKS},
+             "single": {t: cell(rows["single-" + t.replace("/", "-")][1], t) for t in args.tasks},
+             "judge_time_s": {k: r["stages"][-1]["time_s"] for k, (r, _) in rows.items()}}
+    lines = ["| task | metric | joint | single-task |", "| --- | --- | --- | --- |"]
+    for t in TASKS:
+        metric = "accuracy (both orders)" if t.endswith("/pair") else "Spearman"
+        lines.append(f"| {t} | {metric} | {table['joint'][t]} | {table['single'].get(t, '-')} |")
+    md = f"Judge examples per judge: {args.budget}; held-out samples per task: {args.eval_n}\n\n" + "\n".join(lines)
+    (out / "table.json").write_text(json.dumps({**table, "raw": {k: e for k, (_, e) in rows.items()}}, indent=1))
+    (out / "table.md").write_text(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
