@@ -72,7 +72,7 @@ def tiny(tmp_path_factory) -> Path:
 
 def _config(data: Path, out: Path, **kw) -> SFTRecipeConfig:
     base = dict(data=[str(data)], output_dir=str(out), max_steps=2, batch_size=4, lr=1e-2, warmup=0,
-                logging_steps=1, save_steps=100, video_frames=4, progress=False, seed=0)
+                logging_steps=1, save_steps=100, video_frames=4, progress=False, seed=0, num_threads=1)
     base.update(kw)
     return SFTRecipeConfig(**base)
 
@@ -148,16 +148,16 @@ def test_full_run_on_images_and_videos_moves_every_trainable_parameter_and_judge
     from unireward.judge import RewardModel
 
     out = tmp_path / "full"
-    result = run_sft(_config(data, out, model="tiny:qwen2-vl", tiny_max_pixels=32 * 32, max_steps=3))
-    assert result.global_step == 3 and math.isfinite(result.train_loss) and result.num_samples == 8
+    result = run_sft(_config(data, out, model="tiny:qwen2-vl", tiny_max_pixels=32 * 32, max_steps=2))
+    assert result.global_step == 2 and math.isfinite(result.train_loss) and result.num_samples == 8
     assert result.trainable_params == result.total_params > 0
     losses = _losses(out)
-    assert sorted(losses) == [1, 2, 3] and all(math.isfinite(v) for v in losses.values())
+    assert sorted(losses) == [1, 2] and all(math.isfinite(v) for v in losses.values())
     before, after = _weights(out / "base_model"), _weights(out)
     assert before.keys() == after.keys()
     unmoved = [k for k in before if torch.equal(before[k], after[k])]
     assert not unmoved, f"parameters that did not move: {unmoved}"
-    assert (out / "sft_config.yaml").is_file() and (out / "checkpoint-3").is_dir()
+    assert (out / "sft_config.yaml").is_file() and (out / "checkpoint-2").is_dir()
 
     judge = RewardModel.load(str(out), device="cpu")
     media = data.parent / "media"
@@ -178,7 +178,7 @@ def test_freezing_keeps_parts_fixed_and_part_learning_rates_apply(data, tiny, tm
     assert result.trainable_params == sum(before[k].numel() for k in merger)
     # the merger's rate is its own: one AdamW step moves each weight by about lr
     delta = max((after[k] - before[k]).abs().max().item() for k in merger)
-    assert 5e-3 <= delta <= 2 * 5e-3 * 2
+    assert 2e-3 < delta < 1e-2  # Adam moves ~lr per step: 5e-3, then 2.5e-3 (cosine); the base lr is 1e-9
 
 
 def test_lora_run_saves_adapters_and_merges_on_request(data, tiny, tmp_path):
@@ -192,13 +192,13 @@ def test_lora_run_saves_adapters_and_merges_on_request(data, tiny, tmp_path):
     assert 0 < result.trainable_params < result.total_params
     adapter = out / "adapter"
     config = json.loads((adapter / "adapter_config.json").read_text())
-    targets = set(config["target_modules"])
-    assert targets and all(part_of(t) == "language" for t in targets)  # no adapters in the frozen vision tower
     assert any("merger" in m for m in config["modules_to_save"])  # the merger trains in full
     from safetensors.torch import load_file
 
     saved = load_file(str(adapter / "adapter_model.safetensors"))
-    assert any("lora_A" in k for k in saved) and any("lora_B" in k and v.abs().sum() > 0 for k, v in saved.items())
+    lora = [k for k in saved if "lora_" in k]
+    assert lora and all(part_of(k) == "language" for k in lora)  # no adapters in the frozen vision tower
+    assert any("lora_B" in k and saved[k].abs().sum() > 0 for k in lora)
     # the merged model is a plain checkpoint: vision tower as the base, language weights changed by the adapters
     before, merged = _weights(tiny), _weights(out)
     assert before.keys() == merged.keys()
@@ -216,7 +216,8 @@ def test_resume_continues_at_the_right_step_and_matches_the_uninterrupted_run(da
     out = tmp_path / "resume"
     args = ["train", "sft", "--config", str(Path(__file__).parents[1] / "configs/sft/tiny.yaml"),
             f"model={tiny}", f"data={data}", f"output_dir={out}", "max_steps=4", "save_steps=2", "logging_steps=1",
-            "batch_size=2", "lr=1e-2", "warmup=0", "video_frames=4", "progress=false", "save_total_limit=null"]
+            "batch_size=2", "lr=1e-2", "warmup=0", "video_frames=4", "progress=false", "save_total_limit=null",
+            "num_threads=1"]
     assert main(args) == 0
     full = _losses(out)
     assert sorted(full) == [1, 2, 3, 4]

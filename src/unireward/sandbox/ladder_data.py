@@ -47,8 +47,14 @@ def _scene(rng: np.random.Generator, split: str, video: bool, physics: str = "sm
 
 
 def captioning_examples(n: int, seed: int = 0, split: str = "train", image_size: int = 32,
-                        video: bool = False, video_frames: int = 8, physics: bool = False) -> list[dict]:
-    """Media -> caption examples (`physics=True`: videos may teleport or flicker, and say so)."""
+                        video: bool = False, video_frames: int = 8, physics: bool = False,
+                        questions: float = 0.0) -> list[dict]:
+    """Media -> caption examples (`physics=True`: videos may teleport or flicker, and say so).
+
+    `questions`: the fraction of examples that instead ask one attribute question of the world ("What shape is
+    it?") answered by the value alone ("triangle"), so that reading one attribute does not depend on the words
+    written before it (a caption's shape follows its colour, and the colour-shape pairs held out of training
+    would otherwise be ruled out by that text prior)."""
     from PIL import Image
 
     rng, out = _rng(seed, split, 0 + video), []
@@ -57,8 +63,12 @@ def captioning_examples(n: int, seed: int = 0, split: str = "train", image_size:
         scene = _scene(rng, split, video, phys)
         pix = (render_video(scene, image_size, video_frames, int(rng.integers(2**31))) if video
                else render_image(scene, image_size, int(rng.integers(2**31)))[None])
+        prompt, completion = question("describe", video), reading(scene)
+        if questions and rng.random() < questions:
+            attr = str(rng.choice(attributes(video, for_answers=True)))
+            prompt, completion = question(attr, video), scene.facts()[attr]
         out.append({"images": [Image.fromarray(f) for f in pix], "video": video,
-                    "prompt": question("describe", video), "completion": reading(scene)})
+                    "prompt": prompt, "completion": completion})
     return out
 
 

@@ -320,15 +320,20 @@ def load_dpo_config(path: str | Path, overrides: Sequence[str] = ()) -> Diffusio
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
     data = yaml.safe_load(path.read_text()) or {}
+    defaults = DiffusionDPOConfig()
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r} is not key=value")
-        data[key.strip()] = yaml.safe_load(value)
+        key = key.strip()  # text fields take the text as written ("no" stays "no")
+        data[key] = value.strip("'\"") if isinstance(getattr(defaults, key, None), str) else yaml.safe_load(value)
+    if data.get("mixed_precision") is False:  # YAML reads a bare `no` as false
+        data["mixed_precision"] = "no"
+    if data.get("resume") is False:
+        data["resume"] = ""
     unknown = sorted(set(data) - set(DiffusionDPOConfig.__dataclass_fields__))
     if unknown:
         raise ConfigError(f"{path}: unknown field(s) {unknown}; see DiffusionDPOConfig")
-    defaults = DiffusionDPOConfig()
     for key, value in data.items():  # YAML reads "1e-4" as a string: coerce to the field's type
         if isinstance(getattr(defaults, key), float) and isinstance(value, (str, int)) and not isinstance(value, bool):
             try:

@@ -94,6 +94,8 @@ class SFTRecipeConfig:
     #                      "none": start fresh; or a checkpoint folder
     report_to: str = "none"  # "none", "tensorboard", "wandb", ... (transformers integrations)
     num_workers: int = 0  # DataLoader workers (media are decoded in them)
+    num_threads: int | None = None  # torch CPU threads for this run (restored after); None: torch's default.
+    #                      1 is much faster on a busy small CPU (2 threads spin-wait against other processes)
     progress: bool = True  # show the tqdm progress bar
 
     def __post_init__(self) -> None:
@@ -149,6 +151,19 @@ def run_sft_from_config(path: str | Path | None, overrides: Sequence[str] = ()) 
 
 
 def run_sft(config: SFTRecipeConfig) -> SFTResult:
+    """Train a judge as `config` says; see the module docstring. Returns where it went and how it went."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    try:
+        return _run_sft(config)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_sft(config: SFTRecipeConfig) -> SFTResult:
     import torch
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
@@ -162,14 +177,15 @@ def run_sft(config: SFTRecipeConfig) -> SFTResult:
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(config, out / "sft_config.yaml")
-    bf16 = config.bf16 if config.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    bf16 = config.bf16 if config.bf16 is not None else bool(
+        torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
     # 1. data (checked before the model loads: a bad path fails in a second, not after minutes of loading)
     samples = read_mixture(config.data, seed=config.seed, max_samples=config.max_samples)
     dataset = build_dataset(samples, config.image_policy(), config.video_policy())
 
     # 2. model and processor
-    model, processor, model_path = load_model(config, bf16)
+    model, processor, _ = load_model(config, bf16)
 
     # 3. what trains
     set_trainable(model, config)
@@ -188,7 +204,7 @@ def run_sft(config: SFTRecipeConfig) -> SFTResult:
         save_total_limit=config.save_total_limit, seed=config.seed, data_seed=config.seed,
         report_to=config.report_to, remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
         max_length=None, dataloader_num_workers=config.num_workers, deepspeed=config.deepspeed,
-        disable_tqdm=not config.progress, save_only_model=False,
+        disable_tqdm=not config.progress, save_only_model=False, dataloader_pin_memory=torch.cuda.is_available(),
     )
     lrs = {"vision": config.vision_lr, "merger": config.merger_lr}
     trainer = _trainer_class()(
@@ -196,6 +212,10 @@ def run_sft(config: SFTRecipeConfig) -> SFTResult:
         data_collator=JudgeCollator(processor, max_length=config.max_length), peft_config=peft_config,
         callbacks=[jsonl_logger(out / "log.jsonl")], part_lrs={k: v for k, v in lrs.items() if v is not None},
     )
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    if config.use_lora and config.merge_lora and plugin is not None and plugin.zero_stage == 3:
+        raise ConfigError("merge_lora=true needs whole weights, which ZeRO-3 shards; train with merge_lora=false "
+                          "(adapters are saved) and merge afterwards, or use ZeRO-2")
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in trainer.model.parameters())
 
@@ -221,7 +241,7 @@ def read_mixture(data: Sequence[Any], seed: int = 0, max_samples: int | None = N
 
     if not data:
         raise ConfigError("no training data: set data to one or more unified Sample JSONL files "
-                          "(e.g. data=outputs/sandbox/world/train.jsonl)")
+                          "(e.g. data=runs/world/train.jsonl)")
     rng = random.Random(seed)
     mixed: list[tuple[Any, str]] = []
     for entry in data:
@@ -369,11 +389,10 @@ def set_trainable(model, config: SFTRecipeConfig) -> dict[str, int]:
         p.requires_grad_(part not in frozen)
         if p.requires_grad:
             counts[part] += p.numel()
-    for part in frozen:
-        if part not in seen:
-            raise ConfigError(f"freeze_{'vision_tower' if part == 'vision' else part + ('' if part == 'merger' else '_model')}"
-                              f" is set but {type(model).__name__} has no {part} parameters by name; "
-                              "see unireward.train.sft.part_of")
+    flag = {"vision": "freeze_vision_tower", "merger": "freeze_merger", "language": "freeze_language_model"}
+    for part in sorted(frozen - seen):
+        raise ConfigError(f"{flag[part]} is set but {type(model).__name__} has no {part} parameters by name; "
+                          "see unireward.train.sft.part_of")
     return counts
 
 

@@ -1,0 +1,307 @@
+"""The loop closed in the sandbox: a weak model -> preference pairs from a judge -> DPO -> the oracle measures.
+
+Two loops, each against a same-compute control (fine-tuning on the chosen candidates only), so a gain can be
+attributed to the preference signal rather than to more training:
+
+- generator: a tiny text-to-image generator (`sandbox.generator`), pretrained briefly to a weak state, sampled
+  N = 10 times per training caption, pairs built by `construct` (pair-then-point by default), aligned with
+  Diffusion-DPO (`train.diffusion_dpo`); measured as the fraction of samples with all three attributes right,
+  on held-out captions (every held-out colour+shape combination, never in the preference data, plus seen ones)
+  with fixed sampling seeds.
+- policy VLM: a tiny Qwen2-VL answering the world's questions ("What colour is the shape?"), trained briefly
+  from scratch, answers sampled at T = 0.7, pairs built by `construct`, aligned with VLM DPO (`train.dpo`);
+  measured as the oracle's answer score of greedy answers on held-out images.
+
+Any `RewardModel` can judge; `RewardModel(OracleBackend())` is the exact stand-in. The benchmark script
+`benchmarks/sandbox_dpo_loops.py` runs both loops over several seeds and prints means and spreads.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import oracle
+from .data import HELDOUT_COMBOS, is_heldout
+from .world import COLOURS, POSITIONS, SHAPES, Obj, Scene, render_image
+
+ALL_CAPTIONS = [Scene((Obj(c, s, p),)).caption() for c in COLOURS for s in SHAPES for p in POSITIONS]
+
+
+def captions(split: str) -> list[str]:
+    """The 108 one-object captions: "train" (no held-out colour+shape combination) or "heldout" (only those)."""
+    want = split == "heldout"
+    return [c for c in ALL_CAPTIONS if is_heldout(_scene(c)) == want]
+
+
+def _scene(caption: str) -> Scene:
+    f = oracle.parse_caption(caption)
+    return Scene((Obj(f["colour"], f["shape"], f.get("position")),))
+
+
+def eval_captions(n_seen: int = 27, seed: int = 0) -> list[str]:
+    """Every held-out-combination caption plus `n_seen` seen captions (fixed by `seed`)."""
+    rng = np.random.default_rng(seed)
+    seen = captions("train")
+    return captions("heldout") + [seen[i] for i in sorted(rng.choice(len(seen), n_seen, replace=False))]
+
+
+# ================================================================= generator loop
+
+
+def pretrain_generator(steps: int, *, n_images: int = 4000, batch_size: int = 32, lr: float = 1e-3, seed: int = 0):
+    """A fresh generator trained `steps` steps on renders of the train captions (weak when `steps` is small)."""
+    from .generator import RESOLUTION, build_generator, train_generator
+
+    rng = np.random.default_rng(seed)
+    train = captions("train")
+    data = []
+    for _ in range(n_images):
+        c = train[int(rng.integers(len(train)))]
+        data.append((c, render_image(_scene(c), RESOLUTION, int(rng.integers(2**31)))))
+    gen = build_generator(seed=seed, captions=ALL_CAPTIONS)
+    train_generator(gen, data, steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup=min(100, steps // 10))
+    return gen
+
+
+def evaluate_generator(gen, caps: Sequence[str], seeds: Sequence[int] = (1000,), steps: int = 20) -> dict:
+    """All-attributes-correct rate (and per attribute) of samples for `caps` x `seeds`, split seen / held-out."""
+    from .generator import sample
+
+    flat = [(c, s) for s in seeds for c in caps]
+    images = sample(gen, [c for c, _ in flat], [s for _, s in flat], steps=steps)
+    rows = []
+    for (c, _), im in zip(flat, images):
+        hits = oracle.check(c, oracle.read_image(np.asarray(im)))
+        rows.append((is_heldout(_scene(c)), all(hits.values()), hits))
+    out = {"all": float(np.mean([r[1] for r in rows])),
+           "heldout_combos": float(np.mean([r[1] for r in rows if r[0]] or [np.nan])),
+           "seen_combos": float(np.mean([r[1] for r in rows if not r[0]] or [np.nan]))}
+    for attr in ("colour", "shape", "position"):
+        out[attr] = float(np.mean([r[2][attr] for r in rows]))
+    return out
+
+
+def construct_generator_pairs(gen, caps: Sequence[str], judge, out_dir: str | Path, *, num_candidates: int = 10,
+                              strategy: str = "pair-then-point", steps: int = 20, seed: int = 0,
+                              both_orders: bool = False) -> Path:
+    """Sample `num_candidates` images per caption, judge, keep one pair each; returns the Diffusion-DPO JSONL."""
+    from ..construct.candidates import PromptItem, SandboxGeneratorSampler
+    from ..construct.export import export_records
+    from ..construct.run import construct
+
+    items = [PromptItem(f"gen/{i:04d}", c) for i, c in enumerate(caps)]
+    res = construct(items, SandboxGeneratorSampler(gen, steps=steps), judge, out_dir, task="image-gen",
+                    strategy=strategy, num_candidates=num_candidates, seed=seed, chunk_size=16,
+                    both_orders=both_orders)
+    return export_records(res.records_path, out_dir)["diffusion-dpo"]
+
+
+def dpo_generator(gen, pairs_path: str | Path, *, steps: int = 300, batch_size: int = 16, beta: float = 500.0,
+                  lr: float = 1e-4, seed: int = 0, out_dir: str | Path):
+    """Diffusion-DPO of the generator's UNet on the pairs (frozen text encoder and reference); a new generator."""
+    from ..train.diffusion_dpo import DiffusionDPOConfig, PreferencePairs, train_diffusion_dpo
+    from .generator import dpo_components
+
+    work = copy.deepcopy(gen)
+    parts = dpo_components(work)
+    cfg = DiffusionDPOConfig(resolution=gen.resolution, beta=beta, lr=lr, scale_lr=False, lr_scheduler="constant",
+                             steps=steps, batch_size=batch_size, weight_decay=0.0, seed=seed,
+                             output_dir=str(out_dir), save_every=0, log_every=50, resume="")
+    train_diffusion_dpo(cfg, parts["policy"], parts["reference"], parts["noise_scheduler"], parts["encode_prompt"],
+                        PreferencePairs(pairs_path, gen.resolution))
+    return dataclasses.replace(work, unet=parts["policy"].unet.eval())
+
+
+def control_generator(gen, pairs_path: str | Path, *, steps: int = 300, batch_size: int = 16, lr: float = 1e-4,
+                      seed: int = 0):
+    """The same-compute control: the UNet fine-tuned (v-target MSE) on the chosen images only, same steps,
+    batch size, learning rate and frozen text encoder as `dpo_generator`."""
+    import torch
+
+    from ..train.diffusion_dpo import PreferencePairs
+    from .generator import encode_prompt
+
+    work = copy.deepcopy(gen)
+    pairs = PreferencePairs(pairs_path, gen.resolution)
+    caps = [pairs[i]["caption"] for i in range(len(pairs))]
+    chosen = torch.stack([pairs[i]["chosen"] for i in range(len(pairs))])
+    work.text_encoder.eval().requires_grad_(False)
+    denoiser, rng = work.denoiser, torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(work.unet.parameters(), lr=lr, weight_decay=0.0)
+    work.unet.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(caps), (batch_size,), generator=rng)
+        x0 = chosen[idx]
+        noise = torch.randn(x0.shape, generator=rng)
+        t = torch.randint(0, work.scheduler.config.num_train_timesteps, (batch_size,), generator=rng)
+        with torch.no_grad():
+            cond = encode_prompt(work, [caps[i] for i in idx.tolist()])
+        pred = denoiser(work.scheduler.add_noise(x0, noise, t), t, cond)
+        loss = torch.nn.functional.mse_loss(pred, work.scheduler.get_velocity(x0, noise, t))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(work.unet.parameters(), 1.0)
+        opt.step()
+    work.unet.eval()
+    return work
+
+
+# ================================================================= policy VLM loop
+
+QA_ATTRIBUTES = ("colour", "shape", "position")
+
+
+def qa_items(n: int, split: str, seed: int, image_size: int, root: Path | None = None) -> list[dict]:
+    """Questions about rendered scenes: {"id", "question", "image" (PIL), "facts", "path"?}; train scenes never
+    show a held-out combination, heldout scenes always do."""
+    from PIL import Image
+
+    from .world import question, sample_scene
+
+    rng = np.random.default_rng([seed, 7, 0 if split == "train" else 1])
+    want = split == "heldout"
+    out = []
+    for i in range(n):
+        scene = sample_scene(rng, allowed=lambda s: is_heldout(s) == want)
+        attr = QA_ATTRIBUTES[int(rng.integers(len(QA_ATTRIBUTES)))]
+        img = Image.fromarray(render_image(scene, image_size, int(rng.integers(2**31))))
+        item = {"id": f"{split}/{i:05d}", "question": question(attr), "image": img, "facts": scene.facts(),
+                "attribute": attr}
+        if root is not None:
+            path = Path(root) / f"{split}_{i:05d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            img.save(path)
+            item["path"] = str(path)
+        out.append(item)
+    return out
+
+
+def build_policy(out_dir: str | Path, *, image_size: int = 84, seed: int = 0):
+    """A fresh tiny Qwen2-VL (text hidden 128 x 4 layers) whose processor sees `image_size` px as 9 tokens."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from ..models.tiny import TinySize, build_tiny_model
+
+    corpus = ALL_CAPTIONS + [f"{v}" for vs in (COLOURS, SHAPES, POSITIONS) for v in vs]
+    path = build_tiny_model(out_dir, size=TinySize(hidden=128, layers=4, heads=4, kv_heads=2, intermediate=256,
+                                                   vision_hidden=64, vision_layers=2, vision_heads=2),
+                            seed=seed, corpus=corpus, max_pixels=image_size * image_size,
+                            min_pixels=image_size * image_size)
+    return AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32), AutoProcessor.from_pretrained(path)
+
+
+def _example(item: dict, answer: str) -> dict:
+    from ..backends.base import ChatInput
+    from ..train.collate import prompt_messages
+
+    return {"prompt": prompt_messages(ChatInput([item["image"], item["question"]])), "completion": answer,
+            "images": [item["image"]], "videos": [], "id": item["id"]}
+
+
+def truth(item: dict) -> str:
+    return item["facts"][item["attribute"]]
+
+
+def train_answers(model, processor, examples: Sequence[dict], *, steps: int, batch_size: int = 16,
+                  lr: float = 1e-3, seed: int = 0, warmup: int = 20) -> list[float]:
+    """Supervised training on (question about an image -> answer) examples, loss on the answer only."""
+    import torch
+
+    from ..train.collate import JudgeCollator
+
+    collate = JudgeCollator(processor)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(warmup, 1)))
+    rng = np.random.default_rng(seed)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        batch = collate([examples[int(i)] for i in rng.integers(0, len(examples), batch_size)])
+        loss = model(**batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss))
+    model.eval()
+    return losses
+
+
+def evaluate_policy(model, processor, items: Sequence[dict], batch_size: int = 32) -> dict:
+    """Mean oracle answer score of greedy answers (exact match of the asked attribute), per attribute too."""
+    import torch
+
+    from ..backends.base import ChatInput
+    from ..train.collate import encode_prompts, prompt_messages, prompt_text
+
+    tok = processor.tokenizer
+    scores = []
+    for k in range(0, len(items), batch_size):
+        chunk = items[k:k + batch_size]
+        chats = [ChatInput([it["image"], it["question"]]) for it in chunk]
+        enc = encode_prompts(processor, [prompt_text(processor, prompt_messages(c)) for c in chats],
+                             [it["image"] for it in chunk], [])
+        with torch.inference_mode():
+            out = model.generate(**enc, do_sample=False, max_new_tokens=8, pad_token_id=tok.pad_token_id)
+        start = enc["input_ids"].shape[1]
+        for it, row in zip(chunk, out):
+            answer = tok.decode(row[start:], skip_special_tokens=True).strip()
+            scores.append((it["attribute"], oracle.parse_answer(it["question"], answer).get(it["attribute"]) ==
+                           truth(it)))
+    res = {"score": float(np.mean([s for _, s in scores]))}
+    for attr in QA_ATTRIBUTES:
+        res[attr] = float(np.mean([s for a, s in scores if a == attr] or [np.nan]))
+    return res
+
+
+def construct_policy_pairs(model, processor, items: Sequence[dict], judge, out_dir: str | Path, *,
+                           num_candidates: int = 10, strategy: str = "pair-then-point", seed: int = 0,
+                           temperature: float = 0.7) -> Path:
+    """Sample answers at `temperature`, judge, keep one pair per question; returns the TRL DPO JSONL."""
+    from ..construct.candidates import PromptItem, VLMSampler
+    from ..construct.export import export_records
+    from ..construct.run import construct
+
+    sampler = VLMSampler(model, processor, temperature=temperature, max_new_tokens=8, name="sandbox-policy")
+    prompts = [PromptItem(it["id"], it["question"], it["path"]) for it in items]
+    res = construct(prompts, sampler, judge, out_dir, task="image-und", strategy=strategy,
+                    num_candidates=num_candidates, seed=seed, chunk_size=16)
+    return export_records(res.records_path, out_dir)["trl"]
+
+
+def dpo_policy(model, processor, pairs_path: str | Path, *, epochs: float = 3, batch_size: int = 8,
+               lr: float = 2e-4, beta: float = 0.1, seed: int = 0, out_dir: str | Path):
+    """VLM DPO (full fine-tuning, explicit frozen reference copy) of a copy of `model`."""
+    from ..train.dpo import DPORecipeConfig, read_rows, run_dpo
+
+    work = copy.deepcopy(model)
+    cfg = DPORecipeConfig(model="in-memory", data=[str(pairs_path)], beta=beta, lr=lr, lr_scheduler="constant",
+                          warmup=0, epochs=epochs, batch_size=batch_size, freeze_vision_tower=False,
+                          output_dir=str(out_dir), logging_steps=10, save_steps=10**6, seed=seed, progress=False,
+                          resume_from_checkpoint="none")
+    res = run_dpo(cfg, model=work, processor=processor, rows=read_rows(cfg.data))
+    return work.eval(), res
+
+
+def control_policy(model, processor, pairs_path: str | Path, items_by_id: dict, *, steps: int, batch_size: int = 8,
+                   lr: float = 2e-4, seed: int = 0):
+    """The same-compute control: SFT of a copy of `model` on the chosen answers only (same steps and batch)."""
+    work = copy.deepcopy(model)
+    rows = [json.loads(line) for line in Path(pairs_path).read_text().splitlines() if line.strip()]
+    examples = [_example(items_by_id[r["id"]], r["chosen"][0]["content"][0]["text"]) for r in rows]
+    train_answers(work, processor, examples, steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup=0)
+    return work
+
+
+__all__ = ["ALL_CAPTIONS", "HELDOUT_COMBOS", "build_policy", "captions", "construct_generator_pairs",
+           "construct_policy_pairs", "control_generator", "control_policy", "dpo_generator", "dpo_policy",
+           "eval_captions", "evaluate_generator", "evaluate_policy", "pretrain_generator", "qa_items",
+           "train_answers", "truth"]
