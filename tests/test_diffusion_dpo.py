@@ -262,8 +262,9 @@ def test_diffusers_latent_pipeline_end_to_end_from_yaml(tmp_path):
                                         bos_token_id=tok.bos_token_id))
     vae = AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
                         up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4, latent_channels=4)
-    StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=tiny_unet2d(), scheduler=DDPMScheduler(),
+    StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=tiny_unet2d(),
+                            scheduler=DDPMScheduler(steps_offset=1, clip_sample=False),
                             safety_checker=None, feature_extractor=None,
                             requires_safety_checker=False).save_pretrained(tmp_path / "sd")
     run_preset("sdxl_turbo.yaml", tmp_path / "sd", write_pairs(tmp_path), tmp_path / "run",
-               "resolution=16", "mixed_precision=no", "num_workers=0", "gradient_checkpointing=false")
+               "resolution=16", "grad_accum=1", "mixed_precision=no", "num_workers=0")

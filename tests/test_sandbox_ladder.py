@@ -45,8 +45,7 @@ def test_second_run_is_cached(ladder):
     out, first = ladder
     again = run_from_config(SMOKE, [f"out_dir={out}", "final_eval_n=0"])
     assert all(s["cached"] for s in again["stages"])
-    changed = run_from_config(SMOKE, [f"out_dir={out}", "final_eval_n=0", "seed=0"])
-    assert all(s["cached"] for s in changed["stages"])
+    assert again["final_model"] == first["final_model"]
 
 
 def test_changed_stage_retrains_from_there(tmp_path, ladder):

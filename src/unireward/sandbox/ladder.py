@@ -225,6 +225,7 @@ def run_stage(config: LadderConfig, stage: StageConfig, prev: Path, out: Path, s
         evals.append(_quick_eval(config, model, processor, steps))
     if evals:
         info["evals"] = evals
+    info["wall_s"] = round(time.perf_counter() - t0, 1)
     _say(config, f"stage {out.name}: {steps} steps in {train_time:.0f}s, loss {curve[-1]['loss']:.4f}"
          + (f", caption {info['caption_eval']}" if "caption_eval" in info else "")
          + (f", text {info['text_eval']}" if "text_eval" in info else "")

@@ -39,6 +39,8 @@ class SFTRecipeConfig:
     model: str = "tiny:qwen2-vl"  # a local folder, a hub id, or tiny:<qwen2-vl|qwen2.5-vl|qwen3-vl> (built offline)
     tiny_size: dict[str, int] = field(default_factory=dict)  # tiny: only; TinySize overrides, e.g. {hidden: 128}
     tiny_max_pixels: int = 64 * 64  # tiny: only; the built processor's pixel budget per image / frame
+    tiny_min_pixels: int = 28 * 28  # tiny: only; smaller images are upscaled to this (a 32 px image is ONE visual
+    #                      token of Qwen2-VL at 28*28; 112*112 makes it 16)
     dtype: str = "auto"  # weights dtype: auto = bfloat16 under DeepSpeed with bf16 (fp32 master weights live in
     #                      DeepSpeed's optimizer), else float32 (bf16 then runs as autocast); or float32/bfloat16
     attn_implementation: str | None = None  # e.g. "flash_attention_2" or "sdpa"; None: transformers' default
@@ -343,7 +345,8 @@ def load_model(config: SFTRecipeConfig, bf16: bool):
             raise ConfigError(f"tiny_size: {e}; fields: {list(TinySize.__dataclass_fields__)}") from None
         base = Path(config.output_dir) / "base_model"
         if not (base / "config.json").is_file():
-            build_tiny_model(base, family, size=size, seed=config.seed, max_pixels=config.tiny_max_pixels)
+            build_tiny_model(base, family, size=size, seed=config.seed, min_pixels=config.tiny_min_pixels,
+                             max_pixels=max(config.tiny_max_pixels, config.tiny_min_pixels))
         path = str(base.resolve())
     dtype = config.dtype
     if dtype == "auto":
