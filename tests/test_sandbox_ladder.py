@@ -77,3 +77,20 @@ def test_checkpoint_loads_as_judge(ladder, tmp_path):
     probs = RewardModel.load(report["final_model"], device="cpu", dtype="float32").rank(
         sample.prompt, a, b, task="image-gen/pair")
     assert probs.probs is not None and abs(sum(probs.probs.values()) - 1) < 1e-5
+
+
+def test_caption_options_keep_split_and_drop_colour():
+    import numpy as np
+
+    from unireward.sandbox.data import HELDOUT_COMBOS
+    from unireward.sandbox.ladder_data import captioning_examples
+    from unireward.sandbox.world import COLOURS, SHAPES
+
+    ex = captioning_examples(200, seed=3, image_size=28, questions=0.3, neutral=0.5)
+    neutral = [e for e in ex if e["prompt"] == "Describe the image." and not any(c in e["completion"] for c in COLOURS)]
+    assert neutral and len(neutral) < len(ex)
+    for e in neutral:
+        assert len(np.unique(np.asarray(e["images"][0]).reshape(-1, 3), axis=0)) == 2  # background + grey object
+    assert any(e["completion"] in SHAPES for e in ex)  # single-attribute answers
+    for e in ex:
+        assert not any(f"{c} {s}" in e["completion"] for c, s in HELDOUT_COMBOS)

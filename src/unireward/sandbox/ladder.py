@@ -61,6 +61,7 @@ class StageConfig:
     video_share: float = 0.5  # caption: fraction of videos
     physics: bool = True  # caption: videos may teleport / flicker and their captions say so
     questions: float = 0.0  # caption: fraction of single-attribute questions ("What shape is it?" -> "triangle")
+    neutral: float = 0.0  # caption: fraction of grey objects captioned without colour (colour-free shape features)
 
 
 @dataclass
@@ -343,9 +344,9 @@ class ExampleStream:
             from .ladder_data import captioning_examples
 
             n_vid = int(round(self.chunk * self.stage.video_share))
-            q = self.stage.questions
-            ex = captioning_examples(self.chunk - n_vid, seed=seed, image_size=c.image_size, questions=q)
-            ex += captioning_examples(n_vid, seed=seed, image_size=c.image_size, video=True,
+            q, g = self.stage.questions, self.stage.neutral
+            ex = captioning_examples(self.chunk - n_vid, seed=seed, image_size=c.image_size, questions=q, neutral=g)
+            ex += captioning_examples(n_vid, seed=seed, image_size=c.image_size, video=True, neutral=g,
                                       video_frames=c.video_frames, physics=self.stage.physics, questions=q)
             out = [caption_example(e) for e in ex]
         elif kind.startswith("text-"):
