@@ -7,7 +7,8 @@
 run the config's stages in order. A stage is a plain function of (model, processor, stage config): a
 "caption" stage teaches the base model to read (media -> caption, `ladder_data.captioning_examples`), a "judge"
 stage fine-tunes on the world's unified `Sample`s of the eight tasks (`data.build_samples`, optionally with
-checklist rationales), with a share of captioning replay. Each stage saves `<out>/<i>-<name>/` (model +
+checklist rationales), with a share of captioning replay, and a "text" stage trains text-only copy and
+checklist matching of readings (`ladder_data.text_*_examples`). Each stage saves `<out>/<i>-<name>/` (model +
 processor, loadable by `RewardModel.load`) and a `stage.json` with its config key, loss curve and timing; a
 second run with the same config skips every finished stage whose key (its config and all earlier stages')
 matches. `<out>/ladder.json` gathers timings, curves and the final evaluation.
@@ -15,10 +16,12 @@ matches. `<out>/ladder.json` gathers timings, curves and the final evaluation.
 Training is a small in-process loop (AdamW, warm-up + cosine, per-part learning rates: language / vision /
 merger, a learning rate of 0 freezes the part) over batches encoded by the SFT recipe's own `JudgeCollator`, so
 training and judging see identical tokens and pixels. Examples are drawn fresh for every step from the world
-(no epochs): train split only, so held-out colour+shape combinations never appear in training.
+(no epochs): train split only, so held-out colour+shape combinations never appear in training. `workers` > 0
+draws and encodes batches in that many data-loader processes (for a machine with spare cores).
 
 `evaluate_judge(model_dir, ...)` judges held-out samples with `RewardModel` (method "generate" for checklist
-judges) and reports pairwise accuracy per task in both orders and pointwise Spearman / exact match. With
+judges) and reports pairwise accuracy per task in both orders (ties are answers: a tie label must be judged a
+tie) and pointwise Spearman / exact match. With
 `pair_from_points=True` it ALSO reports a stop-gap pair decision derived from two pointwise scores, in separate
 keys ("<task>/from-points"): never mixed with the judge's own pairwise verdicts.
 """
@@ -172,8 +175,6 @@ def run_stage(config: LadderConfig, stage: StageConfig, prev: Path, out: Path, s
     """Train one stage from the model in `prev`; save to `out`; return its record (curve, timing)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    from ..train.collate import JudgeCollator
 
     if stage.kind not in ("caption", "judge", "text"):
         raise ValueError(f"stage {stage.name}: kind must be caption, judge or text, got {stage.kind!r}")
@@ -505,7 +506,7 @@ def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor
     `pair_from_points`: also "<pair task>/from-points", a STOP-GAP pair decision from two pointwise scores."""
     from ..backends.hf import HFBackend
     from ..bench.metrics import spearman
-    from ..judge import PairRequest, PointRequest, RewardModel
+    from ..judge import PairRequest, RewardModel
     from ..media import VideoPolicy
 
     if model is None:
