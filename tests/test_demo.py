@@ -7,7 +7,7 @@ import json
 from unireward.sandbox.demo import DemoConfig, run_demo
 
 
-def test_demo_smoke_runs_end_to_end_and_caches(tmp_path):
+def test_demo_smoke_runs_end_to_end(tmp_path):
     out = tmp_path / "demo"
     summary = run_demo(DemoConfig(out_dir=str(out), preset="smoke", progress=False, eval_seeds=(1000,)))
     assert (out / "report.html").is_file() and (out / "summary.json").is_file()
@@ -15,7 +15,6 @@ def test_demo_smoke_runs_end_to_end_and_caches(tmp_path):
     for arm in ("base", "control", "dpo"):
         assert 0.0 <= summary["generator"][arm] <= 1.0
     assert (out / "pairs" / "records.jsonl").is_file()
-    stages = json.loads((out / "ladder" / "ladder.json").read_text())["stages"]
-    assert all(not s["cached"] for s in stages)
-    again = json.loads((out / "ladder" / "ladder.json").read_text())
-    assert again["final_model"] == summary["judge"]["model"]
+    ladder = json.loads((out / "ladder" / "ladder.json").read_text())
+    assert [s["cached"] for s in ladder["stages"]] == [False, False]
+    assert ladder["final_model"] == summary["judge"]["model"]
