@@ -35,6 +35,22 @@ def _messages(x: ChatInput) -> list[dict]:
     return [{"role": "user", "content": content}]
 
 
+def encode_prompts(processor: Any, texts: Sequence[str], images: Sequence[Any], videos: Sequence[Any]) -> dict:
+    """The one processor call of judging and training: prompt strings with their images (PIL) and videos
+    (`Video`, frames already sampled under the judge's policy), left-padded."""
+    kwargs: dict[str, Any] = {}
+    if videos:
+        kwargs["videos"] = [v.to_array() for v in videos]
+        kwargs["do_sample_frames"] = False
+        kwargs["video_metadata"] = [
+            {"fps": v.fps, "total_num_frames": len(v.frames), "frames_indices": list(range(len(v.frames)))}
+            for v in videos]
+    enc = processor(text=list(texts), images=list(images) or None, padding=True, padding_side="left",
+                    return_tensors="pt", **kwargs)
+    enc.pop("token_type_ids", None)
+    return dict(enc)
+
+
 class HFBackend(Backend):
     name = "transformers"
 
@@ -107,19 +123,8 @@ class HFBackend(Backend):
         return self._plans[key]
 
     def _encode(self, inputs: Sequence[ChatInput]) -> dict:
-        images = [im for x in inputs for im in x.images]
-        videos = [v for x in inputs for v in x.videos]
-        kwargs: dict[str, Any] = {}
-        if videos:
-            kwargs["videos"] = [v.to_array() for v in videos]
-            kwargs["do_sample_frames"] = False
-            kwargs["video_metadata"] = [
-                {"fps": v.fps, "total_num_frames": len(v.frames), "frames_indices": list(range(len(v.frames)))}
-                for v in videos]
-        enc = self.processor(text=[self._prompt_text(x) for x in inputs], images=images or None, padding=True,
-                             return_tensors="pt", **kwargs)
-        enc.pop("token_type_ids", None)
-        return enc
+        return encode_prompts(self.processor, [self._prompt_text(x) for x in inputs],
+                              [im for x in inputs for im in x.images], [v for x in inputs for v in x.videos])
 
     def _check_length(self, length: int) -> None:
         if self.max_length and length > self.max_length:

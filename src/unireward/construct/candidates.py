@@ -231,21 +231,15 @@ def _regroup(flat: list[tuple[int, str, int]], outputs: list[Any], n: int) -> li
 def read_prompts(path: str | Path) -> list[PromptItem]:
     """A prompts JSONL: one {"id", "prompt", "media"?} per line; relative media paths resolve against the file's
     folder. Ids must be unique (they key the resumable output)."""
-    import json
-
+    from ..data.schema import read_jsonl
     from ..errors import DataError
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such prompts file; write one {{\"id\", \"prompt\", \"media\"}} per line")
+
     items, seen = [], set()
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+    for i, d in read_jsonl(path):
         if "id" not in d or "prompt" not in d:
             raise DataError(f"{path}:{i}: a prompt needs 'id' and 'prompt'")
         pid = str(d["id"])

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ConfigError, DataError
-from .schema import Sample, read_samples
+from .schema import Sample, read_jsonl, read_samples
 
 TOKENS = {"image": "<image>", "video": "<video>"}
 
@@ -124,8 +124,6 @@ def load_trl_export(path: str | Path) -> list[dict]:
     """Read a TRL export back: dicts with `prompt`, `completion`, `images` and `videos` (absolute paths, relative
     ones resolved against the file's folder), `task` and `id`, ready for the SFT recipe (which opens images)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
     root = path.parent
 
     def res(p):
@@ -135,20 +133,13 @@ def load_trl_export(path: str | Path) -> list[dict]:
         return str(q if q.is_absolute() else root / q)
 
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            missing = [k for k in ("prompt", "completion", "task") if k not in row]
-            if missing:
-                raise DataError(f"{path}:{i}: missing field(s) {missing}")
-            row["images"] = [res(p) for p in row.get("images", [])]
-            row["videos"] = [res(p) for p in row.get("videos", [])]
-            rows.append(row)
+    for i, row in read_jsonl(path):
+        missing = [k for k in ("prompt", "completion", "task") if k not in row]
+        if missing:
+            raise DataError(f"{path}:{i}: missing field(s) {missing}")
+        row["images"] = [res(p) for p in row.get("images", [])]
+        row["videos"] = [res(p) for p in row.get("videos", [])]
+        rows.append(row)
     return rows
 
 

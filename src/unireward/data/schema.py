@@ -73,20 +73,25 @@ class Sample:
         return [res(m) for m in self.media]
 
 
-def read_samples(path: str | Path) -> Iterator[Sample]:
-    """Read a JSONL file of samples; errors name the file and line."""
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; errors name the file and line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    with path.open() as f:
+    with path.open(encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                d = json.loads(line)
+                yield i, json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            yield Sample.from_dict(d, where=f"{path}:{i}")
+
+
+def read_samples(path: str | Path) -> Iterator[Sample]:
+    """Read a JSONL file of samples; errors name the file and line."""
+    for i, d in read_jsonl(path):
+        yield Sample.from_dict(d, where=f"{path}:{i}")
 
 
 def write_samples(path: str | Path, samples: Iterable[Sample], append: bool = False) -> int:

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 from ..backends.base import ChatInput
 from ..backends.hf import _messages as prompt_messages  # the judge's own message builder
+from ..backends.hf import encode_prompts  # the judge's own processor call
 from ..errors import DataError, MediaError, PromptTooLongError
 
 IGNORE_INDEX = -100
@@ -66,22 +67,6 @@ def completion_text(processor: Any, messages: list[dict], target: str) -> str:
                         "generation prompt is not a prefix of the answered conversation, so the judge's prompt "
                         "cannot be reproduced in training")
     return full[len(prompt):]
-
-
-def encode_prompts(processor: Any, texts: Sequence[str], images: Sequence[Any], videos: Sequence[Any]) -> dict:
-    """Encode prompt strings with their images (PIL) and videos (`Video`), left-padded: the processor call of
-    `HFBackend._encode`, so training and judging produce identical ids and pixels."""
-    kwargs: dict[str, Any] = {}
-    if videos:
-        kwargs["videos"] = [v.to_array() for v in videos]
-        kwargs["do_sample_frames"] = False
-        kwargs["video_metadata"] = [
-            {"fps": v.fps, "total_num_frames": len(v.frames), "frames_indices": list(range(len(v.frames)))}
-            for v in videos]
-    enc = processor(text=list(texts), images=list(images) or None, padding=True, padding_side="left",
-                    return_tensors="pt", **kwargs)
-    enc.pop("token_type_ids", None)
-    return dict(enc)
 
 
 class JudgeCollator:

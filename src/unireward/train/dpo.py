@@ -218,17 +218,11 @@ def read_rows(paths: Sequence[str], seed: int = 0, max_samples: int | None = Non
         raise ConfigError("no training data: set data to one or more DPO JSONL files (unireward construct's "
                           "dpo_trl.jsonl)")
     rows: list[dict] = []
+    from ..data.schema import read_jsonl
+
     for p in paths:
         path = Path(p)
-        if not path.is_file():
-            raise DataError(f"{path}: no such file")
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{i}: not valid JSON ({e.msg})") from None
+        for i, row in read_jsonl(path):
             missing = [k for k in ("prompt", "chosen", "rejected") if k not in row]
             if missing:
                 raise DataError(f"{path}:{i}: missing field(s) {missing}; a DPO row needs prompt, chosen, rejected")
