@@ -65,8 +65,9 @@ def main() -> None:
     p.add_argument("--dpo-steps", type=int, default=150)
     p.add_argument("--beta", type=float, default=500.0)
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--ddim-steps", type=int, default=10)
+    p.add_argument("--ddim-steps", type=int, default=20)
     p.add_argument("--eval-samples", type=int, default=2)
+    p.add_argument("--device", default="auto", help="'auto' (cuda if available), 'cpu' or 'cuda'")
     p.add_argument("--out", default="outputs/bench/construct_ablation")
     args = p.parse_args()
 
@@ -80,12 +81,14 @@ def main() -> None:
 
     torch.set_num_threads(1)
     out, t0 = Path(args.out), time.time()
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if args.gen_base:
         from unireward.sandbox.generator import load_generator
 
         gen = load_generator(args.gen_base)
+        gen.unet.to(device), gen.text_encoder.to(device)
     else:
-        gen = loops.pretrain_generator(args.gen_pretrain_steps)
+        gen = loops.pretrain_generator(args.gen_pretrain_steps, device=device)
     if args.judge == "oracle":
         from unireward.sandbox.oracle_judge import OracleBackend
 
@@ -118,7 +121,7 @@ def main() -> None:
         xs = np.asarray(xs, float) * 100
         return f"{xs.mean():5.1f} +- {xs.std(ddof=1) if len(xs) > 1 else 0.0:3.1f}"
 
-    print(f"\njudge {args.judge}; N={args.n}; {len(items)} prompts; DPO {args.dpo_steps} steps; seeds {args.seeds}")
+    print(f"\nwall {time.time() - t0:.0f}s; judge {args.judge}; N={args.n}; {len(items)} prompts; DPO {args.dpo_steps} steps; seeds {args.seeds}")
     print(f"{'strategy':16s} | {'pairs':>5s} | {'chosen truly better':>19s} | {'all-correct %':>13s} | "
           f"{'held-out combos %':>17s}")
     for name, r in rows.items():

@@ -37,16 +37,68 @@ def _judge(spec: str):
     return RewardModel.load(spec, dtype=None, batch_size=16)
 
 
+def _device(spec: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if spec == "auto" else spec
+
+
+def pretrain_base(args, out: Path) -> tuple[object, dict]:
+    """Pretrain the generator with the probe's recipe; with `--gen-curve-every`, measure all-correct on the eval
+    captions (sampling seeds 5000+, not the loop's) every so many steps and keep, as the weak base, the checkpoint
+    inside `--gen-base-band` closest to its middle (else the one closest to it). Returns (base, curve info)."""
+    import copy
+
+    from unireward.sandbox import loops
+
+    t0, device = time.time(), _device(args.device)
+    caps, seeds = loops.eval_captions(), [5000 + j for j in range(args.gen_curve_samples)]
+    curve, kept = [], {}
+
+    def measure(step, g):
+        r = loops.evaluate_generator(g, caps, seeds, steps=args.ddim_steps)
+        curve.append({"step": step, "images": step * args.gen_pretrain_batch, "wall_s": round(time.time() - t0, 1),
+                      **{k: round(v, 4) for k, v in r.items()}})
+        kept[step] = copy.deepcopy(g)
+        print(f"[pretrain] step {step:5d}: all {r['all']:.3f} (seen {r['seen_combos']:.3f}, held-out combos "
+              f"{r['heldout_combos']:.3f}) colour {r['colour']:.3f} shape {r['shape']:.3f} position "
+              f"{r['position']:.3f} ({time.time() - t0:.0f}s)", flush=True)
+
+    every = args.gen_curve_every
+    gen = loops.pretrain_generator(args.gen_pretrain_steps, n_images=args.gen_pretrain_images,
+                                   batch_size=args.gen_pretrain_batch, lr=args.gen_pretrain_lr,
+                                   caption_dropout=args.gen_caption_dropout, seed=args.gen_pretrain_seed,
+                                   device=device, callback=measure if every else None, callback_every=every)
+    info = {"curve": curve, "steps": args.gen_pretrain_steps, "seconds": round(time.time() - t0, 1)}
+    if every:
+        lo, hi = args.gen_base_band
+        mid = (lo + hi) / 2
+        inside = [c for c in curve if lo <= c["all"] <= hi] or curve
+        pick = min(inside, key=lambda c: (abs(c["all"] - mid), c["step"]))
+        gen = kept[pick["step"]]
+        info["base_step"] = pick["step"]
+        print(f"[pretrain] weak base: step {pick['step']} of {args.gen_pretrain_steps} (all-correct {pick['all']:.3f} "
+              f"on the curve's seeds)", flush=True)
+    if args.gen_save:
+        from unireward.sandbox.generator import save_generator
+
+        save_generator(gen, args.gen_save)
+        Path(args.gen_save, "pretrain_curve.json").write_text(json.dumps({"args": vars(args), **info}, indent=2))
+    return gen, info
+
+
 def generator_loop(args, out: Path, judge) -> dict:
     from unireward.sandbox import loops
 
-    t0 = time.time()
+    t0, info = time.time(), {}
     if args.gen_base:
         from unireward.sandbox.generator import load_generator
 
         gen = load_generator(args.gen_base)
+        device = _device(args.device)
+        gen.unet.to(device), gen.text_encoder.to(device)
     else:
-        gen = loops.pretrain_generator(args.gen_pretrain_steps, seed=0)
+        gen, info = pretrain_base(args, out)
     caps = loops.eval_captions()
     eval_seeds = [[1000 + 10 * k + j for j in range(args.eval_samples)] for k in range(len(args.seeds))]
     base = [loops.evaluate_generator(gen, caps, s, steps=args.ddim_steps) for s in eval_seeds]
@@ -67,7 +119,7 @@ def generator_loop(args, out: Path, judge) -> dict:
               f"(held-out combos {dpo[-1]['heldout_combos']:.3f}) control {ctl[-1]['all']:.3f} "
               f"({time.time() - t0:.0f}s)", flush=True)
     return {"base": base, "dpo": dpo, "control": ctl, "pairs": n_pairs, "prompts": len(train_caps),
-            "seconds": time.time() - t0}
+            "seconds": time.time() - t0, "pretrain": info}
 
 
 def policy_loop(args, out: Path, judge) -> dict:
@@ -104,18 +156,32 @@ def policy_loop(args, out: Path, judge) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--loop", choices=["both", "generator", "policy"], default="both")
+    p.add_argument("--loop", choices=["both", "generator", "policy", "pretrain"], default="both",
+                   help="'pretrain': only pretrain the generator (the curve with --gen-curve-every), save --gen-save")
+    p.add_argument("--device", default="auto", help="generator loop: 'auto' (cuda if available), 'cpu' or 'cuda'")
     p.add_argument("--judge", default="oracle", help="'oracle' or a trained judge folder")
     p.add_argument("--strategy", default="pair-then-point")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--n", type=int, default=10, help="candidates per prompt")
     p.add_argument("--out", default="outputs/bench/sandbox_dpo_loops")
-    p.add_argument("--ddim-steps", type=int, default=10)
-    p.add_argument("--eval-samples", type=int, default=2, help="sampling seeds per held-out caption per eval")
+    p.add_argument("--ddim-steps", type=int, default=20)
+    p.add_argument("--eval-samples", type=int, default=4, help="sampling seeds per held-out caption per eval")
     p.add_argument("--gen-pretrain-steps", type=int, default=500)
+    p.add_argument("--gen-pretrain-batch", type=int, default=64)
+    p.add_argument("--gen-pretrain-images", type=int, default=0, help="0: fresh renders every step; else a fixed set")
+    p.add_argument("--gen-pretrain-lr", type=float, default=1e-3)
+    p.add_argument("--gen-caption-dropout", type=float, default=0.1)
+    p.add_argument("--gen-pretrain-seed", type=int, default=0)
+    p.add_argument("--gen-curve-every", type=int, default=0,
+                   help="measure all-correct every so many pretraining steps and keep the weak base from the curve")
+    p.add_argument("--gen-curve-samples", type=int, default=4, help="sampling seeds per eval caption on the curve")
+    p.add_argument("--gen-base-band", type=float, nargs=2, default=[0.25, 0.35],
+                   help="all-correct range for the weak base picked from the curve")
+    p.add_argument("--gen-save", default="", help="save the pretrained base generator (and its curve) here")
     p.add_argument("--gen-base", default="", help="a saved generator folder to start from instead of pretraining")
-    p.add_argument("--gen-prompt-repeats", type=int, default=3, help="passes over the 81 train captions")
-    p.add_argument("--gen-dpo-steps", type=int, default=200)
+    p.add_argument("--gen-prompt-repeats", type=int, default=4,
+                   help="passes over the 81 train captions (new sampling seeds each pass)")
+    p.add_argument("--gen-dpo-steps", type=int, default=300)
     p.add_argument("--gen-beta", type=float, default=500.0)
     p.add_argument("--gen-lr", type=float, default=1e-4)
     p.add_argument("--pol-pretrain-examples", type=int, default=4000)
@@ -133,6 +199,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     judge = _judge(args.judge)
     results = {"args": vars(args)}
+    if args.loop == "pretrain":
+        results["pretrain"] = pretrain_base(args, out)[1]
     if args.loop in ("both", "generator"):
         results["generator"] = generator_loop(args, out, judge)
     if args.loop in ("both", "policy"):

@@ -184,16 +184,16 @@ def test_resume_continues_like_an_uninterrupted_run(tmp_path):
     data = pairs(6, (4, 8, 8))
     reference = tiny_unet2d()
     full = copy.deepcopy(reference)
-    cfg_full = config(tmp_path / "a", steps=4, save_every=2)
+    cfg_full = config(tmp_path / "a", steps=3, save_every=0)
     train_diffusion_dpo(cfg_full, full, reference, scheduler(), encode_prompt, data)
 
-    cfg_b = config(tmp_path / "b", steps=2, save_every=2)
+    cfg_b = config(tmp_path / "b", steps=1, save_every=1)
     train_diffusion_dpo(cfg_b, copy.deepcopy(reference), reference, scheduler(), encode_prompt, data)
     resumed = copy.deepcopy(reference)
-    cfg_b.steps, cfg_b.resume = 4, "auto"
+    cfg_b.steps, cfg_b.resume = 3, "auto"
     result = train_diffusion_dpo(cfg_b, resumed, reference, scheduler(), encode_prompt, data)
-    assert result.step == 4
-    assert [r["step"] for r in log(cfg_b)] == [1, 2, 3, 4]
+    assert result.step == 3
+    assert [r["step"] for r in log(cfg_b)] == [1, 2, 3]
     assert [r["loss"] for r in log(cfg_b)] == pytest.approx([r["loss"] for r in log(cfg_full)], rel=1e-5)
     for k, v in full.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[k], v)

@@ -34,6 +34,9 @@ _DEFAULT_CORPUS = [
 ]
 
 
+DrawFn = Callable[[np.random.Generator, int], Sequence[tuple[str, Any]]]  # fresh (caption, image) pairs
+
+
 @dataclass
 class Generator:
     """The parts of the sandbox generator. `scheduler` is the training (DDPM) scheduler."""
@@ -128,18 +131,25 @@ def _to_tensor(images: Sequence[Any], resolution: int) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
-def train_generator(gen: Generator, captions_and_images: Sequence[tuple[str, Any]], steps: int, batch_size: int = 64,
-                    lr: float = 1e-3, ema: float = 0.995, caption_dropout: float = 0.0, warmup: int = 100,
-                    seed: int = 0, callback: Callable[[int, Generator], None] | None = None,
+def train_generator(gen: Generator, captions_and_images: Sequence[tuple[str, Any]] | DrawFn, steps: int,
+                    batch_size: int = 64, lr: float = 1e-3, ema: float = 0.995, caption_dropout: float = 0.0,
+                    warmup: int = 100, seed: int = 0, callback: Callable[[int, Generator], None] | None = None,
                     callback_every: int = 0) -> list[float]:
     """Pretrain UNet and text encoder jointly (v-target MSE, AdamW, cosine LR, grad clip 1). Images are
-    `resolution`-square RGB (PIL or uint8 arrays). With `ema`, the generator ends with the EMA weights, and
+    `resolution`-square RGB (PIL or uint8 arrays). `captions_and_images` is either a fixed list of
+    (caption, image) pairs, sampled with replacement, or a callable `draw(rng, n)` returning `n` fresh pairs for
+    every step (`rng`: a numpy Generator seeded by `seed`), i.e. an endless stream of new renders. A caption is
+    replaced by "" with probability `caption_dropout`. With `ema`, the generator ends with the EMA weights, and
     `callback(step, gen)` (every `callback_every` steps) sees them too. Returns the loss of every step."""
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
-    captions = [c for c, _ in captions_and_images]
     device = gen.unet.device
-    pixels = _to_tensor([im for _, im in captions_and_images], gen.resolution).to(device)
+    fresh = callable(captions_and_images)
+    if fresh:
+        draw, np_rng = captions_and_images, np.random.default_rng(seed)
+    else:
+        captions = [c for c, _ in captions_and_images]
+        pixels = _to_tensor([im for _, im in captions_and_images], gen.resolution).to(device)
     denoiser, rng = gen.denoiser, torch.Generator().manual_seed(seed)
     params = [p for m in (gen.unet, gen.text_encoder) for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -148,12 +158,18 @@ def train_generator(gen: Generator, captions_and_images: Sequence[tuple[str, Any
     gen.unet.train(), gen.text_encoder.train()
     losses: list[float] = []
     for step in range(1, steps + 1):
-        idx = torch.randint(0, len(captions), (batch_size,), generator=rng)
+        if fresh:
+            batch = draw(np_rng, batch_size)
+            caps = [c for c, _ in batch]
+            x0 = _to_tensor([im for _, im in batch], gen.resolution).to(device)
+        else:
+            idx = torch.randint(0, len(captions), (batch_size,), generator=rng)
+            caps = [captions[i] for i in idx.tolist()]
+            x0 = pixels[idx.to(device)]
         drop = torch.rand(batch_size, generator=rng) < caption_dropout
-        x0 = pixels[idx.to(device)]
         noise = torch.randn(x0.shape, generator=rng).to(device)
         t = torch.randint(0, gen.scheduler.config.num_train_timesteps, (batch_size,), generator=rng).to(device)
-        cond = encode_prompt(gen, ["" if d else captions[i] for i, d in zip(idx.tolist(), drop.tolist())])
+        cond = encode_prompt(gen, ["" if d else c for c, d in zip(caps, drop.tolist())])
         pred = denoiser(gen.scheduler.add_noise(x0, noise, t), t, cond)
         loss = torch.nn.functional.mse_loss(pred, gen.scheduler.get_velocity(x0, noise, t))
         opt.zero_grad(set_to_none=True)

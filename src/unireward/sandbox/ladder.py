@@ -112,7 +112,7 @@ def train_ladder(config: LadderConfig) -> dict:
     prev = build_base(config, out / "base")
     key = _key({"base": _base_part(config)})
     for i, stage in enumerate(config.stages):
-        key = _key({"prev": key, "stage": dataclasses.asdict(stage), "world": _world_part(config)})
+        key = _key({"prev": key, "stage": _changed(stage), "world": _world_part(config)})
         sdir = out / f"{i + 1}-{stage.name}"
         info = _read_json(sdir / "stage.json")
         if info and info.get("key") == key:
@@ -619,6 +619,12 @@ def _base_part(c: LadderConfig) -> dict:
 
 def _world_part(c: LadderConfig) -> dict:
     return {"image_size": c.image_size, "video_frames": c.video_frames, "batch_size": c.batch_size}
+
+
+def _changed(stage: StageConfig) -> dict:
+    """The stage's fields that differ from their defaults (so adding a field keeps old caches valid)."""
+    default = dataclasses.asdict(StageConfig(name=stage.name))
+    return {k: v for k, v in dataclasses.asdict(stage).items() if v != default[k] or k == "name"}
 
 
 def _key(d: dict) -> str:

@@ -54,18 +54,39 @@ def eval_captions(n_seen: int = 27, seed: int = 0) -> list[str]:
 # ================================================================= generator loop
 
 
-def pretrain_generator(steps: int, *, n_images: int = 4000, batch_size: int = 32, lr: float = 1e-3, seed: int = 0):
-    """A fresh generator trained `steps` steps on renders of the train captions (weak when `steps` is small)."""
-    from .generator import RESOLUTION, build_generator, train_generator
+def render_draw(caps: Sequence[str] | None = None):
+    """`draw(rng, n)` -> n fresh (caption, 16x16 render) pairs, captions uniform over `caps` (default: train)."""
+    from .generator import RESOLUTION
 
-    rng = np.random.default_rng(seed)
-    train = captions("train")
-    data = []
-    for _ in range(n_images):
-        c = train[int(rng.integers(len(train)))]
-        data.append((c, render_image(_scene(c), RESOLUTION, int(rng.integers(2**31)))))
+    caps = list(caps or captions("train"))
+    scenes = [_scene(c) for c in caps]
+
+    def draw(rng: np.random.Generator, n: int) -> list[tuple[str, np.ndarray]]:
+        out = []
+        for _ in range(n):
+            k = int(rng.integers(len(caps)))
+            out.append((caps[k], render_image(scenes[k], RESOLUTION, int(rng.integers(2**31)))))
+        return out
+
+    return draw
+
+
+def pretrain_generator(steps: int, *, n_images: int = 0, batch_size: int = 64, lr: float = 1e-3, ema: float = 0.995,
+                       caption_dropout: float = 0.1, seed: int = 0, device: str = "cpu", callback=None,
+                       callback_every: int = 0):
+    """A fresh generator trained `steps` steps on renders of the train captions (weak when `steps` is small).
+
+    The defaults are the probe's recipe: fresh renders every step (`n_images=0`; a positive `n_images` trains on a
+    fixed set of that many renders instead), batch 64, AdamW 1e-3 with a cosine schedule, EMA 0.995, 10% caption
+    dropout. `callback(step, gen)` sees the EMA weights every `callback_every` steps (see `train_generator`)."""
+    from .generator import build_generator, train_generator
+
+    draw = render_draw()
+    data = draw(np.random.default_rng(seed), n_images) if n_images else draw
     gen = build_generator(seed=seed, captions=ALL_CAPTIONS)
-    train_generator(gen, data, steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup=min(100, steps // 10))
+    gen.unet.to(device), gen.text_encoder.to(device)
+    train_generator(gen, data, steps=steps, batch_size=batch_size, lr=lr, ema=ema, caption_dropout=caption_dropout,
+                    seed=seed, warmup=min(100, steps // 10), callback=callback, callback_every=callback_every)
     return gen
 
 
@@ -132,14 +153,14 @@ def control_generator(gen, pairs_path: str | Path, *, steps: int = 300, batch_si
     caps = [pairs[i]["caption"] for i in range(len(pairs))]
     chosen = torch.stack([pairs[i]["chosen"] for i in range(len(pairs))])
     work.text_encoder.eval().requires_grad_(False)
-    denoiser, rng = work.denoiser, torch.Generator().manual_seed(seed)
+    denoiser, rng, device = work.denoiser, torch.Generator().manual_seed(seed), work.unet.device
     opt = torch.optim.AdamW(work.unet.parameters(), lr=lr, weight_decay=0.0)
     work.unet.train()
     for _ in range(steps):
         idx = torch.randint(0, len(caps), (batch_size,), generator=rng)
-        x0 = chosen[idx]
-        noise = torch.randn(x0.shape, generator=rng)
-        t = torch.randint(0, work.scheduler.config.num_train_timesteps, (batch_size,), generator=rng)
+        x0 = chosen[idx].to(device)
+        noise = torch.randn(x0.shape, generator=rng).to(device)
+        t = torch.randint(0, work.scheduler.config.num_train_timesteps, (batch_size,), generator=rng).to(device)
         with torch.no_grad():
             cond = encode_prompt(work, [caps[i] for i in idx.tolist()])
         pred = denoiser(work.scheduler.add_noise(x0, noise, t), t, cond)
@@ -303,5 +324,5 @@ def control_policy(model, processor, pairs_path: str | Path, items_by_id: dict, 
 
 __all__ = ["ALL_CAPTIONS", "HELDOUT_COMBOS", "build_policy", "captions", "construct_generator_pairs",
            "construct_policy_pairs", "control_generator", "control_policy", "dpo_generator", "dpo_policy",
-           "eval_captions", "evaluate_generator", "evaluate_policy", "pretrain_generator", "qa_items",
+           "eval_captions", "evaluate_generator", "evaluate_policy", "pretrain_generator", "qa_items", "render_draw",
            "train_answers", "truth"]
