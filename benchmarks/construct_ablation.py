@@ -1,6 +1,8 @@
 """Construction-strategy ablation on the sandbox generator (the paper's Table XII at toy scale).
 
     python benchmarks/construct_ablation.py --gen-base outputs/sandbox/generator
+    python benchmarks/construct_ablation.py --gen-base /tmp/gen_base --prompt-repeats 4 --dpo-steps 300 \
+        --seeds 0 1 2 --eval-samples 8 --strategies point-only random
     python benchmarks/construct_ablation.py --gen-pretrain-steps 1000 --seeds 0 1 2 --judge oracle
 
 One weak generator, one candidate pool (N per train caption, sampled once and shared by every strategy, since
@@ -67,6 +69,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--ddim-steps", type=int, default=20)
     p.add_argument("--eval-samples", type=int, default=2)
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     p.add_argument("--device", default="auto", help="'auto' (cuda if available), 'cpu' or 'cuda'")
     p.add_argument("--out", default="outputs/bench/construct_ablation")
     args = p.parse_args()
@@ -101,7 +104,7 @@ def main() -> None:
     sampler = CachedSampler(SandboxGeneratorSampler(gen, steps=args.ddim_steps))
     items = [PromptItem(f"gen/{i:04d}", c) for i, c in enumerate(loops.captions("train") * args.prompt_repeats)]
     rows = {"base": {"all": [base["all"]], "heldout": [base["heldout_combos"]], "pairs": 0, "quality": None}}
-    for strategy in STRATEGIES:
+    for strategy in args.strategies:
         d = out / strategy
         res = construct(items, sampler, None if strategy == "random" else judge, d, task="image-gen",
                         strategy=strategy, num_candidates=args.n, chunk_size=16)

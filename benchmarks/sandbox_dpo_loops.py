@@ -1,16 +1,21 @@
 """The sandbox DPO loops, measured: weak model -> judge-built pairs -> DPO vs a same-compute control.
 
     python benchmarks/sandbox_dpo_loops.py                       # both loops, oracle judge, 3 seeds
-    python benchmarks/sandbox_dpo_loops.py --loop generator --gen-pretrain-steps 500 --seeds 0 1 2
+    python benchmarks/sandbox_dpo_loops.py --loop pretrain --gen-pretrain-steps 1200 --gen-curve-every 50 \
+        --gen-save /tmp/gen_base                                # pretraining curve + the weak base (~30%)
+    python benchmarks/sandbox_dpo_loops.py --loop generator --gen-base /tmp/gen_base --seeds 0 1 2 --eval-samples 8
     python benchmarks/sandbox_dpo_loops.py --judge outputs/sandbox/judge      # a trained sandbox judge instead
 
-Generator loop: pretrain the tiny text-to-image generator briefly (weak), build pairs on the train captions
+Generator loop: pretrain the tiny text-to-image generator briefly (weak; the probe's recipe: batch 64, fresh
+renders, 10% caption dropout, EMA, cosine LR; `--gen-curve-every` measures all-correct along the way and keeps
+the checkpoint inside `--gen-base-band`), build pairs on the train captions
 (N candidates, pair-then-point), then per seed: Diffusion-DPO, and the control (fine-tuning on the chosen
 images only, same steps / batch / lr); all-attributes-correct on held-out captions (all 27 held-out-combination
 captions + 27 seen ones) with fixed sampling seeds. Policy loop: a tiny Qwen2-VL trained briefly to answer
 the world's questions, pairs from answers sampled at T = 0.7, VLM DPO vs SFT on the chosen answers (same
 steps / batch / lr); greedy answer accuracy on held-out images. Prints mean +- sd over seeds and writes
-`<out>/loops.json`. Torch runs on one thread (much faster than two on a shared 2-core machine).
+`<out>/loops.json`. Torch runs on one thread (much faster than two on a shared 2-core machine); the generator
+loop uses CUDA when available (`--device`).
 """
 
 from __future__ import annotations

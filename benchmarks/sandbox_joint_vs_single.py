@@ -1,7 +1,7 @@
 """Joint versus single-task judges in the sandbox (issue 3 item 7, the paper's central claim).
 
     .venv/bin/python benchmarks/sandbox_joint_vs_single.py --preset configs/sandbox/ladder.yaml \
-        --budget 24000 --eval-n 100 --out runs/joint-vs-single
+        --budget 24000 --eval-n 100 --out runs/joint-vs-single [--tasks image-gen/pair,image-gen/point] [key=value ...]
 
 Takes the preset's ladder, keeps its base-model stages (everything before the first judge stage: trained once,
 then shared through the ladder's stage cache), and trains from that base model
@@ -56,9 +56,13 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=24000, help="judge examples per judge (joint and each single)")
     p.add_argument("--eval-n", type=int, default=100, help="held-out samples per task")
     p.add_argument("--out", default="runs/joint-vs-single")
-    p.add_argument("--tasks", nargs="*", default=list(TASKS), help="single-task judges to train (default: all)")
+    p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated single-task judges (default: all)")
     p.add_argument("overrides", nargs="*", help="key=value overrides of the preset (e.g. threads=2)")
     args = p.parse_args()
+    args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = [t for t in args.tasks if t not in TASKS]
+    if unknown:
+        p.error(f"unknown task(s) {unknown}; choose from {', '.join(TASKS)}")
     base = load_config(LadderConfig, args.preset, args.overrides)
     out = Path(args.out)
     n_base = next(i for i, s in enumerate(base.stages) if s.kind == "judge")

@@ -24,7 +24,7 @@ from .protocols import PROTOCOLS, point_record, pair_record, reference_swaps
 from .report import markdown, plot, summarize
 
 ITEMS_FILE = "items.jsonl"
-IDENTITY = ("benchmark", "protocol", "seed", "swap_rule", "model", "tasks", "video_policy", "data", "split")
+IDENTITY = ("benchmark", "protocol", "seed", "swap_rule", "model", "method", "tasks", "video_policy", "data", "split")
 
 
 @dataclass
@@ -41,6 +41,7 @@ class BenchConfig:
     served_model: str | None = None  # openai backend: the model name on the server
     template: str | None = None  # a Jinja template file replacing the task's own
     frames: int = 8  # video frames per clip, uniform over the whole clip
+    method: str | None = None  # "probs", "generate" or None (the model's default; auto)
     split: str | None = None  # dataset split (GenAI-Bench and VL-RewardBench: default "test")
     task: str | None = None  # pairs: the task of every record (default: from the record or inferred)
     swap: bool = True  # reference protocol: apply the published seeded swap where there was one
@@ -171,6 +172,7 @@ def _manifest(cfg: BenchConfig, bench: Benchmark, items: list[Item], judge: Any,
         "swap_rule": rule,
         "model": cfg.model or getattr(judge.backend, "model_id", None) or judge.backend.name,
         "backend": judge.backend.describe(),
+        "method": judge.method,
         "tasks": tasks,
         "video_policy": judge.video_policy.to_dict(),
         "image_policy": judge.image_policy.to_dict(),
@@ -206,7 +208,8 @@ def _load_judge(cfg: BenchConfig):
 
     if not cfg.model:
         raise ConfigError("pass --model (a model folder or hub id, or a server URL with --backend openai)")
-    kwargs: dict[str, Any] = {"video_policy": VideoPolicy(num_frames=cfg.frames, max_frames=max(32, cfg.frames))}
+    kwargs: dict[str, Any] = {"video_policy": VideoPolicy(num_frames=cfg.frames, max_frames=max(32, cfg.frames)),
+                              "method": cfg.method}
     if cfg.backend == "openai" and cfg.served_model:
         kwargs["served_model"] = cfg.served_model
     return RewardModel.load(cfg.model, backend=cfg.backend, batch_size=cfg.batch_size, **kwargs)

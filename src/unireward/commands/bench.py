@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--served-model", help="openai backend: the model name on the server")
     p.add_argument("--template", help="Jinja template file replacing the task's own")
     p.add_argument("--frames", type=int, default=8, help="frames per video, uniform over the clip (default 8)")
+    p.add_argument("--method", default=None, choices=["auto", "probs", "generate"],
+                   help="decisions from token probabilities, or generate and parse (judges that write a "
+                        "rationale or checklist first, e.g. the sandbox ladder's)")
     p.add_argument("--split", help="dataset split (GenAI-Bench, VL-RewardBench; default test)")
     p.add_argument("--task", help="pairs: the task of every record, e.g. video-und/pair")
     p.add_argument("--no-swap", action="store_true", help="reference protocol: keep the dataset order")
@@ -53,7 +56,7 @@ def run(args) -> int:
 
     cfg = BenchConfig(name=args.name, data=args.data, model=args.model, protocol=args.protocol, seed=args.seed,
                       out=args.out, limit=args.limit, batch_size=args.batch_size, backend=args.backend,
-                      served_model=args.served_model, template=args.template, frames=args.frames,
+                      served_model=args.served_model, template=args.template, frames=args.frames, method=args.method,
                       split=args.split, task=args.task, swap=not args.no_swap, fresh=args.fresh,
                       progress=not args.no_progress)
     results = run_bench(cfg)

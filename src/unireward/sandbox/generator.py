@@ -94,7 +94,8 @@ def build_tokenizer(corpus: Sequence[str]):
                                    model_max_length=MAX_TOKENS)
 
 
-def build_generator(seed: int = 0, captions: Sequence[str] | None = None) -> Generator:
+def build_generator(seed: int = 0, captions: Sequence[str] | None = None,
+                    beta_schedule: str = "squaredcos_cap_v2") -> Generator:
     """A fresh generator (~1.7M parameters) with weights drawn from `seed`; the tokenizer is trained on
     `captions` (default: a few sandbox captions; byte fallback covers any text)."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
@@ -111,7 +112,7 @@ def build_generator(seed: int = 0, captions: Sequence[str] | None = None) -> Gen
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=64, attention_head_dim=8, norm_num_groups=8)
-    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule=beta_schedule,
                               prediction_type="v_prediction", clip_sample=True)
     return Generator(unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler)
 
