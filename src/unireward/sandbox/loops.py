@@ -73,20 +73,22 @@ def render_draw(caps: Sequence[str] | None = None):
 
 def pretrain_generator(steps: int, *, n_images: int = 0, batch_size: int = 64, lr: float = 1e-3, ema: float = 0.995,
                        caption_dropout: float = 0.1, seed: int = 0, device: str = "cpu", callback=None,
-                       callback_every: int = 0):
+                       callback_every: int = 0, lr_schedule: str = "cosine", beta_schedule: str = "linear"):
     """A fresh generator trained `steps` steps on renders of the train captions (weak when `steps` is small).
 
     The defaults are the probe's recipe: fresh renders every step (`n_images=0`; a positive `n_images` trains on a
     fixed set of that many renders instead), batch 64, AdamW 1e-3 with a cosine schedule, EMA 0.995, 10% caption
-    dropout. `callback(step, gen)` sees the EMA weights every `callback_every` steps (see `train_generator`)."""
+    dropout, and the linear noise schedule (`beta_schedule`; with "squaredcos_cap_v2" position is learned far
+    later at 16x16). `callback(step, gen)` sees the EMA weights every `callback_every` steps."""
     from .generator import build_generator, train_generator
 
     draw = render_draw()
     data = draw(np.random.default_rng(seed), n_images) if n_images else draw
-    gen = build_generator(seed=seed, captions=ALL_CAPTIONS)
+    gen = build_generator(seed=seed, captions=ALL_CAPTIONS, beta_schedule=beta_schedule)
     gen.unet.to(device), gen.text_encoder.to(device)
     train_generator(gen, data, steps=steps, batch_size=batch_size, lr=lr, ema=ema, caption_dropout=caption_dropout,
-                    seed=seed, warmup=min(100, steps // 10), callback=callback, callback_every=callback_every)
+                    seed=seed, warmup=min(100, steps // 10), callback=callback, callback_every=callback_every,
+                    lr_schedule=lr_schedule)
     return gen
 
 
