@@ -49,7 +49,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                        stages=[dict(name="caption", kind="caption", examples=8, lr=1e-3),
                                dict(name="judge", kind="judge", examples=8, lr=1e-3)],
                        eval_n=2, final_eval_n=2),
-        "generator_steps": 4, "dpo_steps": 2, "prompts": 3,
+        "generator_steps": 4, "dpo_steps": 2, "prompts": 3, "eval_max": 4, "sample_steps": 4,
     },
 }
 
@@ -162,12 +162,13 @@ def _generator_loop(config: DemoConfig, preset: dict, out: Path, ladder_report: 
         judge = RewardModel(OracleBackend())
     _say(f"pretraining a weak generator ({preset['generator_steps']} steps)")
     gen = pretrain_generator(preset["generator_steps"], seed=config.seed)
-    caps_eval = eval_captions(n_seen=9, seed=config.seed)
-    base = evaluate_generator(gen, caps_eval, seeds=config.eval_seeds)
+    steps = preset.get("sample_steps", 20)  # DDIM steps when sampling
+    caps_eval = eval_captions(n_seen=9, seed=config.seed)[: preset.get("eval_max")]
+    base = evaluate_generator(gen, caps_eval, seeds=config.eval_seeds, steps=steps)
     train_caps = captions("train")[: preset["prompts"]]
     _say(f"building preference pairs for {len(train_caps)} captions x {config.num_candidates} samples")
     pairs_path = construct_generator_pairs(gen, train_caps, judge, out / "pairs", num_candidates=config.num_candidates,
-                                           seed=config.seed)
+                                           seed=config.seed, steps=steps)
     _say(f"Diffusion-DPO ({preset['dpo_steps']} steps) and the same-compute control")
     n_pairs = sum(1 for line in Path(pairs_path).read_text().splitlines() if line.strip())
     if n_pairs == 0:
@@ -176,15 +177,15 @@ def _generator_loop(config: DemoConfig, preset: dict, out: Path, ladder_report: 
     dpo = dpo_generator(gen, pairs_path, steps=preset["dpo_steps"], batch_size=batch, seed=config.seed,
                         out_dir=out / "dpo")
     ctrl = control_generator(gen, pairs_path, steps=preset["dpo_steps"], batch_size=batch, seed=config.seed)
-    after, control = (evaluate_generator(g, caps_eval, seeds=config.eval_seeds) for g in (dpo, ctrl))
+    after, control = (evaluate_generator(g, caps_eval, seeds=config.eval_seeds, steps=steps) for g in (dpo, ctrl))
     summary = {"judge": "trained" if use_trained else "oracle", "judge_pair_acc": pair_acc,
                "base": base["all"], "control": control["all"], "dpo": after["all"],
                "heldout_combos": {"base": base["heldout_combos"], "control": control["heldout_combos"],
                                   "dpo": after["heldout_combos"]}, "pairs": str(pairs_path)}
     pairs = _pairs_for_report(out / "pairs" / "records.jsonl", limit=6)
     shown = caps_eval[:6]
-    before_imgs = sample(gen, shown, [config.eval_seeds[0]] * len(shown))
-    after_imgs = sample(dpo, shown, [config.eval_seeds[0]] * len(shown))
+    before_imgs = sample(gen, shown, [config.eval_seeds[0]] * len(shown), steps=steps)
+    after_imgs = sample(dpo, shown, [config.eval_seeds[0]] * len(shown), steps=steps)
     return summary, pairs, {c: [b, a] for c, b, a in zip(shown, before_imgs, after_imgs)}
 
 
