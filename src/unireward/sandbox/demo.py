@@ -115,14 +115,15 @@ def run_demo(config: DemoConfig) -> dict:
         out / "report.html", title="unireward sandbox demo",
         summary=f"preset {config.preset}; judge trained in {summary['judge']['train_time_s']} s; {judge_note}.",
         judge_table=table, pairs=pairs, before_after=before_after,
-        gains={"generator (all attributes right, held-out captions)": {
+        gains={"generator (all attributes right, evaluation captions)": {
             k: gen_summary[k] for k in ("base", "control", "dpo")}},
-        notes=["Oracle: the world's exact pixel reader. Control: the same steps of fine-tuning on the chosen "
+        notes=["Evaluation captions: every held-out colour+shape combination plus 9 seen captions, fixed sampling "
+               "seeds. Oracle: the world's exact pixel reader. Control: the same steps of fine-tuning on the chosen "
                "images only. " + judge_note])
     summary["report"] = str(path)
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    _say(f"generator all-attributes-correct on held-out captions: base {gen_summary['base']:.3f}, control "
+    _say(f"generator all-attributes-correct on the evaluation captions (every held-out combination + 9 seen): base {gen_summary['base']:.3f}, control "
          f"{gen_summary['control']:.3f}, DPO {gen_summary['dpo']:.3f} ({judge_note})")
     _say(f"report: {path}  ({summary['wall_s']} s)")
     return summary
