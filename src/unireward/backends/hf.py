@@ -196,12 +196,14 @@ class HFBackend(Backend):
                 new[b, width - lengths[b]:] = torch.cat([kept, tail])
             enc[key] = new
 
-    def generate(self, inputs, max_new_tokens=256, stop=None, prefix=""):
+    def generate_batches(self, inputs, max_new_tokens=256, stop=None, prefix="", output_logits=False):
+        """Greedy generation in length-sorted, left-padded batches, stopping rows at `stop` strings. Yields
+        (input indices, prompt width, prompt lengths, generate output) per batch; `generate` and the server's
+        chat endpoint (which also wants per-step logits) are built on it."""
         import torch
         from transformers import StoppingCriteriaList
 
         prefix_ids = list(self._answer_ids(prefix)) if prefix else []
-        texts: list[str | None] = [None] * len(inputs)
         tok = self.tokenizer
         for batch in self._batches(range(len(inputs)), key=lambda i: self._size_key(inputs[i])):
             enc = self._encode([inputs[i] for i in batch])
@@ -213,10 +215,16 @@ class HFBackend(Backend):
             with torch.inference_mode():
                 out = self.model.generate(**{k: v.to(self.device) for k, v in enc.items()},
                                           max_new_tokens=max_new_tokens, do_sample=False,
-                                          stopping_criteria=criteria, pad_token_id=tok.pad_token_id)
+                                          stopping_criteria=criteria, pad_token_id=tok.pad_token_id,
+                                          return_dict_in_generate=True, output_logits=output_logits)
+            yield batch, start, enc["attention_mask"].sum(dim=1).tolist(), out
+
+    def generate(self, inputs, max_new_tokens=256, stop=None, prefix=""):
+        texts = [""] * len(inputs)
+        for batch, start, _, out in self.generate_batches(inputs, max_new_tokens, stop, prefix):
             for b, i in enumerate(batch):
-                texts[i] = tok.decode(out[b, start:], skip_special_tokens=True)
-        return [t or "" for t in texts]
+                texts[i] = self.tokenizer.decode(out.sequences[b, start:], skip_special_tokens=True)
+        return texts
 
 
 def _stop_on_strings(tokenizer, start: int, stop: Sequence[str]):

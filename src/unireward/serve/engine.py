@@ -71,29 +71,14 @@ def _cut(text: str, stop: list[str], include_stop: bool) -> tuple[str, str, str 
 
 def _hf_chat(backend, inputs, prefix, max_tokens, top_logprobs, stop, include_stop) -> list[dict]:
     import torch
-    from transformers import StoppingCriteriaList
-
-    from ..backends.hf import _stop_on_strings
 
     tok = backend.tokenizer
     eos = backend.model.generation_config.eos_token_id
     eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
     eos_ids.add(tok.eos_token_id)
-    prefix_ids = list(backend._answer_ids(prefix)) if prefix else []
     results: list[dict | None] = [None] * len(inputs)
-    for batch in backend._batches(range(len(inputs)), key=lambda i: backend._size_key(inputs[i])):
-        enc = backend._encode([inputs[i] for i in batch])
-        if prefix_ids:
-            backend._append(enc, [prefix_ids] * len(batch))
-        start = enc["input_ids"].shape[1]
-        backend._check_length(start)
-        prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
-        criteria = StoppingCriteriaList([_stop_on_strings(tok, start, stop)]) if stop else None
-        with torch.inference_mode():
-            out = backend.model.generate(**{n: v.to(backend.device) for n, v in enc.items()},
-                                         max_new_tokens=max_tokens, do_sample=False, stopping_criteria=criteria,
-                                         pad_token_id=tok.pad_token_id, return_dict_in_generate=True,
-                                         output_logits=top_logprobs is not None)
+    for batch, start, prompt_lens, out in backend.generate_batches(inputs, max_tokens, stop, prefix,
+                                                                   output_logits=top_logprobs is not None):
         seqs = out.sequences[:, start:].cpu()
         logps = [torch.log_softmax(step.float(), dim=-1).cpu() for step in out.logits] if out.logits else []
         for b, i in enumerate(batch):
