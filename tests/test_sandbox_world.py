@@ -12,7 +12,8 @@ from PIL import Image
 
 from unireward.data.schema import Sample, read_samples
 from unireward.sandbox import oracle
-from unireward.sandbox.data import HELDOUT_COMBOS, TASKS, generate_dataset
+from unireward.sandbox.data import HELDOUT_COMBOS, TASKS, combos, generate_dataset
+from unireward.sandbox.world import SHAPES
 from unireward.sandbox.ladder_data import captioning_examples, text_copy_examples, text_match_examples
 from unireward.sandbox.world import (ANSWER_STYLES, DIRECTIONS, PHYSICS, Scene, answer, question, render_image,
                                      render_video, sample_scene)
@@ -136,29 +137,39 @@ def test_winner_position_is_balanced(tmp_path):
             assert 0.1 < winners[(task, "tie")] / 400 < 0.45
 
 
-def _combos(s: Sample) -> set[tuple[str, str]]:
-    """Every colour+shape combination a record shows or says."""
+def _combos(s: Sample) -> set:
+    """Every held-out combination a record shows (media facts) or says (caption, answers)."""
     facts = list(s.meta["facts"]) if isinstance(s.meta["facts"], list) else [s.meta["facts"]]
     facts.append(oracle.parse_caption(s.prompt) or {})  # a caption (gen); a question parses to nothing
     facts += [oracle.parse_answer(s.prompt, a) for a in s.answers]
-    return {(f["colour"], f["shape"]) for f in facts if "colour" in f and "shape" in f}
+    return set().union(*(combos(f) for f in facts))
+
+
+def _said(text: str) -> set:
+    """Held-out combinations written in a text as a caption would write them ("a red circle at the top left")."""
+    out = set()
+    for a, v, b, w in HELDOUT_COMBOS:
+        tail = f"at the {w}" if b == "position" else f"moving {w}"
+        if any(f"{v} {shape} {tail}" in text for shape in SHAPES):
+            out.add((a, v, b, w))
+    return out
 
 
 def test_heldout_combinations_never_reach_training(dataset):
     samples, _ = dataset
     for split in ("train", "val"):
         for s in samples[split]:
-            assert not _combos(s) & HELDOUT_COMBOS, s.id
+            assert not _combos(s), s.id
             for a in s.answers:  # also no held-out pair of words anywhere in an answer
-                assert not any(c in a and sh in a for c, sh in HELDOUT_COMBOS)
+                assert not _said(a)
     for s in samples["heldout"]:
-        main = s.meta["facts"] if "-und/" in s.task else oracle.parse_caption(s.prompt)
-        assert (main["colour"], main["shape"]) in HELDOUT_COMBOS, s.id
+        main = s.meta["facts"] if "-und/" in s.task else oracle.required_facts(s.prompt)
+        assert combos(main), s.id
     train_examples = (captioning_examples(40) + captioning_examples(40, video=True) + text_copy_examples(40)
                       + text_match_examples(40) + text_match_examples(40, kind="point"))
     for ex in train_examples:
-        for c, sh in HELDOUT_COMBOS:
-            assert f"{c} {sh}" not in ex["prompt"] + ex["completion"]
+        assert not _said(ex["prompt"] + ex["completion"])
+    assert _said("a red circle at the top left") and _said("a blue square moving right")
 
 
 def test_media_exist_load_and_show_the_recorded_facts(dataset):

@@ -119,10 +119,10 @@ def text_match_examples(n: int, seed: int = 0, split: str = "train", kind: str =
         noun = task.modality.capitalize()
         if kind == "pair":
             shows = "\n".join(f"{noun} {k + 1} shows: {reading(c)}" for k, c in enumerate(cands))
-            label, lines = pair_label(scores), checklist(req, hits, noun)
+            label, lines = pair_label(scores), checklist(req, [c.facts() for c in cands], noun)
         else:
             shows, label = f"{noun} shows: {reading(cands[0])}", 1 + round(4 * scores[0])
-            lines = checklist(req, hits, None)
+            lines = checklist(req, [cands[0].facts()], None)
         out.append({"images": [], "video": False, "prompt": f"Prompt: {scene.caption()}\n{shows}",
                     "completion": task.target(label, rationale=lines if rationale else None), "label": label})
     return out

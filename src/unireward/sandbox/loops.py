@@ -34,7 +34,7 @@ ALL_CAPTIONS = [Scene((Obj(c, s, p),)).caption() for c in COLOURS for s in SHAPE
 
 
 def captions(split: str) -> list[str]:
-    """The 108 one-object captions: "train" (no held-out colour+shape combination) or "heldout" (only those)."""
+    """The 108 one-object captions: "train" (no held-out combination) or "heldout" (only those)."""
     want = split == "heldout"
     return [c for c in ALL_CAPTIONS if is_heldout(_scene(c)) == want]
 
