@@ -10,7 +10,7 @@ from unireward.sandbox import loops
 
 def test_caption_splits_keep_heldout_combinations_out_of_training():
     train, held = loops.captions("train"), loops.captions("heldout")
-    assert len(train) == 84 and len(held) == 24 and not set(train) & set(held)
+    assert len(train) == 96 and len(held) == 12 and not set(train) & set(held)
     assert set(held) <= set(loops.eval_captions())
 
 

@@ -16,8 +16,8 @@ phrasings or two wrong answers); understanding points score 1 + 9 x (fraction ri
 "Describe the image." answers. The label always comes from the oracle, the target from `Sample.render_target`.
 In pair tasks the better candidate is first in exactly half the samples (a shuffled balanced schedule).
 
-SPLIT RULE. `HELDOUT_COMBOS` lists combinations of two attributes: a colour at a position (images) and a colour
-moving in a direction (videos); each value on its own is seen in training, with other partners. train and val
+SPLIT RULE. `HELDOUT_COMBOS` lists combinations of three attributes: colour, shape and position (images) or
+motion (videos); each value, and each two of the three, are seen in training with other partners. train and val
 scenes never contain one: not the caption's scene, not a negative candidate, not the scene an
 answer describes, so a held-out combination never appears in training as a caption, a right answer or a wrong
 answer (and never as pixels). Every heldout sample's main scene (the caption or the context) has one.
@@ -43,20 +43,26 @@ import numpy as np
 from ..data.schema import Sample, write_samples
 from ..tasks import get_task
 from . import oracle
-from .world import IMAGE_ATTRIBUTES, VALUES, VIDEO_ATTRIBUTES, Scene, answer, question, render_image, \
-    render_video, sample_scene
+from .world import COLOURS, DIRECTIONS, IMAGE_ATTRIBUTES, POSITIONS, SHAPES, VALUES, VIDEO_ATTRIBUTES, Scene, \
+    answer, question, render_image, render_video, sample_scene
 
-# (attribute, value, attribute, value). Colour+shape was the first choice and is the wrong one for a tiny vision
-# tower: it reads shape through colour-specific features (shape read right on 0.89 of validation images and
-# 0.07 of held-out colour+shape ones), while colour, position and motion are read as separate features.
-HELDOUT_COMBOS = frozenset({
-    ("colour", "red", "position", "top left"), ("colour", "red", "position", "middle right"),
-    ("colour", "green", "position", "top right"), ("colour", "green", "position", "bottom middle"),
-    ("colour", "blue", "position", "center"), ("colour", "blue", "position", "bottom left"),
-    ("colour", "yellow", "position", "top middle"), ("colour", "yellow", "position", "bottom right"),
-    ("colour", "red", "motion", "up"), ("colour", "green", "motion", "left"),
-    ("colour", "blue", "motion", "right"), ("colour", "yellow", "motion", "down"),
-})
+# Each held-out combination is a colour+shape+place triple ("a red triangle at the top left"; videos: colour,
+# shape, motion) whose every two-attribute part is seen in training (red triangles elsewhere, other red objects
+# at the top left, ...). Two-attribute combinations were tried first and fail for a reason that is not the
+# judge's: a from-scratch model learns "a red object is never at the top left" from their absence and then
+# misreads the held-out scene (position read right on 0.91 of validation images, 0.34 of held-out ones; with
+# colour+shape held out, shape 0.89 vs 0.07).
+def _triples() -> frozenset:
+    out = set()
+    for ci, c in enumerate(COLOURS):
+        for si, sh in enumerate(SHAPES):
+            out.add((("colour", c), ("shape", sh), ("position", POSITIONS[(4 * ci + 3 * si) % 9])))
+            if (ci + si) % 2 == 0:
+                out.add((("colour", c), ("shape", sh), ("motion", DIRECTIONS[(ci + si) % 4])))
+    return frozenset(out)
+
+
+HELDOUT_COMBOS = _triples()
 SPLITS = ("train", "val", "heldout")
 TASKS = ("image-gen/pair", "image-gen/point", "video-gen/pair", "video-gen/point",
          "image-und/pair", "image-und/point", "video-und/pair", "video-und/point")
@@ -64,14 +70,10 @@ VIDEO_FORMATS = ("mp4", "frames", "h264")
 _H264 = {"qp": "0", "preset": "ultrafast"}  # near-lossless (RGB -> YUV 4:4:4 rounding only)
 
 
-def combos(facts: dict[str, str]) -> set[tuple[str, str, str, str]]:
+def combos(facts: dict[str, str]) -> set[tuple]:
     """The held-out combinations a facts dict (a scene's, a caption's or an answer's) shows or states."""
-    out = set()
-    for sfx in ("", "_2"):
-        for a, v, b, w in HELDOUT_COMBOS:
-            if facts.get(a + sfx) == v and facts.get(b + sfx, facts.get(b)) == w:
-                out.add((a, v, b, w))
-    return out
+    return {combo for sfx in ("", "_2") for combo in HELDOUT_COMBOS
+            if all(facts.get(a + sfx, facts.get(a)) == v for a, v in combo)}
 
 
 def is_heldout(scene: Scene) -> bool:

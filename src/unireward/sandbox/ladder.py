@@ -480,9 +480,9 @@ def _chat_of(e: dict) -> list:
 
 
 def heldout_samples(n: int, seed: int, image_size: int, video_frames: int, root: Path | None = None,
-                    tasks: Sequence[str] = TASKS) -> dict[str, list]:
-    """Held-out samples per task; media written under `root` (a temp folder when None). Returns task ->
-    [(Sample, root)]."""
+                    tasks: Sequence[str] = TASKS, split: str = "heldout") -> dict[str, list]:
+    """Held-out (or `split`) samples per task; media written under `root` (a temp folder when None). Returns
+    task -> [(Sample, root)]."""
     import tempfile
 
     from .data import build_samples, write_media
@@ -490,7 +490,7 @@ def heldout_samples(n: int, seed: int, image_size: int, video_frames: int, root:
     root = Path(root or tempfile.mkdtemp(prefix="ladder-eval-"))
     out = {}
     for task in tasks:
-        samples, jobs = build_samples(task, n, "heldout", seed=seed + 999, image_size=image_size,
+        samples, jobs = build_samples(task, n, split, seed=seed + 999, image_size=image_size,
                                       video_frames=video_frames, rationale=True, video_format="frames")
         write_media(root, jobs)
         out[task] = [(s, root) for s in samples]
@@ -500,8 +500,8 @@ def heldout_samples(n: int, seed: int, image_size: int, video_frames: int, root:
 def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor=None, n: int = 100, seed: int = 0,
                    image_size: int = 56, video_frames: int = 8, tasks: Sequence[str] = TASKS,
                    pair_from_points: bool = False, method: str = "generate", batch_size: int = 32,
-                   progress: bool = False) -> dict:
-    """Held-out metrics through `RewardModel`: pairwise accuracy per task (each order separately and the
+                   progress: bool = False, split: str = "heldout") -> dict:
+    """Held-out (or `split`: "val" for in-distribution) metrics through `RewardModel`: pairwise accuracy per task (each order separately and the
     two-order verdict; ties count as answers) and pointwise Spearman / exact match / unparsed rate.
     `pair_from_points`: also "<pair task>/from-points", a STOP-GAP pair decision from two pointwise scores."""
     from ..backends.hf import HFBackend
@@ -517,7 +517,7 @@ def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor
     backend.model.eval()
     rm = RewardModel(backend, method=method, max_new_tokens=96,
                      video_policy=VideoPolicy(num_frames=video_frames))
-    data = heldout_samples(n, seed, image_size, video_frames, tasks=tasks)
+    data = heldout_samples(n, seed, image_size, video_frames, tasks=tasks, split=split)
     res: dict[str, Any] = {"n": n}
     for task in tasks:
         items = data[task]
