@@ -38,7 +38,8 @@ def main() -> None:
         model = backend.model
         for label in ["warm-up"] + [f"run {i}" for i in range(args.repeat)]:
             t0 = time.perf_counter()
-            enc = backend._encode(inputs)
+            enc = backend._encode(inputs, padding_side="right")
+            ends = backend._append_right(enc, [[]] * len(inputs))  # rows as choice_probs runs them
             t1 = time.perf_counter()
             enc = {k: v.to(backend.device) for k, v in enc.items()}
             sync()
@@ -47,7 +48,7 @@ def main() -> None:
                 model.model.get_image_features(enc["pixel_values"], enc["image_grid_thw"])
                 sync()
                 t3 = time.perf_counter()
-                model(**enc, logits_to_keep=4)
+                model(**enc, logits_to_keep=(ends - 1)[:, None].to(backend.device))
                 sync()
             t4 = time.perf_counter()
             print(f"{label}: batch {args.batch_size}, {enc['input_ids'].shape[1]} tokens/row: processor "

@@ -77,6 +77,21 @@ def test_families_rank_and_score_images_and_videos(tiny_model_dir, images, video
     assert p.status == "ok" and 1 <= p.expected_score <= 10
 
 
+def test_paths_of_different_lengths_batch_like_one_at_a_time(tiny_judge, images):
+    """Choices whose plan needs paths of different lengths put rows with different suffixes in one right-padded
+    batch; the probabilities must not depend on the batch."""
+    from unireward.backends.base import ChatInput
+
+    b = tiny_judge.backend
+    choices = ["red circle", "red square", "blue sky is big", "blue sky is small"]
+    assert len({len(p) for p in b._plan("Answer: ", choices).paths}) > 1
+    xs = [ChatInput([images[i], "caption " + "long " * i]) for i in range(5)]
+    for x, batched in zip(xs, b.choice_probs(xs, "Answer: ", choices)):
+        (single,) = b.choice_probs([x], "Answer: ", choices)
+        assert math.isclose(sum(batched), 1.0)
+        assert all(math.isclose(p, q, abs_tol=1e-5) for p, q in zip(batched, single))
+
+
 def test_generate_path_returns_text_and_never_defaults(tiny_model_dir, images):
     rm = RewardModel.load(tiny_model_dir("qwen2-vl"), dtype=None, method="generate", max_new_tokens=6)
     r = rm.rank("a red circle", images[0], images[1])

@@ -1,14 +1,14 @@
 """The transformers backend: any checkpoint that `AutoModelForImageTextToText` + `AutoProcessor` load.
 
-Requests are sorted by length and run in left-padded batches. `choice_probs` reads the decision from next-token
-probabilities after the forced answer prefix (see `choices.py`: one forward pass per request for the built-in
-formats); `generate` decodes greedily within a token budget and stops as soon as every row has produced one of
+Requests are sorted by length and run in batches. `choice_probs` reads the decision from next-token probabilities
+after the forced answer prefix (see `choices.py`: one forward pass per request for the built-in formats); its rows
+are right-padded and run without a padding mask, since causal attention never looks past a row's end. `generate`
+decodes greedily from left-padded rows within a token budget and stops as soon as every row has produced one of
 the stop strings.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -35,9 +35,10 @@ def _messages(x: ChatInput) -> list[dict]:
     return [{"role": "user", "content": content}]
 
 
-def encode_prompts(processor: Any, texts: Sequence[str], images: Sequence[Any], videos: Sequence[Any]) -> dict:
+def encode_prompts(processor: Any, texts: Sequence[str], images: Sequence[Any], videos: Sequence[Any],
+                   padding_side: str = "left") -> dict:
     """The one processor call of judging and training: prompt strings with their images (PIL) and videos
-    (`Video`, frames already sampled under the judge's policy), left-padded."""
+    (`Video`, frames already sampled under the judge's policy), padded on `padding_side`."""
     kwargs: dict[str, Any] = {}
     if videos:
         kwargs["videos"] = [v.to_array() for v in videos]
@@ -45,7 +46,7 @@ def encode_prompts(processor: Any, texts: Sequence[str], images: Sequence[Any], 
         kwargs["video_metadata"] = [
             {"fps": v.fps, "total_num_frames": len(v.frames), "frames_indices": list(range(len(v.frames)))}
             for v in videos]
-    enc = processor(text=list(texts), images=list(images) or None, padding=True, padding_side="left",
+    enc = processor(text=list(texts), images=list(images) or None, padding=True, padding_side=padding_side,
                     return_tensors="pt", **kwargs)
     enc.pop("token_type_ids", None)
     return dict(enc)
@@ -122,9 +123,10 @@ class HFBackend(Backend):
             self._plans[key] = plan_choices(seqs, self._terminator())
         return self._plans[key]
 
-    def _encode(self, inputs: Sequence[ChatInput]) -> dict:
+    def _encode(self, inputs: Sequence[ChatInput], padding_side: str = "left") -> dict:
         return encode_prompts(self.processor, [self._prompt_text(x) for x in inputs],
-                              [im for x in inputs for im in x.images], [v for x in inputs for v in x.videos])
+                              [im for x in inputs for im in x.images], [v for x in inputs for v in x.videos],
+                              padding_side)
 
     def _check_length(self, length: int) -> None:
         if self.max_length and length > self.max_length:
@@ -146,35 +148,59 @@ class HFBackend(Backend):
         import torch
 
         plan = self._plan(prefix, choices)
+        keep = plan.max_path_len + 1  # logits kept at the end of each row
+        # every probability factor as (choice, path, index among the row's kept logits, token): the logit
+        # predicting tail position d sits len(path) - d positions before the row's end
+        factors = [(c, q, keep - 1 - len(plan.paths[q]) + d, tok)
+                   for c, fs in enumerate(plan.factors) for q, d, tok in fs]
         rows = [(i, p) for i in range(len(inputs)) for p in range(len(plan.paths))]
-        logp: dict[tuple[int, int], torch.Tensor] = {}
+        scores = torch.zeros(len(inputs), len(choices), dtype=torch.float64)
         for batch in self._batches(rows, key=lambda r: self._size_key(inputs[rows[r][0]])):
-            enc = self._encode([inputs[rows[r][0]] for r in batch])
-            suffixes = [list(plan.common) + list(plan.paths[rows[r][1]]) for r in batch]
-            self._append(enc, suffixes)
-            self._check_length(enc["input_ids"].shape[1])
-            keep = plan.max_path_len + 1
+            enc = self._encode([inputs[rows[r][0]] for r in batch], padding_side="right")
+            ends = self._append_right(enc, [list(plan.common) + list(plan.paths[rows[r][1]]) for r in batch])
+            self._check_length(int(ends.max()))
+            window = ends[:, None] - keep + torch.arange(keep)  # each row's last `keep` positions
             with torch.inference_mode():
-                out = self.model(**{k: v.to(self.device) for k, v in enc.items()}, logits_to_keep=keep)
-            lp = torch.log_softmax(out.logits.float(), dim=-1).cpu()
-            for b, r in enumerate(batch):
-                logp[rows[r]] = lp[b]
-        result = []
-        for i in range(len(inputs)):
-            scores = []
-            for factors in plan.factors:
-                total = 0.0
-                for path, d, tok in factors:
-                    # the logit predicting tail position d sits len(path) - d positions before the row's end
-                    total += float(logp[(i, path)][-1 - (len(plan.paths[path]) - d), tok])
-                scores.append(total)
-            m = max(scores)
-            exp = [math.exp(s - m) for s in scores]
-            z = sum(exp)
-            result.append([e / z for e in exp])
-        return result
+                out = self.model(**{k: v.to(self.device) for k, v in enc.items()},
+                                 logits_to_keep=window.to(self.device))
+            lp = torch.log_softmax(out.logits.float(), dim=-1)
+            # (row in batch, input, choice, index, token) of each factor read from the row's path
+            reads = [(b, rows[r][0], c, k, tok) for b, r in enumerate(batch)
+                     for c, q, k, tok in factors if q == rows[r][1]]
+            if reads:
+                b, i, c, k, tok = (torch.tensor(column) for column in zip(*reads))
+                scores.index_put_((i, c), lp[b, k, tok].double().cpu(), accumulate=True)
+        return torch.softmax(scores, dim=-1).tolist()
 
-    def _append(self, enc: dict, suffixes: list[list[int]]) -> None:
+    def _append_right(self, enc: dict, suffixes: list[list[int]]):
+        """Append token suffixes to right-padded rows in place and return the rows' new lengths. The attention
+        mask becomes all ones: causal attention never reaches the padding after a row's end, and without padding
+        in the mask the model runs its plain causal kernel. The other per-token tensors (multimodal token types)
+        are zero on the suffix."""
+        import torch
+        import torch.nn.functional as F
+
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        lengths = mask.sum(dim=1)
+        longest = max(len(s) for s in suffixes)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        tail = torch.full((len(suffixes), longest), pad, dtype=ids.dtype)
+        for b, s in enumerate(suffixes):
+            tail[b, : len(s)] = torch.tensor(s, dtype=ids.dtype)
+        width = int(lengths.max()) + longest
+        cols = lengths[:, None] + torch.arange(longest)
+        for key in [k for k, v in enc.items() if hasattr(v, "shape") and tuple(v.shape) == tuple(ids.shape)]:
+            new = F.pad(enc[key], (0, width - ids.shape[1]), value=pad if key == "input_ids" else 0)
+            if key == "input_ids":
+                new.scatter_(1, cols, tail)
+            elif key == "attention_mask":
+                new.fill_(1)
+            else:
+                new.scatter_(1, cols, 0)
+            enc[key] = new
+        return lengths + torch.tensor([len(s) for s in suffixes])
+
+    def _append_left(self, enc: dict, suffixes: list[list[int]]) -> None:
         """Append token suffixes to left-padded rows in place, keeping the batch left-padded. Every per-token
         tensor of the encoding (ids, mask, multimodal token types) is extended alongside."""
         import torch
@@ -208,7 +234,7 @@ class HFBackend(Backend):
         for batch in self._batches(range(len(inputs)), key=lambda i: self._size_key(inputs[i])):
             enc = self._encode([inputs[i] for i in batch])
             if prefix_ids:
-                self._append(enc, [prefix_ids] * len(batch))
+                self._append_left(enc, [prefix_ids] * len(batch))
             start = enc["input_ids"].shape[1]
             self._check_length(start)
             criteria = StoppingCriteriaList([_stop_on_strings(tok, start, stop)]) if stop else None

@@ -502,7 +502,8 @@ def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor
                    pair_from_points: bool = False, method: str = "generate", batch_size: int = 32,
                    progress: bool = False, split: str = "heldout") -> dict:
     """Held-out (or `split`: "val" for in-distribution) metrics through `RewardModel`: pairwise accuracy per task (each order separately and the
-    two-order verdict; ties count as answers) and pointwise Spearman / exact match / unparsed rate.
+    two-order verdict; ties count as answers) and pointwise Spearman / exact match / unparsed rate; "checklist":
+    the fraction of generated checklists equal to the oracle's (where the judge goes wrong: reading or deciding).
     `pair_from_points`: also "<pair task>/from-points", a STOP-GAP pair decision from two pointwise scores."""
     from ..backends.hf import HFBackend
     from ..bench.metrics import spearman
@@ -535,7 +536,8 @@ def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor
             res[task] = {"acc": round((acc1 + acc2) / 2, 3), "acc_order1": round(acc1, 3),
                          "acc_order2": round(acc2, 3), "acc_both_orders": round(both, 3),
                          "acc_decisive": round(sum(single[i].winner == gold[i] for i in dec) / max(1, len(dec)), 3),
-                         "unparsed": round(sum(r.winner is None for r in single + swapped) / (2 * len(gold)), 3)}
+                         "unparsed": round(sum(r.winner is None for r in single + swapped) / (2 * len(gold)), 3),
+                         "checklist": _checklist_exact(single, [s for s, _ in items])}
             if pair_from_points:
                 res[task + "/from-points"] = _pair_from_points(rm, task, items)
         else:
@@ -546,10 +548,20 @@ def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor
             ok = [(p, g) for p, g in zip(pred, gold) if p is not None]
             res[task] = {"spearman": _round(spearman([p for p, _ in ok], [g for _, g in ok]) if len(ok) > 2 else None),
                          "exact": round(sum(r.score == g for r, g in zip(out, gold)) / len(gold), 3),
-                         "unparsed": round(1 - len(ok) / len(gold), 3)}
+                         "unparsed": round(1 - len(ok) / len(gold), 3),
+                         "checklist": _checklist_exact(out, [s for s, _ in items])}
         res[task]["time_s"] = round(time.perf_counter() - t0, 1)
     backend.model.train(was_training)
     return res
+
+
+def _checklist_exact(results, samples) -> float | None:
+    """Fraction of generated checklists (the text before the verdict) equal to the oracle's; None without any."""
+    pairs = [(r.raw[0] if isinstance(r.raw, list) else r.raw, s.rationale) for r, s in zip(results, samples)]
+    pairs = [(raw, gold) for raw, gold in pairs if raw and gold]
+    if not pairs:
+        return None
+    return round(sum(raw.split("Final")[0].strip() == gold.strip() for raw, gold in pairs) / len(pairs), 3)
 
 
 def _round(x):
