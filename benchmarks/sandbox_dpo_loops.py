@@ -10,7 +10,7 @@ Generator loop: pretrain the tiny text-to-image generator briefly (weak; the pro
 renders, 10% caption dropout, EMA, cosine LR; `--gen-curve-every` measures all-correct along the way and keeps
 the checkpoint inside `--gen-base-band`), build pairs on the train captions
 (N candidates, pair-then-point), then per seed: Diffusion-DPO, and the control (fine-tuning on the chosen
-images only, same steps / batch / lr); all-attributes-correct on held-out captions (all 27 held-out-combination
+images only, same steps / batch / lr); all-attributes-correct on held-out captions (all 12 held-out-combination
 captions + 27 seen ones) with fixed sampling seeds. Policy loop: a tiny Qwen2-VL trained briefly to answer
 the world's questions, pairs from answers sampled at T = 0.7, VLM DPO vs SFT on the chosen answers (same
 steps / batch / lr); greedy answer accuracy on held-out images. Prints mean +- sd over seeds and writes
@@ -188,7 +188,7 @@ def main() -> None:
     p.add_argument("--gen-save", default="", help="save the pretrained base generator (and its curve) here")
     p.add_argument("--gen-base", default="", help="a saved generator folder to start from instead of pretraining")
     p.add_argument("--gen-prompt-repeats", type=int, default=4,
-                   help="passes over the 81 train captions (new sampling seeds each pass)")
+                   help="passes over the 96 train captions (new sampling seeds each pass)")
     p.add_argument("--gen-dpo-steps", type=int, default=300)
     p.add_argument("--gen-beta", type=float, default=500.0)
     p.add_argument("--gen-lr", type=float, default=1e-4)

@@ -163,6 +163,10 @@ class HFBackend(Backend):
             with torch.inference_mode():
                 out = self.model(**{k: v.to(self.device) for k, v in enc.items()},
                                  logits_to_keep=window.to(self.device))
+            if tuple(out.logits.shape[:-1]) != (len(batch), keep):  # a 2-D logits_to_keep needs transformers 5.21+
+                raise BackendError(f"the model returned logits of shape {tuple(out.logits.shape)} for per-row "
+                                   f"positions; upgrade transformers to >= 5.21 (`pip install -U transformers`) "
+                                   f"or judge with method='generate'")
             lp = torch.log_softmax(out.logits.float(), dim=-1)
             # (row in batch, input, choice, index, token) of each factor read from the row's path
             reads = [(b, rows[r][0], c, k, tok) for b, r in enumerate(batch)

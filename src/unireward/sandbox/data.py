@@ -26,9 +26,9 @@ val is drawn like train from another seed stream.
 `rationale=True` adds a checklist before the verdict, one line per caption element, from the world's facts:
 each line names the element, then what every candidate shows (or states) for it and whether that matches, so
 every step is one lookup next to the thing it compares: "colour red: Image 1 red yes, Image 2 blue no"; pairs
-end with a tally of matches ("Tally: Image 1 3, Image 2 2"), points are "colour red: red yes". Why these
-splits and this checklist: see docs/sandbox.md. Ladder stages (captioning, text
-copy and matching) live in `ladder_data.py`.
+end with a tally of matches ("Tally: Image 1 3, Image 2 2"), points are "colour red: red yes" (a from-scratch
+language model cannot compare a reading with the options held far apart in its context; next to each other it
+can). Ladder stages (captioning, text copy and matching) live in `ladder_data.py`.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 1. world: renders the synthetic world (images, videos, captions, questions) as unified samples;
 2. judge: trains a tiny Qwen2-VL from scratch, first to read (captioning), then to judge the eight tasks
    (the sandbox ladder, `sandbox.ladder`; cached per stage);
-3. evaluate: the judge on the held-out split (unseen colour+shape combinations): pairwise accuracy in both
+3. evaluate: the judge on the held-out split (unseen colour+shape+place combinations): pairwise accuracy in both
    orders, pointwise Spearman, and the separately reported stop-gap "pair from two point scores";
 4. align: a weak tiny text-to-image generator, N = 10 samples per caption, preference pairs built the paper's
    way (pair ranking, then point sifting), Diffusion-DPO, against a same-compute control (fine-tuning on the
@@ -40,7 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "full": {
         "ladder": "configs/sandbox/ladder.yaml",
-        "generator_steps": 1500, "dpo_steps": 300, "prompts": 81,
+        "generator_steps": 1500, "dpo_steps": 300, "prompts": 96,
     },
     # seconds: for tests
     "smoke": {
@@ -117,7 +117,7 @@ def run_demo(config: DemoConfig) -> dict:
         judge_table=table, pairs=pairs, before_after=before_after,
         gains={"generator (all attributes right, evaluation captions)": {
             k: gen_summary[k] for k in ("base", "control", "dpo")}},
-        notes=["Evaluation captions: every held-out colour+shape combination plus 9 seen captions, fixed sampling "
+        notes=["Evaluation captions: every held-out combination plus 9 seen captions, fixed sampling "
                "seeds. Oracle: the world's exact pixel reader. Control: the same steps of fine-tuning on the chosen "
                "images only. " + judge_note])
     summary["report"] = str(path)

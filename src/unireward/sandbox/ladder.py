@@ -16,7 +16,7 @@ matches. `<out>/ladder.json` gathers timings, curves and the final evaluation.
 Training is a small in-process loop (AdamW, warm-up + cosine, per-part learning rates: language / vision /
 merger, a learning rate of 0 freezes the part) over batches encoded by the SFT recipe's own `JudgeCollator`, so
 training and judging see identical tokens and pixels. Examples are drawn fresh for every step from the world
-(no epochs): train split only, so held-out colour+shape combinations never appear in training. `workers` > 0
+(no epochs): train split only, so held-out combinations never appear in training. `workers` > 0
 draws and encodes batches in that many data-loader processes (for a machine with spare cores).
 
 `evaluate_judge(model_dir, ...)` judges held-out samples with `RewardModel` (method "generate" for checklist

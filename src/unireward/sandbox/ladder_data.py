@@ -1,7 +1,7 @@
 """Examples for the base-model ladder: captioning (media -> caption) and text-only copy and matching.
 
 Each generator returns a list of plain dicts, deterministic from `seed` and obeying the split rule of
-`data.py` (train/val never show a held-out colour+shape combination):
+`data.py` (train/val never show a held-out combination):
 
     {"images": [PIL.Image, ...], "video": bool, "prompt": str, "completion": str}
 
@@ -53,13 +53,13 @@ def captioning_examples(n: int, seed: int = 0, split: str = "train", image_size:
 
     `questions`: the fraction of examples that instead ask one attribute question of the world ("What shape is
     it?") answered by the value alone ("triangle"), so that reading one attribute does not depend on the words
-    written before it (a caption's shape follows its colour, and the colour-shape pairs held out of training
+    written before it (a caption's later words follow its earlier ones, and a combination held out of training
     would otherwise be ruled out by that text prior).
 
     `neutral`: the fraction of examples whose object is repainted in a dark or light grey (no palette colour) and
     whose caption leaves the colour out ("a triangle at the top left"): shape and position must then be read
     from luminance alone, which pushes the vision tower towards colour-free shape features (a held-out
-    colour-shape pair is still never shown)."""
+    combination is still never shown)."""
     from PIL import Image
 
     rng, out = _rng(seed, split, 0 + video), []

@@ -6,7 +6,7 @@ attributed to the preference signal rather than to more training:
 - generator: a tiny text-to-image generator (`sandbox.generator`), pretrained briefly to a weak state, sampled
   N = 10 times per training caption, pairs built by `construct` (pair-then-point by default), aligned with
   Diffusion-DPO (`train.diffusion_dpo`); measured as the fraction of samples with all three attributes right,
-  on held-out captions (every held-out colour+shape combination, never in the preference data, plus seen ones)
+  on held-out captions (every held-out combination, never in the preference data, plus seen ones)
   with fixed sampling seeds.
 - policy VLM: a tiny Qwen2-VL answering the world's questions ("What colour is the shape?"), trained briefly
   from scratch, answers sampled at T = 0.7, pairs built by `construct`, aligned with VLM DPO (`train.dpo`);
