@@ -96,3 +96,18 @@ def test_caption_options_keep_split_and_drop_colour():
     for e in ex:
         f = oracle.parse_caption(e["completion"]) if e["prompt"].startswith("Describe") else None
         assert not (f and combos(f)), e["completion"]
+
+
+def test_ship_keeps_the_judge_and_the_recipe_that_retrains_it(ladder, tmp_path):
+    from unireward.judge import RewardModel
+    from unireward.sandbox.ladder import config_from_dict, ship, shipped_record
+
+    out, report = ladder
+    dest = ship(report, tmp_path / "judge")
+    record = shipped_record(dest)
+    assert record is not None and not (dest / "stage.json").exists()
+    assert record["train_time_s"] == report["train_time_s"] and len(record["stages"]) == 2
+    again = config_from_dict(record["config"], out_dir=str(tmp_path / "again"))
+    assert again.stages == load_config(LadderConfig, SMOKE, [f"out_dir={out}", "final_eval_n=0"]).stages
+    RewardModel.load(str(dest), dtype="float32")
+    assert shipped_record(tmp_path / "nothing") is None

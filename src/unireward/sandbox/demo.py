@@ -27,15 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .ladder import SHIPPED_JUDGE
+
 PRESETS: dict[str, dict[str, Any]] = {
-    # judge ladder sized for a few minutes; generator loop with small budgets
+    # the judge shipped with the package (trained by configs/sandbox/ladder.yaml; --from-scratch retrains it with
+    # the recipe recorded beside it); generator loop with small budgets
     "quick": {
-        "ladder": dict(size=dict(hidden=96, layers=3, heads=4, kv_heads=2, intermediate=192, vision_hidden=48,
-                                 vision_layers=2), image_size=56, video_frames=8, batch_size=32, threads=None,
-                       stages=[dict(name="caption", kind="caption", examples=6000, lr=2e-3, vision_lr=3e-3,
-                                    questions=0.2, neutral=0.3),
-                               dict(name="judge-all", kind="judge", examples=6000, lr=1e-3, caption_share=0.05)],
-                       final_eval_n=40),
+        "ladder": "shipped", "eval_n": 40,
         "generator_steps": 300, "dpo_steps": 60, "prompts": 40,
     },
     "full": {
@@ -73,8 +71,7 @@ def _say(msg: str) -> None:
 def run_demo(config: DemoConfig) -> dict:
     import shutil
 
-    from ..train.config import load_config
-    from .ladder import LadderConfig, StageConfig, train_ladder
+    from .ladder import shipped_record, train_ladder
 
     if config.preset not in PRESETS:
         raise ValueError(f"unknown preset {config.preset!r}; choose one of {list(PRESETS)}")
@@ -86,16 +83,17 @@ def run_demo(config: DemoConfig) -> dict:
     t0 = time.perf_counter()
     summary: dict[str, Any] = {"preset": config.preset}
 
-    # 1-3: the judge ladder (world data is drawn inside the ladder and the evaluation), cached per stage
-    ladder = preset["ladder"]
-    if isinstance(ladder, str):
-        lcfg = load_config(LadderConfig, ladder, [f"out_dir={out / 'ladder'}", f"progress={config.progress}"])
+    # 1-3: the judge: the shipped one, evaluated here, or the ladder trained (world data is drawn inside the ladder
+    # and the evaluation), cached per stage
+    ladder, shipped = preset["ladder"], shipped_record()
+    if ladder == "shipped" and shipped and not config.from_scratch:
+        _say(f"evaluating the shipped judge ({SHIPPED_JUDGE}; trained in {shipped['train_time_s']:.0f} s by "
+             f"its recipe, retrain it with --from-scratch)")
+        report = _shipped_report(shipped, out, preset["eval_n"], config)
     else:
-        fields = dict(ladder)
-        fields["stages"] = [StageConfig(**s) for s in fields["stages"]]
-        lcfg = LadderConfig(out_dir=str(out / "ladder"), seed=config.seed, progress=config.progress, **fields)
-    _say(f"training the judge ladder ({len(lcfg.stages)} stages) into {lcfg.out_dir}")
-    report = train_ladder(lcfg)
+        lcfg = _ladder_config(ladder, shipped, out, config)
+        _say(f"training the judge ladder ({len(lcfg.stages)} stages) into {lcfg.out_dir}")
+        report = train_ladder(lcfg)
     summary["judge"] = {"model": report["final_model"], "train_time_s": round(report["train_time_s"], 1),
                         "eval": report.get("eval", {})}
     table = _judge_table(report.get("eval", {}))
@@ -127,6 +125,35 @@ def run_demo(config: DemoConfig) -> dict:
          f"{gen_summary['control']:.3f}, DPO {gen_summary['dpo']:.3f} ({judge_note})")
     _say(f"report: {path}  ({summary['wall_s']} s)")
     return summary
+
+
+def _ladder_config(ladder, shipped: dict | None, out: Path, config: DemoConfig):
+    from ..train.config import load_config
+    from .ladder import LadderConfig, config_from_dict
+
+    where = dict(out_dir=str(out / "ladder"), progress=config.progress)
+    if ladder == "shipped":
+        if shipped is None:
+            raise FileNotFoundError(f"no judge is shipped in {SHIPPED_JUDGE}; train one with "
+                                    "`python -m unireward.sandbox.ladder --config configs/sandbox/ladder.yaml --ship`")
+        return config_from_dict(shipped["config"], **where)
+    if isinstance(ladder, str):
+        return load_config(LadderConfig, ladder, [f"{k}={v}" for k, v in where.items()])
+    return config_from_dict(ladder, seed=config.seed, **where)
+
+
+def _shipped_report(shipped: dict, out: Path, n: int, config: DemoConfig) -> dict:
+    """The shipped judge as a ladder report: its recorded training time, and a held-out evaluation run here."""
+    from .ladder import evaluate_judge
+
+    cache = out / "shipped-eval.json"
+    ev = json.loads(cache.read_text()) if cache.is_file() else None
+    if not ev or ev.get("n") != n:
+        lc = shipped["config"]
+        ev = evaluate_judge(SHIPPED_JUDGE, n=n, seed=config.seed, image_size=lc["image_size"],
+                            video_frames=lc["video_frames"], progress=config.progress)
+        cache.write_text(json.dumps(ev, indent=1))
+    return {"final_model": str(SHIPPED_JUDGE), "train_time_s": shipped["train_time_s"], "eval": ev}
 
 
 def _judge_table(ev: dict) -> list[dict]:

@@ -1,6 +1,7 @@
 """The sandbox ladder: a tiny Qwen2-VL base model trained from scratch, then a judge, on a laptop CPU.
 
     python -m unireward.sandbox.ladder --config configs/sandbox/ladder.yaml [key=value ...]
+    python -m unireward.sandbox.ladder --config configs/sandbox/ladder.yaml --ship   # refresh the shipped judge
     python -c "from unireward.sandbox.ladder import run_from_config as r; r('configs/sandbox/smoke.yaml')"
 
 `train_ladder(config)` reads top to bottom: build the tokenizer and the random model ONCE (`<out>/base`), then
@@ -663,15 +664,49 @@ def _bar(config: LadderConfig, total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="step", mininterval=5)
 
 
+# ---------------------------------------------------------------- the shipped judge
+
+SHIPPED_JUDGE = Path(__file__).parent / "judge"  # the judge this recipe trained, shipped with the package
+
+
+def ship(report: dict, dest: Path = SHIPPED_JUDGE) -> Path:
+    """Copy a finished ladder's final judge to `dest` with its record (`ladder.json`: config, times, curves,
+    held-out evaluation), so that `unireward demo` starts from it and `--from-scratch` can retrain it."""
+    import shutil
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(report["final_model"], dest, ignore=shutil.ignore_patterns("stage.json", "eval.json"))
+    record = {k: report[k] for k in ("config", "train_time_s", "eval") if k in report}
+    record["stages"] = [{k: v for k, v in st.items() if k not in ("losses", "cached")} for st in report["stages"]]
+    (dest / "ladder.json").write_text(json.dumps(record, indent=1))
+    return dest
+
+
+def config_from_dict(fields: dict, **changes) -> LadderConfig:
+    """A LadderConfig from its dict form (a ladder.json "config", a demo preset), with `changes` applied."""
+    fields = {**fields, **changes}
+    fields["stages"] = [s if isinstance(s, StageConfig) else StageConfig(**s) for s in fields.get("stages", [])]
+    return LadderConfig(**fields)
+
+
+def shipped_record(path: Path = SHIPPED_JUDGE) -> dict | None:
+    """The shipped judge's training record, or None when no judge is shipped."""
+    return _read_json(path / "ladder.json") if (path / "model.safetensors").is_file() else None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(description="Train the sandbox base model and judge (see module docstring).")
     p.add_argument("--config", help="a YAML preset (configs/sandbox/ladder.yaml)")
+    p.add_argument("--ship", action="store_true", help=f"copy the final judge into the package ({SHIPPED_JUDGE})")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. out_dir=runs/x final_eval_n=50")
     args = p.parse_args(argv)
     report = run_from_config(args.config, args.overrides)
     print(json.dumps({k: report[k] for k in ("train_time_s", "final_model", "eval") if k in report}, indent=1))
+    if args.ship:
+        print(f"shipped: {ship(report)}")
 
 
 if __name__ == "__main__":
