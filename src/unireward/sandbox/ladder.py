@@ -64,8 +64,6 @@ class StageConfig:
     caption_share: float = 0.0  # judge: fraction of each batch that is captioning replay
     video_share: float = 0.5  # caption: fraction of videos
     physics: bool = True  # caption: videos may teleport / flicker and their captions say so
-    questions: float = 0.0  # caption: fraction of single-attribute questions ("What shape is it?" -> "triangle")
-    neutral: float = 0.0  # caption: fraction of grey objects captioned without colour (colour-free shape features)
 
 
 @dataclass
@@ -346,10 +344,9 @@ class ExampleStream:
             from .ladder_data import captioning_examples
 
             n_vid = int(round(self.chunk * self.stage.video_share))
-            q, g = self.stage.questions, self.stage.neutral
-            ex = captioning_examples(self.chunk - n_vid, seed=seed, image_size=c.image_size, questions=q, neutral=g)
-            ex += captioning_examples(n_vid, seed=seed, image_size=c.image_size, video=True, neutral=g,
-                                      video_frames=c.video_frames, physics=self.stage.physics, questions=q)
+            ex = captioning_examples(self.chunk - n_vid, seed=seed, image_size=c.image_size)
+            ex += captioning_examples(n_vid, seed=seed, image_size=c.image_size, video=True,
+                                      video_frames=c.video_frames, physics=self.stage.physics)
             out = [caption_example(e) for e in ex]
         elif kind.startswith("text-"):
             from .ladder_data import text_copy_examples, text_match_examples
@@ -427,7 +424,6 @@ def caption_accuracy(model, processor, config: LadderConfig, n: int = 64, seed: 
     from ..backends.base import ChatInput
     from . import oracle
     from .ladder_data import captioning_examples
-    from .world import question
 
     was_training = model.training
     backend = HFBackend(model, processor, batch_size=32)
@@ -442,10 +438,6 @@ def caption_accuracy(model, processor, config: LadderConfig, n: int = 64, seed: 
         got = [oracle.parse_caption(t.split(",")[0]) or {} for t in texts]
         fact_acc = {k: sum(g.get(k) == f[k] for g, f in zip(got, facts)) / n for k in facts[0]}
         out["video" if video else "image"] = {"exact": round(exact, 3), **{k: round(v, 3) for k, v in fact_acc.items()}}
-        shape_q = [ChatInput([_chat_of(e)[0], "\n" + question("shape", video)]) for e in ex]
-        said = backend.generate(shape_q, max_new_tokens=4)
-        out["video" if video else "image"]["shape_question"] = round(
-            sum(t.strip() == f["shape"] for t, f in zip(said, facts)) / n, 3)
     model.train(was_training)
     return out
 

@@ -47,19 +47,8 @@ def _scene(rng: np.random.Generator, split: str, video: bool, physics: str = "sm
 
 
 def captioning_examples(n: int, seed: int = 0, split: str = "train", image_size: int = 32,
-                        video: bool = False, video_frames: int = 8, physics: bool = False,
-                        questions: float = 0.0, neutral: float = 0.0) -> list[dict]:
-    """Media -> caption examples (`physics=True`: videos may teleport or flicker, and say so).
-
-    `questions`: the fraction of examples that instead ask one attribute question of the world ("What shape is
-    it?") answered by the value alone ("triangle"), so that reading one attribute does not depend on the words
-    written before it (a caption's later words follow its earlier ones, and a combination held out of training
-    would otherwise be ruled out by that text prior).
-
-    `neutral`: the fraction of examples whose object is repainted in a dark or light grey (no palette colour) and
-    whose caption leaves the colour out ("a triangle at the top left"): shape and position must then be read
-    from luminance alone, which pushes the vision tower towards colour-free shape features (a held-out
-    combination is still never shown)."""
+                        video: bool = False, video_frames: int = 8, physics: bool = False) -> list[dict]:
+    """Media -> caption examples (`physics=True`: videos may teleport or flicker, and say so)."""
     from PIL import Image
 
     rng, out = _rng(seed, split, 0 + video), []
@@ -68,27 +57,8 @@ def captioning_examples(n: int, seed: int = 0, split: str = "train", image_size:
         scene = _scene(rng, split, video, phys)
         pix = (render_video(scene, image_size, video_frames, int(rng.integers(2**31))) if video
                else render_image(scene, image_size, int(rng.integers(2**31)))[None])
-        prompt, completion = question("describe", video), reading(scene)
-        if neutral and rng.random() < neutral:
-            pix = _grey_object(pix, int(rng.choice([30, 225])) + int(rng.integers(-10, 11)))
-            completion = completion.replace(f"a {scene.objects[0].colour} ", "a ", 1)
-            if questions and rng.random() < questions:
-                attr = str(rng.choice([a for a in attributes(video, for_answers=True) if a != "colour"]))
-                prompt, completion = question(attr, video), scene.facts()[attr]
-        elif questions and rng.random() < questions:
-            attr = str(rng.choice(attributes(video, for_answers=True)))
-            prompt, completion = question(attr, video), scene.facts()[attr]
         out.append({"images": [Image.fromarray(f) for f in pix], "video": video,
-                    "prompt": prompt, "completion": completion})
-    return out
-
-
-def _grey_object(pix: np.ndarray, level: int) -> np.ndarray:
-    """Frames with every non-background pixel (the background is flat: the corner pixel) set to grey `level`."""
-    out = pix.copy()
-    for f in out:
-        fg = np.abs(f.astype(int) - f[0, 0].astype(int)).sum(-1) > 30
-        f[fg] = level
+                    "prompt": question("describe", video), "completion": reading(scene)})
     return out
 
 
