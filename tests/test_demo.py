@@ -18,3 +18,21 @@ def test_demo_smoke_runs_end_to_end(tmp_path):
     ladder = json.loads((out / "ladder" / "ladder.json").read_text())
     assert [s["cached"] for s in ladder["stages"]] == [False, False]
     assert ladder["final_model"] == summary["judge"]["model"]
+
+
+def test_shipped_judge_answers_every_task_in_format(tmp_path):
+    """The judge shipped with the package loads through the normal path and always gives a parseable verdict."""
+    import pytest
+
+    from unireward.sandbox.demo import _shipped_report
+    from unireward.sandbox.ladder import SHIPPED_JUDGE, shipped_record
+
+    record = shipped_record()
+    if record is None:
+        pytest.skip(f"no judge shipped in {SHIPPED_JUDGE}")
+    report = _shipped_report(record, tmp_path, n=4, config=DemoConfig(progress=False))
+    assert report["final_model"] == str(SHIPPED_JUDGE) and record["train_time_s"] > 0
+    for task, m in report["eval"].items():
+        if isinstance(m, dict) and "unparsed" in m:
+            assert m["unparsed"] == 0.0, (task, m)
+    assert (tmp_path / "shipped-eval.json").is_file()

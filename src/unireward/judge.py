@@ -11,8 +11,10 @@ Order swapping, tie handling and the choice between reading probabilities and ge
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .backends.base import Backend, ChatInput
@@ -20,6 +22,8 @@ from .errors import MediaError, PromptTooLongError, TaskError
 from .grouping import bradley_terry, schedule_pairs
 from .results import GroupResult, PairResult, PointResult
 from .tasks import TIE, Task, get_task
+
+JUDGE_DEFAULTS_FILE = "unireward.json"  # in a judge folder: {"method": ..., "max_new_tokens": ...} for load()
 
 
 @dataclass
@@ -82,10 +86,13 @@ class RewardModel:
         spec = resolve(model)
         if spec is not None:  # a registered short name: its checkpoint and defaults (explicit arguments win)
             model = spec.checkpoint
-            if kwargs.get("method") is None:
-                kwargs["method"] = spec.method
-            if kwargs.get("max_new_tokens") is None:
-                kwargs["max_new_tokens"] = spec.max_new_tokens
+            defaults = {"method": spec.method, "max_new_tokens": spec.max_new_tokens}
+        else:  # a judge folder may say how it is run (e.g. the sandbox judge writes a checklist first)
+            sidecar = Path(model) / JUDGE_DEFAULTS_FILE
+            defaults = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        for key in ("method", "max_new_tokens"):
+            if kwargs.get(key) is None and key in defaults:
+                kwargs[key] = defaults[key]
         judge_kwargs = {k: kwargs.pop(k) for k in ("image_policy", "video_policy", "method", "max_new_tokens",
                                                     "allow_urls") if k in kwargs}
         judge_kwargs = {k: v for k, v in judge_kwargs.items() if v is not None}
