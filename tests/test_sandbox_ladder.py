@@ -74,7 +74,8 @@ def test_checkpoint_loads_as_judge(ladder, tmp_path):
     a, b = sample.media_paths(paths["heldout"].parent)
     res = rm.rank(sample.prompt, a, b, task="image-gen/pair")
     assert res.status in ("ok", "unparsed")
-    probs = RewardModel.load(report["final_model"], device="cpu", dtype="float32").rank(
+    assert RewardModel.load(report["final_model"], dtype="float32").method == "generate"  # its unireward.json
+    probs = RewardModel.load(report["final_model"], device="cpu", dtype="float32", method="probs").rank(
         sample.prompt, a, b, task="image-gen/pair")
     assert probs.probs is not None and abs(sum(probs.probs.values()) - 1) < 1e-5
 
