@@ -1,12 +1,13 @@
 """The sandbox demo, `unireward demo`: the whole method end to end, offline, on a CPU.
 
-    unireward demo                      # quick preset: minutes on 2 cores, cached in runs/demo
-    unireward demo --preset full        # the ladder preset of configs/sandbox/ladder.yaml (about 30 minutes)
-    unireward demo --from-scratch       # ignore cached stages
+    unireward demo                      # quick preset: the shipped judge and weak generator, minutes on 2 cores
+    unireward demo --from-scratch       # retrain both with the recipes that made them (about an hour on 2 cores)
+    unireward demo --preset full        # the ladder preset of configs/sandbox/ladder.yaml, longer DPO
 
 1. world: renders the synthetic world (images, videos, captions, questions) as unified samples;
-2. judge: trains a tiny Qwen2-VL from scratch, first to read (captioning), then to judge the eight tasks
-   (the sandbox ladder, `sandbox.ladder`; cached per stage);
+2. judge: the judge shipped in `sandbox/judge` (a tiny Qwen2-VL the ladder trained from scratch, first to read,
+   then to judge the eight tasks; `sandbox.ladder`), or, with --from-scratch, that ladder retrained (cached per
+   stage);
 3. evaluate: the judge on the held-out split (unseen colour+shape+place combinations): pairwise accuracy in both
    orders, pointwise Spearman, and the separately reported stop-gap "pair from two point scores";
 4. align: a weak tiny text-to-image generator, N = 10 samples per caption, preference pairs built the paper's
@@ -29,12 +30,17 @@ from typing import Any
 
 from .ladder import SHIPPED_JUDGE
 
+# a weak text-to-image generator (all attributes right on ~35% of the evaluation captions), step 600 of
+#   python benchmarks/sandbox_dpo_loops.py --loop pretrain --gen-pretrain-steps 1200 --gen-curve-every 100 \
+#       --gen-save src/unireward/sandbox/generator_base
+SHIPPED_GENERATOR = Path(__file__).parent / "generator_base"
+
 PRESETS: dict[str, dict[str, Any]] = {
     # the judge shipped with the package (trained by configs/sandbox/ladder.yaml; --from-scratch retrains it with
     # the recipe recorded beside it); generator loop with small budgets
     "quick": {
         "ladder": "shipped", "eval_n": 40,
-        "generator_steps": 300, "dpo_steps": 60, "prompts": 40,
+        "generator": "shipped", "generator_steps": 600, "dpo_steps": 100, "prompts": 48,
     },
     "full": {
         "ladder": "configs/sandbox/ladder.yaml",
@@ -177,7 +183,7 @@ def _print_table(rows: list[dict]) -> None:
 
 def _generator_loop(config: DemoConfig, preset: dict, out: Path, ladder_report: dict):
     from ..judge import RewardModel
-    from .generator import sample
+    from .generator import load_generator, sample
     from .loops import (construct_generator_pairs, control_generator, dpo_generator, eval_captions,
                         evaluate_generator, pretrain_generator, captions)
     from .oracle_judge import OracleBackend
@@ -188,8 +194,12 @@ def _generator_loop(config: DemoConfig, preset: dict, out: Path, ladder_report: 
         judge = RewardModel.load(ladder_report["final_model"], dtype="float32")
     else:
         judge = RewardModel(OracleBackend())
-    _say(f"pretraining a weak generator ({preset['generator_steps']} steps)")
-    gen = pretrain_generator(preset["generator_steps"], seed=config.seed)
+    if preset.get("generator") == "shipped" and SHIPPED_GENERATOR.is_dir() and not config.from_scratch:
+        _say(f"the weak generator shipped in {SHIPPED_GENERATOR} (retrain it with --from-scratch)")
+        gen = load_generator(SHIPPED_GENERATOR)
+    else:
+        _say(f"pretraining a weak generator ({preset['generator_steps']} steps)")
+        gen = pretrain_generator(preset["generator_steps"], seed=config.seed)
     steps = preset.get("sample_steps", 20)  # DDIM steps when sampling
     caps_eval = eval_captions(n_seen=9, seed=config.seed)[: preset.get("eval_max")]
     base = evaluate_generator(gen, caps_eval, seeds=config.eval_seeds, steps=steps)
