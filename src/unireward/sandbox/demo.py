@@ -40,11 +40,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the recipe recorded beside it); generator loop with small budgets
     "quick": {
         "ladder": "shipped", "eval_n": 40,
-        "generator": "shipped", "generator_steps": 600, "dpo_steps": 100, "prompts": 48,
+        "generator": "shipped", "generator_steps": 600, "dpo_steps": 300, "prompts": 192,
     },
     "full": {
         "ladder": "configs/sandbox/ladder.yaml",
-        "generator_steps": 1500, "dpo_steps": 300, "prompts": 96,
+        "generator_steps": 600, "dpo_steps": 300, "prompts": 384,
     },
     # seconds: for tests
     "smoke": {
@@ -66,7 +66,7 @@ class DemoConfig:
     seed: int = 0
     judge_min_acc: float = 0.8  # below this image-gen/pair accuracy, the oracle builds the pairs (reported)
     num_candidates: int = 10
-    eval_seeds: tuple[int, ...] = (1000, 1001)
+    eval_seeds: tuple[int, ...] = (1000, 1001, 1002, 1003)
     progress: bool = True
 
 
@@ -112,7 +112,7 @@ def run_demo(config: DemoConfig) -> dict:
     # 5: the report
     from .report import write_report
 
-    judge_note = (f"pairs built by the trained judge ({gen_summary['judge']})" if gen_summary["judge"] == "trained"
+    judge_note = ("pairs built by the trained judge" if gen_summary["judge"] == "trained"
                   else "pairs built by the exact oracle standing in for the judge: the trained judge's image-gen/pair"
                        f" accuracy {gen_summary.get('judge_pair_acc')} is below {config.judge_min_acc}")
     path = write_report(
@@ -203,7 +203,8 @@ def _generator_loop(config: DemoConfig, preset: dict, out: Path, ladder_report: 
     steps = preset.get("sample_steps", 20)  # DDIM steps when sampling
     caps_eval = eval_captions(n_seen=9, seed=config.seed)[: preset.get("eval_max")]
     base = evaluate_generator(gen, caps_eval, seeds=config.eval_seeds, steps=steps)
-    train_caps = captions("train")[: preset["prompts"]]
+    train = captions("train")  # repeated passes draw new samples (each prompt id has its own seeds)
+    train_caps = (train * -(-preset["prompts"] // len(train)))[: preset["prompts"]]
     _say(f"building preference pairs for {len(train_caps)} captions x {config.num_candidates} samples")
     pairs_path = construct_generator_pairs(gen, train_caps, judge, out / "pairs", num_candidates=config.num_candidates,
                                            seed=config.seed, steps=steps)
