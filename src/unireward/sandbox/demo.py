@@ -40,7 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the recipe recorded beside it); generator loop with small budgets
     "quick": {
         "ladder": "shipped", "eval_n": 40,
-        "generator": "shipped", "generator_steps": 600, "dpo_steps": 300, "prompts": 192,
+        "generator": "shipped", "generator_steps": 600, "dpo_steps": 150, "prompts": 96,
     },
     "full": {
         "ladder": "configs/sandbox/ladder.yaml",
@@ -123,7 +123,8 @@ def run_demo(config: DemoConfig) -> dict:
             k: gen_summary[k] for k in ("base", "control", "dpo")}},
         notes=["Evaluation captions: every held-out combination plus 9 seen captions, fixed sampling "
                "seeds. Oracle: the world's exact pixel reader. Control: the same steps of fine-tuning on the chosen "
-               "images only. " + judge_note])
+               "images only. " + judge_note + ". One training seed at a small budget: a smoke-sized result; "
+               "benchmarks/sandbox_dpo_loops.py measures the loops over 3 seeds."])
     summary["report"] = str(path)
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))

@@ -63,6 +63,7 @@ _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;colo
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
 th{background:#f3f3f3}.pair{display:inline-block;margin:0 1.5em 1.5em 0;vertical-align:top}
 .pair img,.ba img{image-rendering:pixelated;border:1px solid #999;margin:2px}
+.verdict{white-space:pre-line;margin-top:.4em}
 .tag{font-size:12px;color:#555}.win{color:#080}.lose{color:#a00}"""
 
 
@@ -99,7 +100,7 @@ def write_report(path: str | Path, *, title: str = "unireward sandbox demo", sum
                        f"{e(str(scores.get('chosen', '')))}</span> / <span class='lose'>rejected "
                        f"{e(str(scores.get('rejected', '')))}</span></div>")
             for v in p.get("verdicts", [])[:3]:
-                out.append(f"<div class='tag'>{e(str(v))}</div>")
+                out.append(f"<div class='tag verdict'>{e(str(v))}</div>")
             out.append("</div>")
     if before_after:
         out.append("<h2>Samples before and after DPO (same seeds)</h2><table class='ba'><tr><th>prompt</th>"
