@@ -194,10 +194,10 @@ def main() -> None:
     p.add_argument("--gen-lr", type=float, default=1e-4)
     p.add_argument("--pol-pretrain-examples", type=int, default=4000)
     p.add_argument("--pol-pretrain-steps", type=int, default=150)
-    p.add_argument("--pol-prompts", type=int, default=240)
+    p.add_argument("--pol-prompts", type=int, default=960)
     p.add_argument("--pol-eval", type=int, default=300)
     p.add_argument("--pol-epochs", type=float, default=2)
-    p.add_argument("--pol-lr", type=float, default=2e-4)
+    p.add_argument("--pol-lr", type=float, default=5e-5)
     args = p.parse_args()
 
     import torch
