@@ -40,7 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the recipe recorded beside it); generator loop with small budgets
     "quick": {
         "ladder": "shipped", "eval_n": 40,
-        "generator": "shipped", "generator_steps": 600, "dpo_steps": 150, "prompts": 96,
+        "generator": "shipped", "generator_steps": 600, "dpo_steps": 150, "prompts": 192,
     },
     "full": {
         "ladder": "configs/sandbox/ladder.yaml",
