@@ -1,9 +1,9 @@
 """`unireward demo`: the offline sandbox, end to end (world -> judge -> evaluation -> preference data -> DPO ->
 report). See `unireward.sandbox.demo` for what each step does.
 
-    unireward demo                   # quick preset, cached in runs/demo
-    unireward demo --preset full     # the full ladder preset
-    unireward demo --from-scratch    # retrain everything
+    unireward demo                   # quick preset: the shipped judge and weak generator (minutes), in runs/demo
+    unireward demo --from-scratch    # retrain both with the recipes recorded beside them (about an hour)
+    unireward demo --preset full     # the ladder preset of configs/sandbox/ladder.yaml, larger DPO budget
 """
 
 from __future__ import annotations
