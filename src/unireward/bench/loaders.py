@@ -307,11 +307,15 @@ def load_samples(path: str | Path) -> Benchmark:
 
 def find_heldout(data: str | Path | None) -> Path:
     """The sandbox held-out split: `heldout.jsonl` in --data or below it; without --data, the default world
-    (runs/world: 100 held-out samples per task at the ladder's 56 px and 8 frames), generated on first use."""
+    (runs/world: 100 held-out samples per task at the ladder's default image size and frames), generated on first
+    use."""
     if data is None and not (Path(DEFAULT_SANDBOX_DATA) / "heldout.jsonl").is_file():
         from ..sandbox.data import generate_dataset
+        from ..sandbox.ladder import LadderConfig
 
-        return generate_dataset(DEFAULT_SANDBOX_DATA, 0, n_eval=100, image_size=56, video_frames=8)["heldout"]
+        world = LadderConfig()
+        return generate_dataset(DEFAULT_SANDBOX_DATA, 0, n_eval=100, image_size=world.image_size,
+                                video_frames=world.video_frames)["heldout"]
     root = Path(data or DEFAULT_SANDBOX_DATA).expanduser()
     if root.is_file():
         return root

@@ -464,7 +464,7 @@ def text_accuracy(model, processor, n: int = 96, seed: int = 0) -> dict:
         got = [task.parse(t) for t in texts]
         vals = [g.winner if kind == "pair" else g.score for g in got]
         out[kind] = round(sum(v == e["label"] for v, e in zip(vals, ex)) / n, 3)
-        out[kind + "_checklist"] = round(sum(t.split("Final")[0] == e["completion"].split("Final")[0]
+        out[kind + "_checklist"] = round(sum(_before_verdict(t, task) == _before_verdict(e["completion"], task)
                                              for t, e in zip(texts, ex)) / n, 3)
     model.train(was_training)
     return out
@@ -553,13 +553,21 @@ def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor
     return res
 
 
+def _before_verdict(text: str, task) -> str:
+    """The rationale part of a judge's text: everything before the task's answer prefix."""
+    return text.split(task.answer.prefix)[0].strip()
+
+
 def _checklist_exact(results, samples) -> float | None:
     """Fraction of generated checklists (the text before the verdict) equal to the oracle's; None without any."""
-    pairs = [(r.raw[0] if isinstance(r.raw, list) else r.raw, s.rationale) for r, s in zip(results, samples)]
-    pairs = [(raw, gold) for raw, gold in pairs if raw and gold]
+    from ..tasks import get_task
+
+    pairs = [(r.raw[0] if isinstance(r.raw, list) else r.raw, s.rationale, get_task(s.task))
+             for r, s in zip(results, samples)]
+    pairs = [(raw, gold, task) for raw, gold, task in pairs if raw and gold]
     if not pairs:
         return None
-    return round(sum(raw.split("Final")[0].strip() == gold.strip() for raw, gold in pairs) / len(pairs), 3)
+    return round(sum(_before_verdict(raw, task) == gold.strip() for raw, gold, task in pairs) / len(pairs), 3)
 
 
 def _round(x):
@@ -675,7 +683,7 @@ def ship(report: dict, dest: Path = SHIPPED_JUDGE) -> Path:
         shutil.rmtree(dest)
     shutil.copytree(report["final_model"], dest, ignore=shutil.ignore_patterns("stage.json", "eval.json"))
     record = {k: report[k] for k in ("config", "train_time_s", "eval") if k in report}
-    record["stages"] = [{k: v for k, v in st.items() if k not in ("losses", "cached")} for st in report["stages"]]
+    record["stages"] = [{k: v for k, v in st.items() if k != "cached"} for st in report["stages"]]
     (dest / "ladder.json").write_text(json.dumps(record, indent=1))
     return dest
 
