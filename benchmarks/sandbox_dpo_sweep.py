@@ -1,7 +1,7 @@
 """Diffusion-DPO against its same-compute control over a small grid of beta and learning rate (sandbox generator).
 
     python benchmarks/sandbox_dpo_sweep.py --gen-base src/unireward/sandbox/generator_base --device cuda \
-        --betas 100 500 2000 --lrs 1e-4 3e-4 --seeds 0 1 2
+        --betas 100 500 2000 --lrs 1e-4 3e-4 --seeds 0 1 2 [--sft-weights 0 100] [--pairs PAIRS.jsonl]
 
 Pairs are built once (the paper's pair-then-point, N candidates per train caption, the oracle or a trained
 judge); then every (beta, lr) runs Diffusion-DPO and every lr runs the control (fine-tuning on the chosen
@@ -28,6 +28,11 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--betas", type=float, nargs="+", default=[100.0, 500.0, 2000.0])
     p.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4])
+    p.add_argument("--sft-weights", type=float, nargs="+", default=[0.0],
+                   help="weights of the chosen images' denoising loss added to DPO (0: the paper's loss)")
+    p.add_argument("--pairs", default="", help="reuse this Diffusion-DPO JSONL instead of constructing pairs")
+    p.add_argument("--skip-base", action="store_true", help="do not re-evaluate the base generator")
+    p.add_argument("--skip-control", action="store_true", help="do not run the control arm")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--n", type=int, default=10, help="candidates per prompt")
@@ -51,8 +56,8 @@ def main() -> None:
     judge = RewardModel(OracleBackend()) if args.judge == "oracle" else RewardModel.load(args.judge, dtype=None)
     caps = loops.eval_captions()
     seeds = {s: [1000 + 10 * s + j for j in range(args.eval_samples)] for s in args.seeds}
-    pairs = loops.construct_generator_pairs(gen, loops.captions("train") * args.prompt_repeats, judge,
-                                            out / "pairs", num_candidates=args.n, steps=args.ddim_steps)
+    pairs = args.pairs or loops.construct_generator_pairs(gen, loops.captions("train") * args.prompt_repeats, judge,
+                                                          out / "pairs", num_candidates=args.n, steps=args.ddim_steps)
     print(f"{sum(1 for _ in open(pairs))} pairs ({time.time() - t0:.0f}s)", flush=True)
 
     def run(arm: str, train) -> dict:
@@ -62,13 +67,16 @@ def main() -> None:
               f"({time.time() - t0:.0f}s)", flush=True)
         return row
 
-    table = {"base": run("base", lambda s: gen)}
+    table = {} if args.skip_base else {"base": run("base", lambda s: gen)}
     for lr in args.lrs:
-        table[f"control lr={lr:g}"] = run(f"control lr={lr:g}", lambda s: loops.control_generator(
-            gen, pairs, steps=args.steps, lr=lr, seed=s))
+        if not args.skip_control:
+            table[f"control lr={lr:g}"] = run(f"control lr={lr:g}", lambda s: loops.control_generator(
+                gen, pairs, steps=args.steps, lr=lr, seed=s))
         for beta in args.betas:
-            table[f"dpo beta={beta:g} lr={lr:g}"] = run(f"dpo beta={beta:g} lr={lr:g}", lambda s: loops.dpo_generator(
-                gen, pairs, steps=args.steps, beta=beta, lr=lr, seed=s, out_dir=out / "dpo"))
+            for w in args.sft_weights:
+                arm = f"dpo beta={beta:g} lr={lr:g}" + (f" sft={w:g}" if w else "")
+                table[arm] = run(arm, lambda s: loops.dpo_generator(gen, pairs, steps=args.steps, beta=beta, lr=lr,
+                                                                    seed=s, out_dir=out / "dpo", sft_weight=w))
     (out / "sweep.json").write_text(json.dumps({"args": vars(args), "table": table}, indent=1))
 
 

@@ -61,6 +61,18 @@ def test_loss_uses_separate_targets_for_v_prediction():
     assert out.metrics["reward_margin"] == pytest.approx(1.0)
 
 
+def test_sft_weight_adds_the_chosen_denoising_loss():
+    t = torch.zeros(2, 1, 2, 2)
+    policy_w, policy_l = (t + 1.0).requires_grad_(), (t - 0.5).requires_grad_()  # mse_w 1, mse_l 0.25
+    plain = diffusion_dpo_loss(policy_w, policy_l, t, t, t, t, beta=2.0)
+    mixed = diffusion_dpo_loss(policy_w, policy_l, t, t, t, t, beta=2.0, sft_weight=3.0)
+    # logit = -beta/2 * (1 - 0.25) = -0.75 ; DPO loss log(1 + e^0.75) ; plus 3 x mse_w
+    assert mixed.loss.item() == pytest.approx(math.log(1 + math.exp(0.75)) + 3.0 * 1.0, rel=1e-6)
+    assert mixed.metrics["dpo_loss"] == pytest.approx(plain.loss.item())
+    mixed.loss.backward()
+    assert policy_l.grad.abs().sum() > 0  # the preference term still reaches the rejected prediction
+
+
 # ---------------------------------------------------------------- the trainer on tiny denoisers
 
 def tiny_unet2d(in_channels: int = 4):

@@ -196,7 +196,8 @@ def _und_sample(ctx: _Ctx, i: int, first: int) -> Sample:
         wrongs = wrongs[::-1] if first == 2 else wrongs
     else:
         wrongs = [int(ctx.rng.integers(n_facts + 1))]
-    styles = ctx.rng.permutation(3)
+    # phrasings drawn independently: both answers may be bare values ("red" vs "blue"), as a policy's are
+    styles = ctx.rng.integers(3, size=len(wrongs))
     answer_scenes = [ctx.perturb(scene, w, attrs if attr == "describe" else (attr,)) for w in wrongs]
     answers = [answer(attr, s.caption() if attr == "describe" else s.facts()[attr], int(st))
                for s, st in zip(answer_scenes, styles)]

@@ -43,6 +43,7 @@ class DiffusionDPOConfig:
     resolution: int = 512  # images are resized and centre-cropped to this square size
     # ---- objective
     beta: float = 5000.0  # KL weight of Diffusion-DPO (paper: 5000 for SDXL-Turbo and T2V-Turbo)
+    sft_weight: float = 0.0  # add this times the chosen sample's denoising loss (DPO + SFT); 0: the paper's loss
     prediction_type: str | None = None  # "epsilon" | "v_prediction" | "sample"; None: the scheduler's own
     # ---- optimisation
     lr: float = 1e-8  # learning rate per pair when `scale_lr` (paper: 1e-8 scaled), else the absolute rate
@@ -144,7 +145,8 @@ def _collate(items: Sequence[dict]) -> dict:
 
 def dpo_micro_step(batch: dict, policy: nn.Module, reference: nn.Module, noise_scheduler, encode_prompt: EncodePrompt,
                    beta: float, prediction_type: str, generator: torch.Generator, vae: nn.Module | None = None,
-                   forward: DenoiserForward = denoiser_forward, device: torch.device | str = "cpu"):
+                   forward: DenoiserForward = denoiser_forward, device: torch.device | str = "cpu",
+                   sft_weight: float = 0.0):
     """Loss of one micro-batch of pairs: shared noise and timestep per pair, policy vs frozen reference."""
     with torch.no_grad():
         cond = encode_prompt(list(batch["caption"]))
@@ -160,7 +162,7 @@ def dpo_micro_step(batch: dict, policy: nn.Module, reference: nn.Module, noise_s
     pred = forward(policy, noisy, t2, cond2)
     with torch.no_grad():
         ref = forward(reference, noisy, t2, cond2)
-    return diffusion_dpo_loss(pred[:b], pred[b:], ref[:b], ref[b:], target[:b], target[b:], beta)
+    return diffusion_dpo_loss(pred[:b], pred[b:], ref[:b], ref[b:], target[:b], target[b:], beta, sft_weight)
 
 
 def _add_lora(policy: nn.Module, config: DiffusionDPOConfig) -> None:
@@ -261,7 +263,7 @@ def train_diffusion_dpo(config: DiffusionDPOConfig, policy: nn.Module, reference
             sync = micro == config.grad_accum - 1  # all-reduce gradients only on the last micro-batch
             with (nullcontext() if sync else accelerator.no_sync(policy)), accelerator.autocast():
                 out = dpo_micro_step(next(batches), policy, reference, noise_scheduler, encode_prompt, config.beta,
-                                     prediction_type, gen, vae, forward, accelerator.device)
+                                     prediction_type, gen, vae, forward, accelerator.device, config.sft_weight)
                 if not math.isfinite(out.metrics["loss"]):
                     raise FloatingPointError(f"step {step}: Diffusion-DPO loss is {out.metrics['loss']}")
                 accelerator.backward(out.loss / config.grad_accum)

@@ -1,6 +1,6 @@
 """The Diffusion-DPO objective as pure functions on tensors (no models, no schedulers held).
 
-    loss = -log sigmoid(-beta/2 * [(mse_w - mse_l)_policy - (mse_w - mse_l)_ref])
+    loss = -log sigmoid(-beta/2 * [(mse_w - mse_l)_policy - (mse_w - mse_l)_ref])  (+ sft_weight * mse_w_policy)
 
 `mse` is the per-sample squared error between a denoiser's prediction and its training target (epsilon, v or
 x0), averaged over every non-batch dimension, so 4D image latents (B, C, H, W) and 5D video latents
@@ -8,6 +8,8 @@ x0), averaged over every non-batch dimension, so 4D image latents (B, C, H, W) a
 with the same noise and timestep; the trainer guarantees that, this module only does the arithmetic.
 
 Reference: Wallace et al., "Diffusion Model Alignment Using Direct Preference Optimization" (2023), eq. 14.
+The optional `sft_weight` adds the chosen sample's own denoising loss (DPO + SFT, as in RPO: Pang et al.,
+"Iterative Reasoning Preference Optimization", 2024); 0 (the default) is the paper's loss.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def diffusion_dpo_loss(
     target_w: torch.Tensor,
     target_l: torch.Tensor,
     beta: float,
+    sft_weight: float = 0.0,
 ) -> DiffusionDPOLoss:
     """Diffusion-DPO loss of a batch of pairs.
 
@@ -60,16 +63,19 @@ def diffusion_dpo_loss(
         ref_w, ref_l: the frozen reference's predictions on the same inputs (gradients are not needed).
         target_w, target_l: the training targets (equal for epsilon prediction; differ for v prediction).
         beta: KL weight (the paper uses 5000 for SDXL-Turbo and T2V-Turbo).
+        sft_weight: weight of the chosen sample's denoising loss added to the DPO loss (0: the paper's loss).
     """
     mse_w, mse_l = per_sample_mse(policy_w, target_w), per_sample_mse(policy_l, target_l)
     with torch.no_grad():
         ref_mse_w, ref_mse_l = per_sample_mse(ref_w, target_w), per_sample_mse(ref_l, target_l)
     logits = -0.5 * beta * ((mse_w - mse_l) - (ref_mse_w - ref_mse_l))
-    loss = -F.logsigmoid(logits).mean()
+    dpo = -F.logsigmoid(logits).mean()
+    loss = dpo + sft_weight * mse_w.mean() if sft_weight else dpo
     with torch.no_grad():
         acc = ((logits > 0).float() + 0.5 * (logits == 0).float()).mean()
         metrics = {
             "loss": float(loss.detach()),
+            "dpo_loss": float(dpo.detach()),
             "implicit_acc": float(acc),
             "reward_margin": float(logits.mean()),
             "mse_w": float(mse_w.mean()),
