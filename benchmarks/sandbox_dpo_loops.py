@@ -117,6 +117,7 @@ def generator_loop(args, out: Path, judge) -> dict:
     dpo, ctl = [], []
     for k, seed in enumerate(args.seeds):
         g_dpo = loops.dpo_generator(gen, pairs, steps=args.gen_dpo_steps, beta=args.gen_beta, lr=args.gen_lr,
+                                    sft_weight=args.gen_sft_weight,
                                     seed=seed, out_dir=out / f"gen_dpo_{seed}")
         dpo.append(loops.evaluate_generator(g_dpo, caps, eval_seeds[k], steps=args.ddim_steps))
         g_ctl = loops.control_generator(gen, pairs, steps=args.gen_dpo_steps, lr=args.gen_lr, seed=seed)
@@ -192,6 +193,8 @@ def main() -> None:
     p.add_argument("--gen-dpo-steps", type=int, default=300)
     p.add_argument("--gen-beta", type=float, default=500.0)
     p.add_argument("--gen-lr", type=float, default=1e-4)
+    p.add_argument("--gen-sft-weight", type=float, default=0.0,
+                   help="add this times the chosen images' denoising loss to Diffusion-DPO (0: the paper's loss)")
     p.add_argument("--pol-pretrain-examples", type=int, default=4000)
     p.add_argument("--pol-pretrain-steps", type=int, default=150)
     p.add_argument("--pol-prompts", type=int, default=960)

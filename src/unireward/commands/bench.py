@@ -41,7 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--frames", type=int, default=8, help="frames per video, uniform over the clip (default 8)")
     p.add_argument("--method", default=None, choices=["auto", "probs", "generate"],
                    help="decisions from token probabilities, or generate and parse (judges that write a "
-                        "rationale or checklist first, e.g. the sandbox ladder's)")
+                        "rationale or checklist first); default: what the judge folder's unireward.json says, else auto")
     p.add_argument("--split", help="dataset split (GenAI-Bench, VL-RewardBench; default test)")
     p.add_argument("--task", help="pairs: the task of every record, e.g. video-und/pair")
     p.add_argument("--no-swap", action="store_true", help="reference protocol: keep the dataset order")
