@@ -7,8 +7,9 @@ unireward's batched decision-from-probabilities path, on the same model and the 
 (a) baseline: each request alone, greedy generation with a token budget equal to the length of the task's full
     verdict sentence (so a tiny model that never emits an end token is not made artificially slow), then parsed;
 (b) unireward: `RewardModel.rank_batch` / `score_batch`, length-sorted batches, one forward pass per request.
-Each path is warmed up, then timed `--repeat` times; the best run counts. Prints decisions per second for each, `point_ratio: <b/a>` for scoring and, on its last line, `ratio: <b/a>`
-for pairwise ranking. With --size 7b the weights are random in a Qwen2.5-VL-7B configuration; the prefill
+Each path is warmed up, then timed `--repeat` times; the best run counts. Prints decisions per second for each,
+the model's forward pass alone on prepared inputs (the floor of (b): what no judging code around the model can
+beat), `point_ratio: <b/a>` for scoring and, on its last line, `ratio: <b/a>` for pairwise ranking. With --size 7b the weights are random in a Qwen2.5-VL-7B configuration; the prefill
 compute bound (peak FLOP/s / (2 x parameters x tokens per request)) is printed for comparison.
 """
 
@@ -147,6 +148,24 @@ def main() -> None:
                 return out
             return f
 
+        def run_forward(kind, reqs, task):
+            """The model's forward pass alone on inputs prepared beforehand (the floor of path (b))."""
+            t = rm._task(task, kind, False, None)
+            xs = [rm._render(t, rm._prepare(t, r.prompt, [r.a, r.b] if kind == "pair" else [r.candidate], None),
+                             False) for r in reqs]
+            encs = [{k: v.to(backend.device) for k, v in backend._encode(xs[i:i + args.batch_size],
+                                                                         padding_side="right").items()}
+                    for i in range(0, len(xs), args.batch_size)]
+
+            def f():
+                import torch
+
+                with torch.inference_mode():
+                    for enc in encs:
+                        backend.model(**enc, logits_to_keep=1)
+                sync()
+            return f
+
         n_base = max(8, args.n // 4) if args.size != "tiny" else args.n
         ratios = {}
         for kind, reqs, task in (("point", points, "image-gen/point"), ("pair", pairs, "image-gen/pair")):
@@ -157,6 +176,9 @@ def main() -> None:
             print(f"{kind}: baseline generate+parse, one at a time: {a:9.2f} decisions/s")
             print(f"{kind}: unireward batched probabilities:       {b:9.2f} decisions/s "
                   f"({sum(r.status == 'ok' for r in out)}/{len(out)} ok)")
+            _, t_f = timed(run_forward(kind, reqs, task), repeat=args.repeat)
+            print(f"{kind}: model forward alone, inputs prepared:  {len(reqs) / t_f:9.2f} decisions/s "
+                  f"(the floor of (b): ratio {len(reqs) / t_f / a:.2f} if preparing inputs cost nothing)")
             if args.size != "tiny":
                 enc = backend._encode([rm._render(rm._task(task, kind, False, None),
                                        rm._prepare(rm._task(task, kind, False, None), reqs[0].prompt,
