@@ -138,23 +138,6 @@ class HFBackend(Backend):
         return [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
     @staticmethod
-    def _prefetched(batches: list[list[int]], encode):
-        """Yield (batch, encode(batch)) while a worker thread already encodes the next batch, so the processor
-        (tokenising, resizing, patchifying) overlaps the model's forward pass of the current one."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        if len(batches) < 2:
-            yield from ((b, encode(b)) for b in batches)
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="unireward-encode") as pool:
-            pending = pool.submit(encode, batches[0])
-            for k, batch in enumerate(batches):
-                enc = pending.result()
-                if k + 1 < len(batches):
-                    pending = pool.submit(encode, batches[k + 1])
-                yield batch, enc
-
-    @staticmethod
     def _size_key(x: ChatInput) -> tuple:
         media = sum(im.width * im.height for im in x.images) + sum(
             len(v.frames) * v.frames[0].width * v.frames[0].height for v in x.videos)
@@ -172,9 +155,8 @@ class HFBackend(Backend):
                    for c, fs in enumerate(plan.factors) for q, d, tok in fs]
         rows = [(i, p) for i in range(len(inputs)) for p in range(len(plan.paths))]
         scores = torch.zeros(len(inputs), len(choices), dtype=torch.float64)
-        batches = self._batches(rows, key=lambda r: self._size_key(inputs[rows[r][0]]))
-        encode = lambda batch: self._encode([inputs[rows[r][0]] for r in batch], padding_side="right")  # noqa: E731
-        for batch, enc in self._prefetched(batches, encode):
+        for batch in self._batches(rows, key=lambda r: self._size_key(inputs[rows[r][0]])):
+            enc = self._encode([inputs[rows[r][0]] for r in batch], padding_side="right")
             ends = self._append_right(enc, [list(plan.common) + list(plan.paths[rows[r][1]]) for r in batch])
             self._check_length(int(ends.max()))
             window = ends[:, None] - keep + torch.arange(keep)  # each row's last `keep` positions
