@@ -9,8 +9,9 @@ unireward's batched decision-from-probabilities path, on the same model and the 
 (b) unireward: `RewardModel.rank_batch` / `score_batch`, length-sorted batches, one forward pass per request.
 Each path is warmed up, then timed `--repeat` times; the best run counts. Prints decisions per second for each,
 the model's forward pass alone on prepared inputs (the floor of (b): what no judging code around the model can
-beat), `point_ratio: <b/a>` for scoring and, on its last line, `ratio: <b/a>` for pairwise ranking. With --size 7b the weights are random in a Qwen2.5-VL-7B configuration; the prefill
-compute bound (peak FLOP/s / (2 x parameters x tokens per request)) is printed for comparison.
+beat), `point_ratio: <b/a>` for scoring and, on its last line, `ratio: <b/a>` for pairwise ranking. With
+--size 7b the weights are random in a Qwen2.5-VL-7B configuration; the prefill compute bound (peak FLOP/s /
+(2 x parameters x tokens per request)) is printed for comparison.
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def timed(fn, repeat: int = 3):
     return out, best
 
 
+def chat_input(rm, task, r):
+    """The model input of one request, as `RewardModel` renders it (media loaded, template filled)."""
+    prepared = rm._prepare(task, r.prompt, [r.a, r.b] if task.is_pair else [r.candidate], None)
+    return rm._render(task, prepared, swap=False)
+
+
 def baseline(rm, task_name: str, reqs) -> int:
     """Reference-style: one request at a time, generate the verdict within a budget, parse it. Returns parsed count."""
     from unireward.tasks import get_task
@@ -92,9 +99,7 @@ def baseline(rm, task_name: str, reqs) -> int:
     budget = len(rm.backend._answer_ids(longest))
     parsed = 0
     for r in reqs:
-        prepared = rm._prepare(task, r.prompt, [r.a, r.b] if task.is_pair else [r.candidate], None)
-        x = rm._render(task, prepared, swap=False)
-        text = rm.backend.generate([x], max_new_tokens=budget)[0]
+        text = rm.backend.generate([chat_input(rm, task, r)], max_new_tokens=budget)[0]
         parsed += task.parse(text).parsed
     return parsed
 
@@ -116,6 +121,7 @@ def main() -> None:
 
     from unireward.backends.hf import HFBackend
     from unireward.judge import RewardModel
+    from unireward.tasks import get_task
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,18 +154,15 @@ def main() -> None:
                 return out
             return f
 
-        def run_forward(kind, reqs, task):
-            """The model's forward pass alone on inputs prepared beforehand (the floor of path (b))."""
-            t = rm._task(task, kind, False, None)
-            xs = [rm._render(t, rm._prepare(t, r.prompt, [r.a, r.b] if kind == "pair" else [r.candidate], None),
-                             False) for r in reqs]
+        def run_forward(reqs, task):
+            """The model's forward pass alone on inputs prepared beforehand (the floor of path (b): it also skips
+            the forced answer prefix and keeps one logit per row, so it is, if anything, optimistic)."""
+            xs = [chat_input(rm, get_task(task), r) for r in reqs]
             encs = [{k: v.to(backend.device) for k, v in backend._encode(xs[i:i + args.batch_size],
                                                                          padding_side="right").items()}
                     for i in range(0, len(xs), args.batch_size)]
 
             def f():
-                import torch
-
                 with torch.inference_mode():
                     for enc in encs:
                         backend.model(**enc, logits_to_keep=1)
@@ -176,14 +179,11 @@ def main() -> None:
             print(f"{kind}: baseline generate+parse, one at a time: {a:9.2f} decisions/s")
             print(f"{kind}: unireward batched probabilities:       {b:9.2f} decisions/s "
                   f"({sum(r.status == 'ok' for r in out)}/{len(out)} ok)")
-            _, t_f = timed(run_forward(kind, reqs, task), repeat=args.repeat)
+            _, t_f = timed(run_forward(reqs, task), repeat=args.repeat)
             print(f"{kind}: model forward alone, inputs prepared:  {len(reqs) / t_f:9.2f} decisions/s "
                   f"(the floor of (b): ratio {len(reqs) / t_f / a:.2f} if preparing inputs cost nothing)")
             if args.size != "tiny":
-                enc = backend._encode([rm._render(rm._task(task, kind, False, None),
-                                       rm._prepare(rm._task(task, kind, False, None), reqs[0].prompt,
-                                                   [reqs[0].a, reqs[0].b] if kind == "pair" else [reqs[0].candidate],
-                                                   None), False)])
+                enc = backend._encode([chat_input(rm, get_task(task), reqs[0])])
                 tokens = enc["input_ids"].shape[1]
                 bound = args.peak_tflops * 1e12 / (2 * params * tokens)
                 print(f"{kind}: {tokens} tokens per request; prefill compute bound {bound:.1f} decisions/s "

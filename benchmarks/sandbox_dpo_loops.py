@@ -117,8 +117,7 @@ def generator_loop(args, out: Path, judge) -> dict:
     dpo, ctl = [], []
     for k, seed in enumerate(args.seeds):
         g_dpo = loops.dpo_generator(gen, pairs, steps=args.gen_dpo_steps, beta=args.gen_beta, lr=args.gen_lr,
-                                    sft_weight=args.gen_sft_weight,
-                                    seed=seed, out_dir=out / f"gen_dpo_{seed}")
+                                    sft_weight=args.gen_sft_weight, seed=seed, out_dir=out / f"gen_dpo_{seed}")
         dpo.append(loops.evaluate_generator(g_dpo, caps, eval_seeds[k], steps=args.ddim_steps))
         g_ctl = loops.control_generator(gen, pairs, steps=args.gen_dpo_steps, lr=args.gen_lr, seed=seed)
         ctl.append(loops.evaluate_generator(g_ctl, caps, eval_seeds[k], steps=args.ddim_steps))

@@ -77,6 +77,7 @@ def main() -> None:
                 arm = f"dpo beta={beta:g} lr={lr:g}" + (f" sft={w:g}" if w else "")
                 table[arm] = run(arm, lambda s: loops.dpo_generator(gen, pairs, steps=args.steps, beta=beta, lr=lr,
                                                                     seed=s, out_dir=out / "dpo", sft_weight=w))
+    out.mkdir(parents=True, exist_ok=True)  # with --pairs and no DPO arm nothing else creates it
     (out / "sweep.json").write_text(json.dumps({"args": vars(args), "table": table}, indent=1))
 
 

@@ -136,6 +136,15 @@ def test_winner_position_is_balanced(tmp_path):
             assert 0.1 < winners[(task, "tie")] / 400 < 0.45
 
 
+def test_understanding_pairs_include_two_bare_answers(tmp_path):
+    """A policy answers with bare values ("green" vs "yellow"): the judge's training pairs must show that case,
+    not only pairs in two different phrasings."""
+    paths = generate_dataset(tmp_path, {"image-und/pair": 300}, seed=0, n_eval=0)
+    assert all(not answer(a, "x", 0).endswith(".") and answer(a, "x", 1).endswith(".") for a in ANSWER_STYLES)
+    bare = Counter(tuple(not a.endswith(".") for a in s.answers) for s in read_samples(paths["train"]))
+    assert bare[(True, True)] >= 10 and bare[(False, False)] >= 10, bare
+
+
 def _combos(s: Sample) -> set:
     """Every held-out combination a record shows (media facts) or says (caption, answers)."""
     facts = list(s.meta["facts"]) if isinstance(s.meta["facts"], list) else [s.meta["facts"]]

@@ -135,8 +135,7 @@ def dpo_generator(gen, pairs_path: str | Path, *, steps: int = 300, batch_size: 
     work = copy.deepcopy(gen)
     parts = dpo_components(work)
     cfg = DiffusionDPOConfig(resolution=gen.resolution, beta=beta, sft_weight=sft_weight, lr=lr, scale_lr=False,
-                             lr_scheduler="constant",
-                             steps=steps, batch_size=batch_size, weight_decay=0.0, seed=seed,
+                             lr_scheduler="constant", steps=steps, batch_size=batch_size, weight_decay=0.0, seed=seed,
                              output_dir=str(out_dir), save_every=0, log_every=50, resume="")
     train_diffusion_dpo(cfg, parts["policy"], parts["reference"], parts["noise_scheduler"], parts["encode_prompt"],
                         PreferencePairs(pairs_path, gen.resolution))
