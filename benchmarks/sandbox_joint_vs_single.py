@@ -70,13 +70,15 @@ def main() -> None:
     joint = variant(base, out, "joint", dict(weights), args.budget)
     report = train_ladder(joint)
     rows = {"joint": (report, evaluate_judge(report["final_model"], n=args.eval_n, seed=base.seed,
-                                             image_size=base.image_size, video_frames=base.video_frames))}
+                                             image_size=base.image_size, video_frames=base.video_frames,
+                                             generated_share=base.generated_share))}
     for task in args.tasks:
         name = "single-" + task.replace("/", "-")
         share_base(out / "joint", out / name, n_base)
         rep = train_ladder(variant(base, out, name, {task: 1.0}, args.budget))
         rows[name] = (rep, evaluate_judge(rep["final_model"], n=args.eval_n, seed=base.seed, tasks=[task],
-                                          image_size=base.image_size, video_frames=base.video_frames))
+                                          image_size=base.image_size, video_frames=base.video_frames,
+                                          generated_share=base.generated_share))
     table = {"budget": args.budget, "eval_n": args.eval_n,
              "joint": {t: cell(rows["joint"][1], t) for t in TASKS},
              "single": {t: cell(rows["single-" + t.replace("/", "-")][1], t) for t in args.tasks},

@@ -220,3 +220,36 @@ def test_ladder_examples():
         for ex in text_match_examples(30, kind=kind):
             task = ("video" if "Video" in ex["prompt"] else "image") + f"-gen/{kind}"
             assert _label_of(task, ex["completion"]) == ex["label"]
+
+
+def test_generated_looks_are_labelled_by_what_the_oracle_reads():
+    from unireward.sandbox.data import build_samples, is_heldout
+    from unireward.sandbox.world import GENERATED_SIZE, Obj, render_generated
+
+    scene = Scene((Obj("red", "triangle", "center"),))
+    assert np.array_equal(render_generated(scene, 3), render_generated(scene, 3))
+    assert render_generated(scene, 3).shape == (GENERATED_SIZE, GENERATED_SIZE, 3)
+    for split in ("train", "heldout"):
+        samples, jobs = build_samples("image-gen/pair", 300, split, seed=2, image_size=32, rationale=True,
+                                      generated_share=0.5)
+        arrays = {p: a for p, a, _ in jobs}
+        looks = [s for s in samples if s.meta["generated"]]
+        assert 100 < len(looks) < 200 and all(arrays[m].shape[0] == GENERATED_SIZE for s in looks for m in s.media)
+        for s in looks:
+            read = [oracle.read_image(arrays[m]) for m in s.media]
+            assert s.meta["facts"] == read
+            scores = [oracle.score(s.prompt, f) for f in read]
+            assert s.label == (1 if scores[0] > scores[1] else 2 if scores[1] > scores[0] else "tie")
+            if split == "train":  # the split rule holds for what the pixels show, too
+                assert not any(len(f) == 3 and is_heldout(Scene((Obj(f["colour"], f["shape"], f["position"]),)))
+                               for f in read)
+    shapes = ["circle", "square", "triangle"]
+    misread = np.mean([oracle.read_image(render_generated(Scene((Obj("blue", shapes[k % 3], "center"),)), k))
+                       .get("shape") != shapes[k % 3] for k in range(300)])
+    assert 0.02 < misread < 0.3  # ambiguous shapes occur (their labels follow the pixels), most still read right
+    caps = captioning_examples(200, seed=1, image_size=32, generated_share=0.5)
+    small = [e for e in caps if e["images"][0].size == (GENERATED_SIZE, GENERATED_SIZE)]
+    assert 60 < len(small) < 140
+    for e in small:
+        f = oracle.read_image(np.asarray(e["images"][0]))
+        assert e["completion"] == Scene((Obj(f["colour"], f["shape"], f["position"]),)).caption()

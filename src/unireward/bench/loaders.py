@@ -315,7 +315,7 @@ def find_heldout(data: str | Path | None) -> Path:
 
         world = LadderConfig()
         return generate_dataset(DEFAULT_SANDBOX_DATA, 0, n_eval=100, image_size=world.image_size,
-                                video_frames=world.video_frames)["heldout"]
+                                video_frames=world.video_frames, generated_share=world.generated_share)["heldout"]
     root = Path(data or DEFAULT_SANDBOX_DATA).expanduser()
     if root.is_file():
         return root

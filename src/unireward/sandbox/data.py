@@ -43,8 +43,8 @@ import numpy as np
 from ..data.schema import Sample, write_samples
 from ..tasks import get_task
 from . import oracle
-from .world import COLOURS, DIRECTIONS, IMAGE_ATTRIBUTES, POSITIONS, SHAPES, VALUES, VIDEO_ATTRIBUTES, Scene, \
-    answer, question, render_image, render_video, sample_scene
+from .world import COLOURS, DIRECTIONS, IMAGE_ATTRIBUTES, POSITIONS, SHAPES, VALUES, VIDEO_ATTRIBUTES, Obj, Scene, \
+    answer, question, render_generated, render_image, render_video, sample_scene
 
 # Each held-out combination is a colour+shape+place triple ("a red triangle at the top left"; videos: colour,
 # shape, motion) whose every two-attribute part is seen in training (red triangles elsewhere, other red objects
@@ -108,6 +108,7 @@ class _Ctx:
     frames: int
     rationale: bool
     video_format: str
+    generated_share: float = 0.0  # image-gen: fraction of samples whose candidates look generated
     jobs: list = field(default_factory=list)  # (relative path, array, format)
 
     def main_scene(self, video: bool) -> Scene:
@@ -117,11 +118,12 @@ class _Ctx:
     def perturb(self, scene: Scene, n_wrong: int, attrs: tuple[str, ...]) -> Scene:
         return perturb(scene, n_wrong, attrs, self.rng, self.split)
 
-    def media(self, scene: Scene, name: str) -> str | list[str]:
+    def media(self, scene: Scene, name: str, image: np.ndarray | None = None) -> str | list[str]:
         seed = int(self.rng.integers(2**31))
         base = f"media/{self.split}/{self.task.replace('/', '-')}/{name}"
         if not scene.is_video:
-            self.jobs.append((base + ".png", render_image(scene, self.image_size, seed), "png"))
+            image = render_image(scene, self.image_size, seed) if image is None else image
+            self.jobs.append((base + ".png", image, "png"))
             return base + ".png"
         frames = render_video(scene, self.video_size, self.frames, seed)
         if self.video_format == "frames":
@@ -176,14 +178,29 @@ def _gen_sample(ctx: _Ctx, i: int, first: int) -> Sample:
     cands = [ctx.perturb(scene, w, attrs) for w in wrongs]
     if task.is_pair and first == 2:
         cands = cands[::-1]
+    looks = not video and ctx.generated_share > 0 and ctx.rng.random() < ctx.generated_share
+    images = generated_looks(ctx, cands) if looks else None
+    shown = [c.facts() for c in cands] if images is None else [oracle.read_image(im) for im in images]
     req = oracle.required_facts(caption)
-    hits = [oracle.check(req, c) for c in cands]
+    hits = [oracle.check(req, f) for f in shown]
     scores = [sum(h.values()) / len(h) for h in hits]
     label = pair_label(scores) if task.is_pair else 1 + round(4 * scores[0])
     noun = task.answer.noun if task.is_pair else None
-    return _sample(ctx, i, caption, [ctx.media(c, f"{i:05d}_{k}") for k, c in enumerate(cands)], label,
-                   checklist(req, [c.facts() for c in cands], noun),
-                   dict(facts=[c.facts() for c in cands], scores=scores))
+    media = [ctx.media(c, f"{i:05d}_{k}", None if images is None else images[k]) for k, c in enumerate(cands)]
+    return _sample(ctx, i, caption, media, label, checklist(req, shown, noun),
+                   dict(facts=shown, scores=scores, generated=images is not None))
+
+
+def generated_looks(ctx: _Ctx, scenes: list[Scene]) -> list[np.ndarray] | None:
+    """Generator-like renders (`world.render_generated`) of the candidate scenes, labelled later by what the
+    oracle reads in them; None when a training render would show a held-out combination (the split rule)."""
+    images = [render_generated(s, int(ctx.rng.integers(2**31))) for s in scenes]
+    if ctx.split != "heldout":
+        for im in images:
+            f = oracle.read_image(im)
+            if len(f) == 3 and is_heldout(Scene((Obj(f["colour"], f["shape"], f["position"]),))):
+                return None
+    return images
 
 
 def _und_sample(ctx: _Ctx, i: int, first: int) -> Sample:
@@ -221,12 +238,16 @@ def _sample(ctx: _Ctx, i: int, prompt: str, media: list, label, lines: str, meta
 
 def build_samples(task: str, n: int, split: str, seed: int = 0, *, image_size: int = 32,
                   video_size: int | None = None, video_frames: int = 8, rationale: bool = False,
-                  video_format: str = "mp4") -> tuple[list[Sample], list]:
-    """`n` samples of one task and split, plus the media jobs (relative path, array, format) to write."""
+                  video_format: str = "mp4", generated_share: float = 0.0) -> tuple[list[Sample], list]:
+    """`n` samples of one task and split, plus the media jobs (relative path, array, format) to write.
+
+    `generated_share`: the fraction of image-gen samples whose candidates are drawn the way the sandbox
+    generator draws (`world.render_generated`, 16 px, blurred outlines), labelled by what the oracle reads."""
     if split not in SPLITS or task not in TASKS or video_format not in VIDEO_FORMATS:
         raise ValueError(f"split must be one of {SPLITS}, task one of {TASKS}, video_format one of {VIDEO_FORMATS}")
     rng = np.random.default_rng([seed, SPLITS.index(split), TASKS.index(task)])
-    ctx = _Ctx(rng, split, task, image_size, video_size or image_size, video_frames, rationale, video_format)
+    ctx = _Ctx(rng, split, task, image_size, video_size or image_size, video_frames, rationale, video_format,
+               generated_share)
     firsts = rng.permutation(np.arange(n) % 2) + 1
     make = _gen_sample if "-gen/" in task else _und_sample
     return [make(ctx, i, int(firsts[i])) for i in range(n)], ctx.jobs
@@ -267,7 +288,7 @@ def _write_one(job) -> None:
 def generate_dataset(out_dir: str | Path, n_per_task: int | dict[str, int] = 500, seed: int = 0,
                      image_size: int = 32, video_frames: int = 8, rationale: bool = False, *,
                      n_eval: int | dict[str, int] | None = None, video_size: int | None = None,
-                     video_format: str = "mp4", workers: int = 1) -> dict[str, Path]:
+                     video_format: str = "mp4", workers: int = 1, generated_share: float = 0.0) -> dict[str, Path]:
     """Write train / val / heldout JSONL files for all eight tasks; returns split -> JSONL path.
 
     `n_per_task` counts training samples per task (a dict names tasks; others get none); val and heldout get
@@ -285,7 +306,7 @@ def generate_dataset(out_dir: str | Path, n_per_task: int | dict[str, int] = 500
         for task in TASKS:
             s, j = build_samples(task, (train_n if split == "train" else eval_n)[task], split, seed,
                                  image_size=image_size, video_size=video_size, video_frames=video_frames,
-                                 rationale=rationale, video_format=video_format)
+                                 rationale=rationale, video_format=video_format, generated_share=generated_share)
             samples += s
             jobs += j
         paths[split] = out / f"{split}.jsonl"
@@ -293,6 +314,7 @@ def generate_dataset(out_dir: str | Path, n_per_task: int | dict[str, int] = 500
     write_media(out, jobs, workers)
     manifest = dict(seed=seed, image_size=image_size, video_size=video_size or image_size,
                     video_frames=video_frames, rationale=rationale, video_format=video_format,
+                    generated_share=generated_share,
                     heldout_combos=sorted(map(list, HELDOUT_COMBOS)), train=train_n, eval=eval_n)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return paths

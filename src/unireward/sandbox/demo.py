@@ -158,7 +158,8 @@ def _shipped_report(shipped: dict, out: Path, n: int, config: DemoConfig) -> dic
     if not ev or ev.get("n") != n:
         lc = shipped["config"]
         ev = evaluate_judge(SHIPPED_JUDGE, n=n, seed=config.seed, image_size=lc["image_size"],
-                            video_frames=lc["video_frames"], progress=config.progress)
+                            video_frames=lc["video_frames"], generated_share=lc.get("generated_share", 0.0),
+                            progress=config.progress)
         cache.write_text(json.dumps(ev, indent=1))
     return {"final_model": str(SHIPPED_JUDGE), "train_time_s": shipped["train_time_s"], "eval": ev}
 

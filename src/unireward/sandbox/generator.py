@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-RESOLUTION = 16
+from .world import GENERATED_SIZE as RESOLUTION  # the world also draws generator-like renders at this size
+
 MAX_TOKENS = 24  # text positions (captions are ~8 tokens)
 FORMAT = "unireward-sandbox-generator"
 _DEFAULT_CORPUS = [

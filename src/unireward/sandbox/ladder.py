@@ -77,7 +77,10 @@ class LadderConfig:
                                                               intermediate=256, vision_hidden=64))
     image_size: int = 56  # rendered side in pixels (56 with patch 14: 4 visual tokens per image)
     video_frames: int = 8  # frames per video (>= 6 so physics violations show; 2 frames per temporal patch)
+    generated_share: float = 0.5  # image-gen samples (and image captions) drawn the way the sandbox generator
+    #                               draws (16 px, warped outlines), labelled by what the oracle reads in them
     batch_size: int = 32
+    length_pool: int = 8  # draw this many batches at once and batch them by length (1: no grouping)
     threads: int | None = None  # torch threads (None: torch's default)
     workers: int = 0  # data-loader processes drawing and encoding examples (0: in the training process)
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
@@ -131,8 +134,8 @@ def train_ladder(config: LadderConfig) -> dict:
         ev = _read_json(cache)
         if not ev or ev.get("n") != config.final_eval_n:
             ev = evaluate_judge(prev, n=config.final_eval_n, seed=config.seed, image_size=config.image_size,
-                                video_frames=config.video_frames, pair_from_points=config.pair_from_points,
-                                progress=config.progress)
+                                video_frames=config.video_frames, generated_share=config.generated_share,
+                                pair_from_points=config.pair_from_points, progress=config.progress)
             cache.write_text(json.dumps(ev, indent=1))
         report["eval"] = ev
     report["wall_s"] = time.perf_counter() - t0
@@ -259,12 +262,39 @@ def batch_stream(config: LadderConfig, stage: StageConfig, seed: int, processor)
             stream = ExampleStream(config, stage, seed * 100 + (info.id if info else 0))
             collator = JudgeCollator(processor)
             while True:
-                yield collator(stream.batch(config.batch_size))
+                pool = stream.batch(config.batch_size * max(1, config.length_pool))
+                for batch in length_batches(pool, config.batch_size, processor, stream.rng):
+                    yield collator(batch)
 
     if not config.workers:
         return Batches()
     return torch.utils.data.DataLoader(Batches(), batch_size=None, num_workers=config.workers, prefetch_factor=4,
                                        worker_init_fn=_one_thread)
+
+
+def length_batches(examples: list[dict], batch_size: int, processor, rng) -> list[list[dict]]:
+    """`examples` cut into batches of similar length, the batches in random order.
+
+    Mixed-length batches of the eight tasks are a third padding; grouping a pool of a few batches by length
+    removes most of it (the same examples, ~1.4x fewer token positions), while the order of the batches stays
+    random. A pool of one batch comes back as it is."""
+    if len(examples) <= batch_size:
+        return [examples]
+    order = sorted(range(len(examples)), key=[approx_tokens(e, processor) for e in examples].__getitem__)
+    batches = [[examples[i] for i in order[k: k + batch_size]] for k in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def approx_tokens(example: dict, processor) -> int:
+    """An example's length in tokens, near enough to sort by: its text's tokens plus one token per 28x28
+    pixels of each image and of each pair of video frames (Qwen-VL's merged patches)."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    text = [p.get("text", "") for m in example["prompt"] for p in m["content"] if isinstance(p, dict)]
+    n = len(tokenizer(" ".join(text) + " " + str(example["completion"]), add_special_tokens=False)["input_ids"])
+    n += sum(im.width * im.height // 784 for im in example.get("images") or [])
+    n += sum(len(v.frames) // 2 * (v.frames[0].width * v.frames[0].height // 784)
+             for v in example.get("videos") or [] if v.frames)
+    return n
 
 
 def _one_thread(_worker: int) -> None:
@@ -349,7 +379,8 @@ class ExampleStream:
             from .ladder_data import captioning_examples
 
             n_vid = int(round(self.chunk * self.stage.video_share))
-            ex = captioning_examples(self.chunk - n_vid, seed=seed, image_size=c.image_size)
+            ex = captioning_examples(self.chunk - n_vid, seed=seed, image_size=c.image_size,
+                                     generated_share=c.generated_share)
             ex += captioning_examples(n_vid, seed=seed, image_size=c.image_size, video=True,
                                       video_frames=c.video_frames, physics=self.stage.physics)
             out = [caption_example(e) for e in ex]
@@ -364,6 +395,7 @@ class ExampleStream:
             from .data import build_samples
 
             samples, jobs = build_samples(kind, self.chunk, "train", seed=seed, image_size=c.image_size,
+                                          generated_share=c.generated_share,
                                           video_frames=c.video_frames, rationale=self.stage.rationale)
             arrays = {p: a for p, a, _ in jobs}
             out = [sample_example(s, arrays) for s in samples]
@@ -435,7 +467,8 @@ def caption_accuracy(model, processor, config: LadderConfig, n: int = 64, seed: 
     out = {}
     for video in (False, True):
         ex = captioning_examples(n, seed=seed + 7, split="heldout", image_size=config.image_size, video=video,
-                                 video_frames=config.video_frames, physics=video)
+                                 video_frames=config.video_frames, physics=video,
+                                 generated_share=config.generated_share)
         chats = [ChatInput(_chat_of(e)) for e in ex]
         texts = backend.generate(chats, max_new_tokens=20)
         exact = sum(t.strip() == e["completion"] for t, e in zip(texts, ex)) / n
@@ -478,7 +511,8 @@ def _chat_of(e: dict) -> list:
 
 
 def heldout_samples(n: int, seed: int, image_size: int, video_frames: int, root: Path | None = None,
-                    tasks: Sequence[str] = TASKS, split: str = "heldout") -> dict[str, list]:
+                    tasks: Sequence[str] = TASKS, split: str = "heldout",
+                    generated_share: float = 0.0) -> dict[str, list]:
     """Held-out (or `split`) samples per task; media written under `root` (a temp folder when None). Returns
     task -> [(Sample, root)]."""
     import tempfile
@@ -489,14 +523,16 @@ def heldout_samples(n: int, seed: int, image_size: int, video_frames: int, root:
     out = {}
     for task in tasks:
         samples, jobs = build_samples(task, n, split, seed=seed + 999, image_size=image_size,
-                                      video_frames=video_frames, rationale=True, video_format="frames")
+                                      video_frames=video_frames, rationale=True, video_format="frames",
+                                      generated_share=generated_share)
         write_media(root, jobs)
         out[task] = [(s, root) for s in samples]
     return out
 
 
 def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor=None, n: int = 100, seed: int = 0,
-                   image_size: int = 56, video_frames: int = 8, tasks: Sequence[str] = TASKS,
+                   image_size: int = 56, video_frames: int = 8, generated_share: float = 0.0,
+                   tasks: Sequence[str] = TASKS,
                    pair_from_points: bool = False, method: str = "generate", batch_size: int = 32,
                    progress: bool = False, split: str = "heldout") -> dict:
     """Held-out (or `split`: "val" for in-distribution) metrics through `RewardModel`: pairwise accuracy per task (each order separately and the
@@ -516,7 +552,8 @@ def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor
     backend.model.eval()
     rm = RewardModel(backend, method=method, max_new_tokens=96,
                      video_policy=VideoPolicy(num_frames=video_frames))
-    data = heldout_samples(n, seed, image_size, video_frames, tasks=tasks, split=split)
+    data = heldout_samples(n, seed, image_size, video_frames, tasks=tasks, split=split,
+                           generated_share=generated_share)
     res: dict[str, Any] = {"n": n}
     for task in tasks:
         items = data[task]
@@ -613,7 +650,8 @@ def _pair_from_points(rm, task: str, items: list) -> dict:
 
 def _quick_eval(config: LadderConfig, model, processor, step: int) -> dict:
     ev = evaluate_judge(model=model, processor=processor, n=config.eval_n, seed=config.seed + 1,
-                        image_size=config.image_size, video_frames=config.video_frames)
+                        image_size=config.image_size, video_frames=config.video_frames,
+                        generated_share=config.generated_share)
     ev["step"], ev["examples"] = step, step * config.batch_size
     _say(config, f"  eval @ {ev['examples']} examples: {_short(ev)}")
     return ev
@@ -636,7 +674,12 @@ def _base_part(c: LadderConfig) -> dict:
 
 
 def _world_part(c: LadderConfig) -> dict:
-    return {"image_size": c.image_size, "video_frames": c.video_frames, "batch_size": c.batch_size}
+    part = {"image_size": c.image_size, "video_frames": c.video_frames, "batch_size": c.batch_size}
+    if c.generated_share:
+        part["generated_share"] = c.generated_share
+    if c.length_pool != 1:  # batches grouped by length train on other batches than ungrouped ones
+        part["length_pool"] = c.length_pool
+    return part
 
 
 def _changed(stage: StageConfig) -> dict:

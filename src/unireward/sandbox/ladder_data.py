@@ -24,7 +24,7 @@ import numpy as np
 from ..tasks import get_task
 from . import oracle
 from .data import SPLITS, attributes, checklist, is_heldout, pair_label, pair_wrongs, perturb
-from .world import Scene, question, render_image, render_video, sample_scene
+from .world import Obj, Scene, question, render_generated, render_image, render_video, sample_scene
 
 PHYSICS_WORDS = {"teleport": "teleporting", "flicker": "flickering"}
 
@@ -47,19 +47,38 @@ def _scene(rng: np.random.Generator, split: str, video: bool, physics: str = "sm
 
 
 def captioning_examples(n: int, seed: int = 0, split: str = "train", image_size: int = 32,
-                        video: bool = False, video_frames: int = 8, physics: bool = False) -> list[dict]:
-    """Media -> caption examples (`physics=True`: videos may teleport or flicker, and say so)."""
+                        video: bool = False, video_frames: int = 8, physics: bool = False,
+                        generated_share: float = 0.0) -> list[dict]:
+    """Media -> caption examples (`physics=True`: videos may teleport or flicker, and say so;
+    `generated_share` of the images are generator-like renders captioned with what the oracle reads)."""
     from PIL import Image
 
     rng, out = _rng(seed, split, 0 + video), []
     for _ in range(n):
         phys = str(rng.choice(["smooth", "teleport", "flicker"])) if video and physics else "smooth"
         scene = _scene(rng, split, video, phys)
-        pix = (render_video(scene, image_size, video_frames, int(rng.integers(2**31))) if video
-               else render_image(scene, image_size, int(rng.integers(2**31)))[None])
+        looks = not video and generated_share > 0 and rng.random() < generated_share
+        seed_ = int(rng.integers(2**31))
+        seen = _generated_reading(scene, split, seed_) if looks else None
+        if seen is not None:
+            scene, pix = seen[0], seen[1][None]
+        else:
+            pix = (render_video(scene, image_size, video_frames, seed_) if video
+                   else render_image(scene, image_size, seed_)[None])
         out.append({"images": [Image.fromarray(f) for f in pix], "video": video,
                     "prompt": question("describe", video), "completion": reading(scene)})
     return out
+
+
+def _generated_reading(scene: Scene, split: str, seed: int) -> tuple[Scene, np.ndarray] | None:
+    """A generator-like render of `scene` and the scene the oracle reads in it; None when the reading is
+    incomplete or crosses the split (a train render that reads as a held-out combination)."""
+    image = render_generated(scene, seed)
+    f = oracle.read_image(image)
+    if len(f) != 3:
+        return None
+    seen = Scene((Obj(f["colour"], f["shape"], f["position"]),))
+    return (seen, image) if is_heldout(seen) == (split == "heldout") else None
 
 
 def text_copy_examples(n: int, seed: int = 0, split: str = "train") -> list[dict]:

@@ -162,6 +162,41 @@ def render_image(scene: Scene, size: int = 32, seed: int = 0) -> np.ndarray:
     return img
 
 
+GENERATED_SIZE = 16  # the side of the sandbox generator's images (`generator.RESOLUTION`)
+
+
+def render_generated(scene: Scene, seed: int = 0) -> np.ndarray:
+    """A render as the sandbox's small generator draws it: GENERATED_SIZE px, the outline warped and blurred,
+    the colour speckled, so shapes are sometimes ambiguous. What it shows is what `oracle.read_image` reads,
+    not necessarily the scene asked for.
+
+    A judge that only saw crisp renders reads such images poorly, and the generator loop ranks exactly those."""
+    rng = np.random.default_rng([seed, 1])
+    n, big = GENERATED_SIZE, 2 * GENERATED_SIZE
+    img = render_image(scene, big, seed).astype(np.float32)
+    warp = _smooth_noise(rng, big, 2, scale=rng.uniform(0.5, 2.5))  # displacement in pixels of the 2x render
+    yy, xx = np.mgrid[0:big, 0:big]
+    ys = np.clip(np.rint(yy + warp[..., 0]), 0, big - 1).astype(int)
+    xs = np.clip(np.rint(xx + warp[..., 1]), 0, big - 1).astype(int)
+    img = img[ys, xs].reshape(n, 2, n, 2, 3).mean(axis=(1, 3))
+    pad = np.pad(img, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    blur = sum(pad[dy: dy + n, dx: dx + n] for dy in range(3) for dx in range(3)) / 9
+    soft = rng.uniform(0.0, 0.6)
+    img = (1 - soft) * img + soft * blur + _smooth_noise(rng, n, 1, scale=rng.uniform(2.0, 8.0))
+    img += rng.normal(0.0, rng.uniform(4.0, 14.0), img.shape)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def _smooth_noise(rng: np.random.Generator, size: int, channels: int, scale: float, cells: int = 4) -> np.ndarray:
+    """(size, size, channels) Gaussian noise drawn on a `cells` x `cells` grid and bilinearly upsampled."""
+    grid = rng.normal(0.0, scale, (cells, cells, channels))
+    pos = np.linspace(0, cells - 1, size)
+    lo = np.minimum(np.floor(pos).astype(int), cells - 2)
+    w = pos - lo
+    rows = grid[lo] * (1 - w)[:, None, None] + grid[lo + 1] * w[:, None, None]  # (size, cells, channels)
+    return rows[:, lo] * (1 - w)[None, :, None] + rows[:, lo + 1] * w[None, :, None]
+
+
 def video_track(scene: Scene, size: int, frames: int, rng: np.random.Generator) -> list[tuple[int, int] | None]:
     """Top-left corner per frame (None: the object is not drawn), including the scene's physics violation."""
     s, j = _object_size(size, 1, True), max(1, size // 16)
