@@ -106,27 +106,3 @@ def test_ship_keeps_the_judge_and_the_recipe_that_retrains_it(ladder, tmp_path):
     RewardModel.load(str(dest), dtype="float32")
     assert shipped_record(tmp_path / "nothing") is None
 
-
-def test_length_batches_keep_the_examples_and_cut_padding(ladder):
-    import numpy as np
-    from transformers import AutoProcessor
-
-    from unireward.sandbox.ladder import ExampleStream, approx_tokens, length_batches
-    from unireward.train.collate import JudgeCollator
-
-    out, report = ladder
-    processor = AutoProcessor.from_pretrained(report["final_model"])
-    cfg = load_config(LadderConfig, SMOKE)
-    pool = ExampleStream(cfg, StageConfig(name="judge", kind="judge", caption_share=0.25), seed=3).batch(64)
-    batches = length_batches(pool, 8, processor, np.random.default_rng(0))
-    assert sorted(map(id, pool)) == sorted(id(e) for b in batches for e in b) and {len(b) for b in batches} == {8}
-    collate = JudgeCollator(processor)
-    exact = [int(collate([e])["input_ids"].shape[1]) for e in pool]
-    est = [approx_tokens(e, processor) for e in pool]
-    assert np.corrcoef(exact, est)[0, 1] > 0.95  # the estimate orders examples as their real lengths do
-
-    def padding(bs):
-        return sum(float(1 - collate(b)["attention_mask"].float().mean()) for b in bs) / len(bs)
-
-    assert padding(batches) < 0.5 * padding([pool[k: k + 8] for k in range(0, 64, 8)])
-    assert length_batches(pool[:8], 8, processor, np.random.default_rng(0)) == [pool[:8]]

@@ -169,7 +169,7 @@ def _judge_table(ev: dict) -> list[dict]:
     for task, m in ev.items():
         if not isinstance(m, dict):
             continue
-        for metric in ("acc", "acc_both_orders", "spearman", "exact", "unparsed"):
+        for metric in ("acc", "acc_both_orders", "acc_generated", "acc_crisp", "spearman", "exact", "unparsed"):
             if m.get(metric) is not None:
                 rows.append({"task": task, "metric": metric, "value": float(m[metric])})
     return rows

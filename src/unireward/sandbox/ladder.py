@@ -77,10 +77,9 @@ class LadderConfig:
                                                               intermediate=256, vision_hidden=64))
     image_size: int = 56  # rendered side in pixels (56 with patch 14: 4 visual tokens per image)
     video_frames: int = 8  # frames per video (>= 6 so physics violations show; 2 frames per temporal patch)
-    generated_share: float = 0.5  # image-gen samples (and image captions) drawn the way the sandbox generator
+    generated_share: float = 0.3  # image-gen samples (and image captions) drawn the way the sandbox generator
     #                               draws (16 px, warped outlines), labelled by what the oracle reads in them
     batch_size: int = 32
-    length_pool: int = 8  # draw this many batches at once and batch them by length (1: no grouping)
     threads: int | None = None  # torch threads (None: torch's default)
     workers: int = 0  # data-loader processes drawing and encoding examples (0: in the training process)
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
@@ -262,39 +261,12 @@ def batch_stream(config: LadderConfig, stage: StageConfig, seed: int, processor)
             stream = ExampleStream(config, stage, seed * 100 + (info.id if info else 0))
             collator = JudgeCollator(processor)
             while True:
-                pool = stream.batch(config.batch_size * max(1, config.length_pool))
-                for batch in length_batches(pool, config.batch_size, processor, stream.rng):
-                    yield collator(batch)
+                yield collator(stream.batch(config.batch_size))
 
     if not config.workers:
         return Batches()
     return torch.utils.data.DataLoader(Batches(), batch_size=None, num_workers=config.workers, prefetch_factor=4,
                                        worker_init_fn=_one_thread)
-
-
-def length_batches(examples: list[dict], batch_size: int, processor, rng) -> list[list[dict]]:
-    """`examples` cut into batches of similar length, the batches in random order.
-
-    Mixed-length batches of the eight tasks are a third padding; grouping a pool of a few batches by length
-    removes most of it (the same examples, ~1.4x fewer token positions), while the order of the batches stays
-    random. A pool of one batch comes back as it is."""
-    if len(examples) <= batch_size:
-        return [examples]
-    order = sorted(range(len(examples)), key=[approx_tokens(e, processor) for e in examples].__getitem__)
-    batches = [[examples[i] for i in order[k: k + batch_size]] for k in range(0, len(order), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def approx_tokens(example: dict, processor) -> int:
-    """An example's length in tokens, near enough to sort by: its text's tokens plus one token per 28x28
-    pixels of each image and of each pair of video frames (Qwen-VL's merged patches)."""
-    tokenizer = getattr(processor, "tokenizer", processor)
-    text = [p.get("text", "") for m in example["prompt"] for p in m["content"] if isinstance(p, dict)]
-    n = len(tokenizer(" ".join(text) + " " + str(example["completion"]), add_special_tokens=False)["input_ids"])
-    n += sum(im.width * im.height // 784 for im in example.get("images") or [])
-    n += sum(len(v.frames) // 2 * (v.frames[0].width * v.frames[0].height // 784)
-             for v in example.get("videos") or [] if v.frames)
-    return n
 
 
 def _one_thread(_worker: int) -> None:
@@ -573,6 +545,13 @@ def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor
                          "acc_decisive": round(sum(single[i].winner == gold[i] for i in dec) / max(1, len(dec)), 3),
                          "unparsed": round(sum(r.winner is None for r in single + swapped) / (2 * len(gold)), 3),
                          "checklist": _checklist_exact(single, [s for s, _ in items])}
+            looks = [i for i, (s, _) in enumerate(items) if s.meta.get("generated")]
+            if looks:  # the part drawn like the sandbox generator, and the crisp renders
+                crisp = [i for i in range(len(items)) if i not in set(looks)]
+                for key, idx in (("acc_generated", looks), ("acc_crisp", crisp)):
+                    res[task][key] = round(sum((single[i].winner == gold[i]) + (swapped[i].winner == flip[gold[i]])
+                                               for i in idx) / (2 * max(1, len(idx))), 3)
+                res[task]["n_generated"] = len(looks)
             if pair_from_points:
                 res[task + "/from-points"] = _pair_from_points(rm, task, items)
         else:
@@ -677,8 +656,6 @@ def _world_part(c: LadderConfig) -> dict:
     part = {"image_size": c.image_size, "video_frames": c.video_frames, "batch_size": c.batch_size}
     if c.generated_share:
         part["generated_share"] = c.generated_share
-    if c.length_pool != 1:  # batches grouped by length train on other batches than ungrouped ones
-        part["length_pool"] = c.length_pool
     return part
 
 
