@@ -216,7 +216,7 @@ def _generator_loop(config: DemoConfig, preset: dict, out: Path, ladder_report: 
         raise RuntimeError(f"no preference pair was kept in {pairs_path}; see {out / 'pairs' / 'records.jsonl'}")
     batch = min(16, n_pairs)
     dpo = dpo_generator(gen, pairs_path, steps=preset["dpo_steps"], batch_size=batch, seed=config.seed,
-                        out_dir=out / "dpo")
+                        out_dir=out / "dpo", progress=config.progress)
     ctrl = control_generator(gen, pairs_path, steps=preset["dpo_steps"], batch_size=batch, seed=config.seed)
     after, control = (evaluate_generator(g, caps_eval, seeds=config.eval_seeds, steps=steps) for g in (dpo, ctrl))
     summary = {"judge": "trained" if use_trained else "oracle", "judge_pair_acc": pair_acc,

@@ -126,7 +126,8 @@ def construct_generator_pairs(gen, caps: Sequence[str], judge, out_dir: str | Pa
 
 
 def dpo_generator(gen, pairs_path: str | Path, *, steps: int = 300, batch_size: int = 16, beta: float = 500.0,
-                  lr: float = 1e-4, seed: int = 0, out_dir: str | Path, sft_weight: float = 0.0):
+                  lr: float = 1e-4, seed: int = 0, out_dir: str | Path, sft_weight: float = 0.0,
+                  progress: bool = True):
     """Diffusion-DPO of the generator's UNet on the pairs (frozen text encoder and reference); a new generator.
     `sft_weight` > 0 adds the chosen images' denoising loss (DPO + SFT)."""
     from ..train.diffusion_dpo import DiffusionDPOConfig, PreferencePairs, train_diffusion_dpo
@@ -136,7 +137,7 @@ def dpo_generator(gen, pairs_path: str | Path, *, steps: int = 300, batch_size: 
     parts = dpo_components(work)
     cfg = DiffusionDPOConfig(resolution=gen.resolution, beta=beta, sft_weight=sft_weight, lr=lr, scale_lr=False,
                              lr_scheduler="constant", steps=steps, batch_size=batch_size, weight_decay=0.0, seed=seed,
-                             output_dir=str(out_dir), save_every=0, log_every=50, resume="")
+                             output_dir=str(out_dir), save_every=0, log_every=50, resume="", progress=progress)
     train_diffusion_dpo(cfg, parts["policy"], parts["reference"], parts["noise_scheduler"], parts["encode_prompt"],
                         PreferencePairs(pairs_path, gen.resolution))
     return dataclasses.replace(work, unet=parts["policy"].unet.eval())

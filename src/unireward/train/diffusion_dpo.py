@@ -70,6 +70,7 @@ class DiffusionDPOConfig:
     log_every: int = 1  # write a log.jsonl line every N optimizer steps
     resume: str = "auto"  # "auto": latest checkpoint in output_dir; "": start fresh; or a checkpoint folder
     num_workers: int = 0  # DataLoader workers
+    progress: bool = True  # progress bar on the main process
 
 
 @dataclass
@@ -252,7 +253,7 @@ def train_diffusion_dpo(config: DiffusionDPOConfig, policy: nn.Module, reference
                        accelerator.process_index, accelerator.num_processes)
     batches = iter(torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate,
                                                num_workers=config.num_workers))
-    bar = tqdm(total=config.steps, initial=step, desc="diffusion-dpo", disable=not accelerator.is_local_main_process)
+    bar = tqdm(total=config.steps, initial=step, desc="diffusion-dpo", disable=not (config.progress and accelerator.is_local_main_process))
     metrics: dict[str, float] = {}
     checkpoint, t0 = None, time.time()
     while step < config.steps:
