@@ -105,4 +105,3 @@ def test_ship_keeps_the_judge_and_the_recipe_that_retrains_it(ladder, tmp_path):
     assert again.stages == load_config(LadderConfig, SMOKE, [f"out_dir={out}", "final_eval_n=0"]).stages
     RewardModel.load(str(dest), dtype="float32")
     assert shipped_record(tmp_path / "nothing") is None
-

@@ -15,12 +15,16 @@ understanding pairs ask one of the world's questions with a right and a wrong an
 phrasings or two wrong answers); understanding points score 1 + 9 x (fraction right), partial credit for
 "Describe the image." answers. The label always comes from the oracle, the target from `Sample.render_target`.
 In pair tasks the better candidate is first in exactly half the samples (a shuffled balanced schedule).
+With `generated_share` > 0, that share of image-gen samples show their candidates the way the sandbox generator
+draws (`world.render_generated`: 16 px, warped and speckled), and their facts are what the pixel oracle reads
+in them, not the scenes asked for (ambiguous shapes are labelled as read).
 
 SPLIT RULE. `HELDOUT_COMBOS` lists combinations of three attributes: colour, shape and position (images) or
 motion (videos); each value, and each two of the three, are seen in training with other partners. train and val
 scenes never contain one: not the caption's scene, not a negative candidate, not the scene an
 answer describes, so a held-out combination never appears in training as a caption, a right answer or a wrong
-answer (and never as pixels). Every heldout sample's main scene (the caption or the context) has one.
+answer (and never as pixels: a generated-look render that reads as one is redrawn crisp). Every heldout
+sample's main scene (the caption or the context) has one.
 val is drawn like train from another seed stream.
 
 `rationale=True` adds a checklist before the verdict, one line per caption element, from the world's facts:
@@ -195,12 +199,15 @@ def generated_looks(ctx: _Ctx, scenes: list[Scene]) -> list[np.ndarray] | None:
     """Generator-like renders (`world.render_generated`) of the candidate scenes, labelled later by what the
     oracle reads in them; None when a training render would show a held-out combination (the split rule)."""
     images = [render_generated(s, int(ctx.rng.integers(2**31))) for s in scenes]
-    if ctx.split != "heldout":
-        for im in images:
-            f = oracle.read_image(im)
-            if len(f) == 3 and is_heldout(Scene((Obj(f["colour"], f["shape"], f["position"]),))):
-                return None
+    if ctx.split != "heldout" and any((seen := scene_read(im)) is not None and is_heldout(seen) for im in images):
+        return None
     return images
+
+
+def scene_read(image: np.ndarray) -> Scene | None:
+    """The one-object scene the pixel oracle reads in `image`, or None when it does not find all three facts."""
+    f = oracle.read_image(image)
+    return Scene((Obj(f["colour"], f["shape"], f["position"]),)) if len(f) == 3 else None
 
 
 def _und_sample(ctx: _Ctx, i: int, first: int) -> Sample:

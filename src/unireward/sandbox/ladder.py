@@ -504,12 +504,14 @@ def heldout_samples(n: int, seed: int, image_size: int, video_frames: int, root:
 
 def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor=None, n: int = 100, seed: int = 0,
                    image_size: int = 56, video_frames: int = 8, generated_share: float = 0.0,
-                   tasks: Sequence[str] = TASKS,
-                   pair_from_points: bool = False, method: str = "generate", batch_size: int = 32,
+                   tasks: Sequence[str] = TASKS, pair_from_points: bool = False, method: str = "generate",
+                   batch_size: int = 32,
                    progress: bool = False, split: str = "heldout") -> dict:
-    """Held-out (or `split`: "val" for in-distribution) metrics through `RewardModel`: pairwise accuracy per task (each order separately and the
-    two-order verdict; ties count as answers) and pointwise Spearman / exact match / unparsed rate; "checklist":
-    the fraction of generated checklists equal to the oracle's (where the judge goes wrong: reading or deciding).
+    """Held-out (or `split`: "val" for in-distribution) metrics through `RewardModel`: pairwise accuracy per
+    task (each order separately and the two-order verdict; ties count as answers) and pointwise Spearman / exact
+    match / unparsed rate; "checklist": the fraction of generated checklists equal to the oracle's (where the
+    judge goes wrong: reading or deciding). With `generated_share` > 0, image-gen pairs also report
+    "acc_generated" and "acc_crisp" (generator-like renders and crisp ones apart).
     `pair_from_points`: also "<pair task>/from-points", a STOP-GAP pair decision from two pointwise scores."""
     from ..backends.hf import HFBackend
     from ..bench.metrics import spearman

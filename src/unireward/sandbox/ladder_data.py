@@ -23,8 +23,8 @@ import numpy as np
 
 from ..tasks import get_task
 from . import oracle
-from .data import SPLITS, attributes, checklist, is_heldout, pair_label, pair_wrongs, perturb
-from .world import Obj, Scene, question, render_generated, render_image, render_video, sample_scene
+from .data import SPLITS, attributes, checklist, is_heldout, pair_label, pair_wrongs, perturb, scene_read
+from .world import Scene, question, render_generated, render_image, render_video, sample_scene
 
 PHYSICS_WORDS = {"teleport": "teleporting", "flicker": "flickering"}
 
@@ -74,11 +74,8 @@ def _generated_reading(scene: Scene, split: str, seed: int) -> tuple[Scene, np.n
     """A generator-like render of `scene` and the scene the oracle reads in it; None when the reading is
     incomplete or crosses the split (a train render that reads as a held-out combination)."""
     image = render_generated(scene, seed)
-    f = oracle.read_image(image)
-    if len(f) != 3:
-        return None
-    seen = Scene((Obj(f["colour"], f["shape"], f["position"]),))
-    return (seen, image) if is_heldout(seen) == (split == "heldout") else None
+    seen = scene_read(image)
+    return (seen, image) if seen is not None and is_heldout(seen) == (split == "heldout") else None
 
 
 def text_copy_examples(n: int, seed: int = 0, split: str = "train") -> list[dict]:

@@ -253,7 +253,8 @@ def train_diffusion_dpo(config: DiffusionDPOConfig, policy: nn.Module, reference
                        accelerator.process_index, accelerator.num_processes)
     batches = iter(torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate,
                                                num_workers=config.num_workers))
-    bar = tqdm(total=config.steps, initial=step, desc="diffusion-dpo", disable=not (config.progress and accelerator.is_local_main_process))
+    bar = tqdm(total=config.steps, initial=step, desc="diffusion-dpo",
+               disable=not (config.progress and accelerator.is_local_main_process))
     metrics: dict[str, float] = {}
     checkpoint, t0 = None, time.time()
     while step < config.steps:
