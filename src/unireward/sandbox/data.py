@@ -183,8 +183,8 @@ def _gen_sample(ctx: _Ctx, i: int, first: int) -> Sample:
     if task.is_pair and first == 2:
         cands = cands[::-1]
     looks = not video and ctx.generated_share > 0 and ctx.rng.random() < ctx.generated_share
-    images = generated_looks(ctx, cands) if looks else None
-    shown = [c.facts() for c in cands] if images is None else [oracle.read_image(im) for im in images]
+    drawn = generated_looks(ctx, cands) if looks else None
+    images, shown = drawn if drawn is not None else (None, [c.facts() for c in cands])
     req = oracle.required_facts(caption)
     hits = [oracle.check(req, f) for f in shown]
     scores = [sum(h.values()) / len(h) for h in hits]
@@ -195,19 +195,19 @@ def _gen_sample(ctx: _Ctx, i: int, first: int) -> Sample:
                    dict(facts=shown, scores=scores, generated=images is not None))
 
 
-def generated_looks(ctx: _Ctx, scenes: list[Scene]) -> list[np.ndarray] | None:
-    """Generator-like renders (`world.render_generated`) of the candidate scenes, labelled later by what the
-    oracle reads in them; None when a training render would show a held-out combination (the split rule)."""
+def generated_looks(ctx: _Ctx, scenes: list[Scene]) -> tuple[list[np.ndarray], list[dict]] | None:
+    """Generator-like renders (`world.render_generated`) of the candidate scenes and what the oracle reads in
+    each (their labels); None when a training render reads as a held-out combination (the split rule)."""
     images = [render_generated(s, int(ctx.rng.integers(2**31))) for s in scenes]
-    if ctx.split != "heldout" and any((seen := scene_read(im)) is not None and is_heldout(seen) for im in images):
+    shown = [oracle.read_image(im) for im in images]
+    if ctx.split != "heldout" and any(seen is not None and is_heldout(seen) for seen in map(scene_of, shown)):
         return None
-    return images
+    return images, shown
 
 
-def scene_read(image: np.ndarray) -> Scene | None:
-    """The one-object scene the pixel oracle reads in `image`, or None when it does not find all three facts."""
-    f = oracle.read_image(image)
-    return Scene((Obj(f["colour"], f["shape"], f["position"]),)) if len(f) == 3 else None
+def scene_of(facts: dict[str, str]) -> Scene | None:
+    """The one-object scene a pixel reading describes, or None when the reading lacks a fact."""
+    return Scene((Obj(facts["colour"], facts["shape"], facts["position"]),)) if len(facts) == 3 else None
 
 
 def _und_sample(ctx: _Ctx, i: int, first: int) -> Sample:

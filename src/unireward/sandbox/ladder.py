@@ -538,22 +538,24 @@ def evaluate_judge(model_dir: str | Path | None = None, *, model=None, processor
             swapped = rm.rank_batch([PairRequest(r.prompt, r.b, r.a, r.media) for r in reqs], task=task)
             gold = [s.label for s, _ in items]
             flip = {1: 2, 2: 1, "tie": "tie"}
-            acc1 = sum(r.winner == g for r, g in zip(single, gold)) / len(gold)
-            acc2 = sum(r.winner == flip[g] for r, g in zip(swapped, gold)) / len(gold)
-            both = sum(a.winner == g and b.winner == flip[g] for a, b, g in zip(single, swapped, gold)) / len(gold)
+            right1 = [r.winner == g for r, g in zip(single, gold)]
+            right2 = [r.winner == flip[g] for r, g in zip(swapped, gold)]
+
+            def acc(idx):  # both orders, over the samples in idx
+                return round(sum(right1[i] + right2[i] for i in idx) / (2 * max(1, len(idx))), 3)
+
             dec = [i for i, g in enumerate(gold) if g != "tie"]
-            res[task] = {"acc": round((acc1 + acc2) / 2, 3), "acc_order1": round(acc1, 3),
-                         "acc_order2": round(acc2, 3), "acc_both_orders": round(both, 3),
-                         "acc_decisive": round(sum(single[i].winner == gold[i] for i in dec) / max(1, len(dec)), 3),
+            res[task] = {"acc": acc(range(len(gold))), "acc_order1": round(sum(right1) / len(gold), 3),
+                         "acc_order2": round(sum(right2) / len(gold), 3),
+                         "acc_both_orders": round(sum(a and b for a, b in zip(right1, right2)) / len(gold), 3),
+                         "acc_decisive": round(sum(right1[i] for i in dec) / max(1, len(dec)), 3),
                          "unparsed": round(sum(r.winner is None for r in single + swapped) / (2 * len(gold)), 3),
                          "checklist": _checklist_exact(single, [s for s, _ in items])}
-            looks = [i for i, (s, _) in enumerate(items) if s.meta.get("generated")]
-            if looks:  # the part drawn like the sandbox generator, and the crisp renders
-                crisp = [i for i in range(len(items)) if i not in set(looks)]
-                for key, idx in (("acc_generated", looks), ("acc_crisp", crisp)):
-                    res[task][key] = round(sum((single[i].winner == gold[i]) + (swapped[i].winner == flip[gold[i]])
-                                               for i in idx) / (2 * max(1, len(idx))), 3)
-                res[task]["n_generated"] = len(looks)
+            looks = [bool(s.meta.get("generated")) for s, _ in items]
+            if any(looks):  # the part drawn like the sandbox generator, and the crisp renders, apart
+                res[task]["acc_generated"] = acc([i for i, g in enumerate(looks) if g])
+                res[task]["acc_crisp"] = acc([i for i, g in enumerate(looks) if not g])
+                res[task]["n_generated"] = sum(looks)
             if pair_from_points:
                 res[task + "/from-points"] = _pair_from_points(rm, task, items)
         else:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..tasks import get_task
 from . import oracle
-from .data import SPLITS, attributes, checklist, is_heldout, pair_label, pair_wrongs, perturb, scene_read
+from .data import SPLITS, attributes, checklist, is_heldout, pair_label, pair_wrongs, perturb, scene_of
 from .world import Scene, question, render_generated, render_image, render_video, sample_scene
 
 PHYSICS_WORDS = {"teleport": "teleporting", "flicker": "flickering"}
@@ -74,7 +74,7 @@ def _generated_reading(scene: Scene, split: str, seed: int) -> tuple[Scene, np.n
     """A generator-like render of `scene` and the scene the oracle reads in it; None when the reading is
     incomplete or crosses the split (a train render that reads as a held-out combination)."""
     image = render_generated(scene, seed)
-    seen = scene_read(image)
+    seen = scene_of(oracle.read_image(image))
     return (seen, image) if seen is not None and is_heldout(seen) == (split == "heldout") else None
 
 
