@@ -74,7 +74,8 @@ def pretrain_base(args, out: Path) -> tuple[object, dict]:
                                    batch_size=args.gen_pretrain_batch, lr=args.gen_pretrain_lr,
                                    caption_dropout=args.gen_caption_dropout, seed=args.gen_pretrain_seed,
                                    device=device, callback=measure if every else None, callback_every=every,
-                                   lr_schedule=args.gen_lr_schedule, beta_schedule=args.gen_beta_schedule)
+                                   lr_schedule=args.gen_lr_schedule, beta_schedule=args.gen_beta_schedule,
+                                   caption_noise=args.gen_caption_noise)
     info = {"curve": curve, "steps": args.gen_pretrain_steps, "seconds": round(time.time() - t0, 1)}
     if every:
         lo, hi = args.gen_base_band
@@ -177,6 +178,8 @@ def main() -> None:
     p.add_argument("--gen-pretrain-images", type=int, default=0, help="0: fresh renders every step; else a fixed set")
     p.add_argument("--gen-pretrain-lr", type=float, default=1e-3)
     p.add_argument("--gen-caption-dropout", type=float, default=0.1)
+    p.add_argument("--gen-caption-noise", type=float, default=0.0,
+                   help="share of pretraining renders that show another scene than their caption (loose captions)")
     p.add_argument("--gen-lr-schedule", default="cosine", help="pretraining LR: 'cosine' or 'constant_with_warmup'")
     p.add_argument("--gen-beta-schedule", default="linear", help="noise schedule: 'linear' or 'squaredcos_cap_v2'")
     p.add_argument("--gen-pretrain-seed", type=int, default=0)

@@ -14,6 +14,19 @@ def test_caption_splits_keep_heldout_combinations_out_of_training():
     assert set(held) <= set(loops.eval_captions())
 
 
+def test_caption_noise_changes_one_attribute_of_a_share_of_renders():
+    from unireward.sandbox import oracle
+    from unireward.sandbox.data import is_heldout, scene_of
+
+    rows = loops.render_draw(caption_noise=0.4)(np.random.default_rng(0), 300)
+    readings = [oracle.read_image(im) for _, im in rows]
+    wrong = [sum(not ok for ok in oracle.check(c, r).values()) for (c, _), r in zip(rows, readings)]
+    assert 0.3 < np.mean([w > 0 for w in wrong]) < 0.5 and max(wrong) == 1  # one attribute, about 40% of renders
+    assert all(scene_of(r) is not None and not is_heldout(scene_of(r)) for r in readings)
+    clean = loops.render_draw()(np.random.default_rng(0), 50)
+    assert all(all(oracle.check(c, oracle.read_image(im)).values()) for c, im in clean)
+
+
 def _pairs_file(tmp_path):
     from PIL import Image
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import oracle
 from .data import HELDOUT_COMBOS, is_heldout
-from .world import COLOURS, POSITIONS, SHAPES, Obj, Scene, render_image
+from .world import COLOURS, IMAGE_ATTRIBUTES, POSITIONS, SHAPES, Obj, Scene, render_image
 
 ALL_CAPTIONS = [Scene((Obj(c, s, p),)).caption() for c in COLOURS for s in SHAPES for p in POSITIONS]
 
@@ -54,18 +54,32 @@ def eval_captions(n_seen: int = 27, seed: int = 0) -> list[str]:
 # ================================================================= generator loop
 
 
-def render_draw(caps: Sequence[str] | None = None):
-    """`draw(rng, n)` -> n fresh (caption, 16x16 render) pairs, captions uniform over `caps` (default: train)."""
+def render_draw(caps: Sequence[str] | None = None, caption_noise: float = 0.0):
+    """`draw(rng, n)` -> n fresh (caption, 16x16 render) pairs, captions uniform over `caps` (default: train).
+
+    `caption_noise`: the share of renders that show another scene than their caption says (one attribute, drawn
+    uniformly, changed to another value; never into a held-out combination), like the loose captions real
+    generators are trained on: the generator then draws the caption's scene only part of the time."""
     from .generator import RESOLUTION
 
     caps = list(caps or captions("train"))
     scenes = [_scene(c) for c in caps]
+    values = {"colour": list(COLOURS), "shape": SHAPES, "position": POSITIONS}
+
+    def mislabel(scene: Scene, rng: np.random.Generator) -> Scene:
+        while True:
+            attr = IMAGE_ATTRIBUTES[int(rng.integers(3))]
+            obj = dataclasses.replace(scene.objects[0], **{attr: str(rng.choice(values[attr]))})
+            other = Scene((obj,))
+            if other != scene and not is_heldout(other):
+                return other
 
     def draw(rng: np.random.Generator, n: int) -> list[tuple[str, np.ndarray]]:
         out = []
         for _ in range(n):
             k = int(rng.integers(len(caps)))
-            out.append((caps[k], render_image(scenes[k], RESOLUTION, int(rng.integers(2**31)))))
+            scene = mislabel(scenes[k], rng) if rng.random() < caption_noise else scenes[k]
+            out.append((caps[k], render_image(scene, RESOLUTION, int(rng.integers(2**31)))))
         return out
 
     return draw
@@ -73,16 +87,18 @@ def render_draw(caps: Sequence[str] | None = None):
 
 def pretrain_generator(steps: int, *, n_images: int = 0, batch_size: int = 64, lr: float = 1e-3, ema: float = 0.995,
                        caption_dropout: float = 0.1, seed: int = 0, device: str = "cpu", callback=None,
-                       callback_every: int = 0, lr_schedule: str = "cosine", beta_schedule: str = "linear"):
+                       callback_every: int = 0, lr_schedule: str = "cosine", beta_schedule: str = "linear",
+                       caption_noise: float = 0.0):
     """A fresh generator trained `steps` steps on renders of the train captions (weak when `steps` is small).
 
     The defaults are the probe's recipe: fresh renders every step (`n_images=0`; a positive `n_images` trains on a
     fixed set of that many renders instead), batch 64, AdamW 1e-3 with a cosine schedule, EMA 0.995, 10% caption
     dropout, and the linear noise schedule (`beta_schedule`; with "squaredcos_cap_v2" position is learned far
-    later at 16x16). `callback(step, gen)` sees the EMA weights every `callback_every` steps."""
+    later at 16x16). `callback(step, gen)` sees the EMA weights every `callback_every` steps. `caption_noise`: see
+    `render_draw`."""
     from .generator import build_generator, train_generator
 
-    draw = render_draw()
+    draw = render_draw(caption_noise=caption_noise)
     data = draw(np.random.default_rng(seed), n_images) if n_images else draw
     gen = build_generator(seed=seed, captions=ALL_CAPTIONS, beta_schedule=beta_schedule)
     gen.unet.to(device), gen.text_encoder.to(device)
