@@ -135,13 +135,14 @@ def policy_loop(args, out: Path, judge) -> dict:
     t0 = time.time()
     size = 84
     model, processor = loops.build_policy(out / "policy_base", image_size=size, seed=0)
-    train = loops.qa_items(args.pol_pretrain_examples, "train", 0, size)
+    attrs = args.pol_attributes or loops.QA_ATTRIBUTES
+    train = loops.qa_items(args.pol_pretrain_examples, "train", 0, size, attributes=attrs)
     loops.train_answers(model, processor, [loops._example(it, loops.truth(it)) for it in train],
                         steps=args.pol_pretrain_steps, batch_size=16, lr=1e-3, seed=0)
-    held = loops.qa_items(args.pol_eval, "heldout", 1, size)
+    held = loops.qa_items(args.pol_eval, "heldout", 1, size, attributes=attrs)
     base = loops.evaluate_policy(model, processor, held)
     print(f"[policy] base ({time.time() - t0:.0f}s): {base}", flush=True)
-    prompts = loops.qa_items(args.pol_prompts, "train", 2, size, root=out / "policy_images")
+    prompts = loops.qa_items(args.pol_prompts, "train", 2, size, root=out / "policy_images", attributes=attrs)
     pairs = loops.construct_policy_pairs(model, processor, prompts, judge, out / "pol_pairs", num_candidates=args.n,
                                          strategy=args.strategy)
     n_pairs = sum(1 for _ in open(pairs))
@@ -150,6 +151,7 @@ def policy_loop(args, out: Path, judge) -> dict:
     dpo, ctl = [], []
     for seed in args.seeds:
         m_dpo, res = loops.dpo_policy(model, processor, pairs, epochs=args.pol_epochs, lr=args.pol_lr, seed=seed,
+                                      beta=args.pol_beta, sft_weight=args.pol_sft_weight,
                                       out_dir=out / f"pol_dpo_{seed}")
         dpo.append(loops.evaluate_policy(m_dpo, processor, held))
         m_ctl = loops.control_policy(model, processor, pairs, by_id, steps=res.global_step, lr=args.pol_lr,
@@ -202,7 +204,13 @@ def main() -> None:
     p.add_argument("--pol-prompts", type=int, default=960)
     p.add_argument("--pol-eval", type=int, default=300)
     p.add_argument("--pol-epochs", type=float, default=2)
+    p.add_argument("--pol-attributes", nargs="+",
+                   help="what the questions ask: any of colour shape position (one word) describe (the caption); "
+                        "default: loops.QA_ATTRIBUTES")
     p.add_argument("--pol-lr", type=float, default=5e-5)
+    p.add_argument("--pol-beta", type=float, default=0.1)
+    p.add_argument("--pol-sft-weight", type=float, default=0.0,
+                   help="add this times the chosen answers' NLL to DPO (0: plain DPO)")
     args = p.parse_args()
 
     import torch

@@ -113,3 +113,16 @@ def test_presets_load():
     cfgs = {p.stem: load_config(DPORecipeConfig, p) for p in presets}
     paper = cfgs["llava_ov_7b"]
     assert (paper.beta, paper.lr, paper.epochs) == (0.1, 5e-7, 3.0)
+
+
+def test_dpo_plus_sft_adds_the_chosen_answers_nll(tmp_path, tiny_model_dir):
+    trainer, model = _trainer(tmp_path, tiny_model_dir, _rows(tmp_path), sft_weight=0.5, max_steps=1, batch_size=4)
+    assert trainer.args.loss_type == ["sigmoid", "sft"] and trainer.args.loss_weights == [1.0, 0.5]
+    rows = [trainer.train_dataset[i] for i in range(4)]
+    chosen = trainer.data_collator.inner([{"prompt": r["prompt"], "completion": "red", "images": r["images"],
+                                           "videos": r.get("videos") or []} for r in rows])
+    with torch.no_grad():
+        nll = float(model(**chosen).loss)  # mean over the chosen answers' tokens (and end of turn)
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert abs(losses[0] - (np.log(2) + 0.5 * nll)) < 1e-3, (losses[0], nll)

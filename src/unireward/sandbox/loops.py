@@ -195,12 +195,14 @@ def control_generator(gen, pairs_path: str | Path, *, steps: int = 300, batch_si
 
 # ================================================================= policy VLM loop
 
-QA_ATTRIBUTES = ("colour", "shape", "position")
+QA_ATTRIBUTES = ("colour", "shape", "position")  # one-word answers; "describe" asks for the whole caption
 
 
-def qa_items(n: int, split: str, seed: int, image_size: int, root: Path | None = None) -> list[dict]:
-    """Questions about rendered scenes: {"id", "question", "image" (PIL), "facts", "path"?}; train scenes never
-    show a held-out combination, heldout scenes always do."""
+def qa_items(n: int, split: str, seed: int, image_size: int, root: Path | None = None,
+             attributes: Sequence[str] = QA_ATTRIBUTES) -> list[dict]:
+    """Questions about rendered scenes, asking for one of `attributes` (uniformly): {"id", "question", "image"
+    (PIL), "scene", "facts", "attribute", "path"?}; train scenes never show a held-out combination, heldout
+    scenes always do."""
     from PIL import Image
 
     from .world import question, sample_scene
@@ -210,10 +212,10 @@ def qa_items(n: int, split: str, seed: int, image_size: int, root: Path | None =
     out = []
     for i in range(n):
         scene = sample_scene(rng, allowed=lambda s: is_heldout(s) == want)
-        attr = QA_ATTRIBUTES[int(rng.integers(len(QA_ATTRIBUTES)))]
+        attr = attributes[int(rng.integers(len(attributes)))]
         img = Image.fromarray(render_image(scene, image_size, int(rng.integers(2**31))))
-        item = {"id": f"{split}/{i:05d}", "question": question(attr), "image": img, "facts": scene.facts(),
-                "attribute": attr}
+        item = {"id": f"{split}/{i:05d}", "question": question(attr), "image": img, "scene": scene,
+                "facts": scene.facts(), "attribute": attr}
         if root is not None:
             path = Path(root) / f"{split}_{i:05d}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +249,8 @@ def _example(item: dict, answer: str) -> dict:
 
 
 def truth(item: dict) -> str:
-    return item["facts"][item["attribute"]]
+    """The right answer: the asked fact, or the scene's caption for "describe"."""
+    return item["scene"].caption() if item["attribute"] == "describe" else item["facts"][item["attribute"]]
 
 
 def train_answers(model, processor, examples: Sequence[dict], *, steps: int, batch_size: int = 16,
@@ -277,7 +280,8 @@ def train_answers(model, processor, examples: Sequence[dict], *, steps: int, bat
 
 
 def evaluate_policy(model, processor, items: Sequence[dict], batch_size: int = 32) -> dict:
-    """Mean oracle answer score of greedy answers (exact match of the asked attribute), per attribute too."""
+    """Mean oracle answer score of greedy answers (`oracle.answer_score`: the asked attribute right, or the share
+    of the caption's facts a description gets right), per attribute too."""
     import torch
 
     from ..backends.base import ChatInput
@@ -291,14 +295,13 @@ def evaluate_policy(model, processor, items: Sequence[dict], batch_size: int = 3
         enc = encode_prompts(processor, [prompt_text(processor, prompt_messages(c)) for c in chats],
                              [it["image"] for it in chunk], [])
         with torch.inference_mode():
-            out = model.generate(**enc, do_sample=False, max_new_tokens=8, pad_token_id=tok.pad_token_id)
+            out = model.generate(**enc, do_sample=False, max_new_tokens=12, pad_token_id=tok.pad_token_id)
         start = enc["input_ids"].shape[1]
         for it, row in zip(chunk, out):
             answer = tok.decode(row[start:], skip_special_tokens=True).strip()
-            scores.append((it["attribute"], oracle.parse_answer(it["question"], answer).get(it["attribute"]) ==
-                           truth(it)))
+            scores.append((it["attribute"], oracle.answer_score(it["question"], answer, it["scene"])))
     res = {"score": float(np.mean([s for _, s in scores]))}
-    for attr in QA_ATTRIBUTES:
+    for attr in sorted({a for a, _ in scores}):
         res[attr] = float(np.mean([s for a, s in scores if a == attr] or [np.nan]))
     return res
 
@@ -311,7 +314,7 @@ def construct_policy_pairs(model, processor, items: Sequence[dict], judge, out_d
     from ..construct.export import export_records
     from ..construct.run import construct
 
-    sampler = VLMSampler(model, processor, temperature=temperature, max_new_tokens=8, name="sandbox-policy")
+    sampler = VLMSampler(model, processor, temperature=temperature, max_new_tokens=12, name="sandbox-policy")
     prompts = [PromptItem(it["id"], it["question"], it["path"]) for it in items]
     res = construct(prompts, sampler, judge, out_dir, task="image-und", strategy=strategy,
                     num_candidates=num_candidates, seed=seed, chunk_size=16)
@@ -319,12 +322,14 @@ def construct_policy_pairs(model, processor, items: Sequence[dict], judge, out_d
 
 
 def dpo_policy(model, processor, pairs_path: str | Path, *, epochs: float = 3, batch_size: int = 8,
-               lr: float = 2e-4, beta: float = 0.1, seed: int = 0, out_dir: str | Path):
-    """VLM DPO (full fine-tuning, explicit frozen reference copy) of a copy of `model`."""
+               lr: float = 2e-4, beta: float = 0.1, seed: int = 0, out_dir: str | Path, sft_weight: float = 0.0):
+    """VLM DPO (full fine-tuning, explicit frozen reference copy) of a copy of `model`; `sft_weight` > 0 adds the
+    chosen answers' NLL (DPO + SFT)."""
     from ..train.dpo import DPORecipeConfig, read_rows, run_dpo
 
     work = copy.deepcopy(model)
-    cfg = DPORecipeConfig(model="in-memory", data=[str(pairs_path)], beta=beta, lr=lr, lr_scheduler="constant",
+    cfg = DPORecipeConfig(model="in-memory", data=[str(pairs_path)], beta=beta, sft_weight=sft_weight, lr=lr,
+                          lr_scheduler="constant",
                           warmup=0, epochs=epochs, batch_size=batch_size, freeze_vision_tower=False,
                           output_dir=str(out_dir), logging_steps=10, save_steps=10**6, seed=seed, progress=False,
                           resume_from_checkpoint="none")

@@ -62,6 +62,7 @@ class DPORecipeConfig:
     # ---- objective and optimisation
     beta: float = 0.1  # DPO beta (paper: 0.1)
     loss_type: str = "sigmoid"  # any TRL DPO loss type (sigmoid = DPO, ipo, hinge, ...)
+    sft_weight: float = 0.0  # > 0: add this times the chosen answers' NLL (TRL's "sft" loss; DPO + SFT, as RPO)
     lr: float = 5e-7  # peak learning rate (paper: 5e-7)
     lr_scheduler: str = "cosine"
     warmup: float = 0.1  # fraction of steps if < 1, else steps
@@ -170,6 +171,13 @@ def run_dpo(config: DPORecipeConfig, *, model: Any = None, processor: Any = None
                      trainable_params=trainable, resumed_from=resume, log_path=out / "log.jsonl")
 
 
+def _losses(config: DPORecipeConfig) -> dict:
+    """TRL's loss_type / loss_weights for the preference loss, plus the chosen answers' NLL when `sft_weight` > 0."""
+    if config.sft_weight <= 0:
+        return {"loss_type": [config.loss_type]}
+    return {"loss_type": [config.loss_type, "sft"], "loss_weights": [1.0, config.sft_weight]}
+
+
 def build_trainer(config: DPORecipeConfig, model: Any, processor: Any, dataset: Any, *, bf16: bool = False,
                   callbacks: list | None = None):
     """A TRL `DPOTrainer` with the reference handled as the module docstring says."""
@@ -184,7 +192,7 @@ def build_trainer(config: DPORecipeConfig, model: Any, processor: Any, dataset: 
         ref_model = copy.deepcopy(model).eval()
         ref_model.requires_grad_(False)
     args = DPOConfig(
-        output_dir=str(config.output_dir), beta=config.beta, loss_type=[config.loss_type],
+        output_dir=str(config.output_dir), beta=config.beta, **_losses(config),
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr, lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup,
         num_train_epochs=config.epochs, max_steps=config.max_steps or -1, weight_decay=config.weight_decay,
