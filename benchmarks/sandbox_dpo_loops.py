@@ -1,14 +1,18 @@
 """The sandbox DPO loops, measured: weak model -> judge-built pairs -> DPO vs a same-compute control.
 
     python benchmarks/sandbox_dpo_loops.py                       # both loops, oracle judge, 3 seeds
+    python benchmarks/sandbox_dpo_loops.py --loop pretrain --gen-pretrain-steps 1200 --gen-loose-steps 400 \
+        --gen-save src/unireward/sandbox/generator_base          # the shipped weak base: draws well, loose captions
     python benchmarks/sandbox_dpo_loops.py --loop pretrain --gen-pretrain-steps 1200 --gen-curve-every 50 \
-        --gen-save /tmp/gen_base                                # pretraining curve + the weak base (~30%)
-    python benchmarks/sandbox_dpo_loops.py --loop generator --gen-base /tmp/gen_base --seeds 0 1 2 --eval-samples 8
-    python benchmarks/sandbox_dpo_loops.py --judge outputs/sandbox/judge      # a trained sandbox judge instead
+        --gen-save /tmp/gen_base                                # pretraining curve + an undertrained base (~30%)
+    python benchmarks/sandbox_dpo_loops.py --loop generator --gen-base src/unireward/sandbox/generator_base \
+        --judge src/unireward/sandbox/judge --eval-samples 8    # the loop with the shipped judge, 3 seeds
 
-Generator loop: pretrain the tiny text-to-image generator briefly (weak; the probe's recipe: batch 64, fresh
-renders, 10% caption dropout, EMA, cosine LR; `--gen-curve-every` measures all-correct along the way and keeps
-the checkpoint inside `--gen-base-band`), build pairs on the train captions
+Generator loop: pretrain the tiny text-to-image generator (the probe's recipe: batch 64, fresh renders, 10% caption
+dropout, EMA, cosine LR; `--gen-curve-every` measures all-correct along the way and keeps the checkpoint inside
+`--gen-base-band`, an undertrained base), optionally go on for `--gen-loose-steps` on loose captions (a share
+`--gen-caption-noise` of renders shows another scene than its caption: a base that can draw but follows the
+caption only part of the time, as generators trained on web captions do), build pairs on the train captions
 (N candidates, pair-then-point), then per seed: Diffusion-DPO, and the control (fine-tuning on the chosen
 images only, same steps / batch / lr); all-attributes-correct on held-out captions (all 12 held-out-combination
 captions + 27 seen ones) with fixed sampling seeds. Policy loop: a tiny Qwen2-VL trained briefly to answer
@@ -74,8 +78,7 @@ def pretrain_base(args, out: Path) -> tuple[object, dict]:
                                    batch_size=args.gen_pretrain_batch, lr=args.gen_pretrain_lr,
                                    caption_dropout=args.gen_caption_dropout, seed=args.gen_pretrain_seed,
                                    device=device, callback=measure if every else None, callback_every=every,
-                                   lr_schedule=args.gen_lr_schedule, beta_schedule=args.gen_beta_schedule,
-                                   caption_noise=args.gen_caption_noise)
+                                   lr_schedule=args.gen_lr_schedule, beta_schedule=args.gen_beta_schedule)
     info = {"curve": curve, "steps": args.gen_pretrain_steps, "seconds": round(time.time() - t0, 1)}
     if every:
         lo, hi = args.gen_base_band
@@ -86,6 +89,12 @@ def pretrain_base(args, out: Path) -> tuple[object, dict]:
         info["base_step"] = pick["step"]
         print(f"[pretrain] weak base: step {pick['step']} of {args.gen_pretrain_steps} (all-correct {pick['all']:.3f} "
               f"on the curve's seeds)", flush=True)
+    if args.gen_loose_steps:
+        loops.loosen_generator(gen, args.gen_loose_steps, caption_noise=args.gen_caption_noise, lr=args.gen_loose_lr,
+                               batch_size=args.gen_pretrain_batch, seed=args.gen_pretrain_seed)
+        measure(args.gen_pretrain_steps + args.gen_loose_steps, gen)
+        info["loose"] = {"steps": args.gen_loose_steps, "caption_noise": args.gen_caption_noise,
+                         "lr": args.gen_loose_lr, "seconds": round(time.time() - t0, 1)}
     if args.gen_save:
         from unireward.sandbox.generator import save_generator
 
@@ -180,8 +189,11 @@ def main() -> None:
     p.add_argument("--gen-pretrain-images", type=int, default=0, help="0: fresh renders every step; else a fixed set")
     p.add_argument("--gen-pretrain-lr", type=float, default=1e-3)
     p.add_argument("--gen-caption-dropout", type=float, default=0.1)
-    p.add_argument("--gen-caption-noise", type=float, default=0.0,
-                   help="share of pretraining renders that show another scene than their caption (loose captions)")
+    p.add_argument("--gen-loose-steps", type=int, default=0,
+                   help="after pretraining, train this many steps on loose captions (the weakness DPO should fix)")
+    p.add_argument("--gen-caption-noise", type=float, default=0.5,
+                   help="loose captions: share of renders that show another scene than their caption says")
+    p.add_argument("--gen-loose-lr", type=float, default=3e-4)
     p.add_argument("--gen-lr-schedule", default="cosine", help="pretraining LR: 'cosine' or 'constant_with_warmup'")
     p.add_argument("--gen-beta-schedule", default="linear", help="noise schedule: 'linear' or 'squaredcos_cap_v2'")
     p.add_argument("--gen-pretrain-seed", type=int, default=0)

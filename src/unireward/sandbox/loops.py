@@ -87,24 +87,34 @@ def render_draw(caps: Sequence[str] | None = None, caption_noise: float = 0.0):
 
 def pretrain_generator(steps: int, *, n_images: int = 0, batch_size: int = 64, lr: float = 1e-3, ema: float = 0.995,
                        caption_dropout: float = 0.1, seed: int = 0, device: str = "cpu", callback=None,
-                       callback_every: int = 0, lr_schedule: str = "cosine", beta_schedule: str = "linear",
-                       caption_noise: float = 0.0):
+                       callback_every: int = 0, lr_schedule: str = "cosine", beta_schedule: str = "linear"):
     """A fresh generator trained `steps` steps on renders of the train captions (weak when `steps` is small).
 
     The defaults are the probe's recipe: fresh renders every step (`n_images=0`; a positive `n_images` trains on a
     fixed set of that many renders instead), batch 64, AdamW 1e-3 with a cosine schedule, EMA 0.995, 10% caption
     dropout, and the linear noise schedule (`beta_schedule`; with "squaredcos_cap_v2" position is learned far
-    later at 16x16). `callback(step, gen)` sees the EMA weights every `callback_every` steps. `caption_noise`: see
-    `render_draw`."""
+    later at 16x16). `callback(step, gen)` sees the EMA weights every `callback_every` steps."""
     from .generator import build_generator, train_generator
 
-    draw = render_draw(caption_noise=caption_noise)
+    draw = render_draw()
     data = draw(np.random.default_rng(seed), n_images) if n_images else draw
     gen = build_generator(seed=seed, captions=ALL_CAPTIONS, beta_schedule=beta_schedule)
     gen.unet.to(device), gen.text_encoder.to(device)
     train_generator(gen, data, steps=steps, batch_size=batch_size, lr=lr, ema=ema, caption_dropout=caption_dropout,
                     seed=seed, warmup=min(100, steps // 10), callback=callback, callback_every=callback_every,
                     lr_schedule=lr_schedule)
+    return gen
+
+
+def loosen_generator(gen, steps: int, *, caption_noise: float = 0.5, lr: float = 3e-4, batch_size: int = 64,
+                     ema: float = 0.995, seed: int = 0):
+    """Go on training `gen` (in place) on loose captions (`render_draw(caption_noise=)`): a generator that has
+    learnt to draw then learns that a caption often shows something else, so it draws the caption's scene only
+    part of the time. Constant `lr`, no warm-up, EMA, 10% caption dropout. Returns `gen`."""
+    from .generator import train_generator
+
+    train_generator(gen, render_draw(caption_noise=caption_noise), steps=steps, batch_size=batch_size, lr=lr, ema=ema,
+                    caption_dropout=0.1, seed=seed, warmup=0, lr_schedule="constant")
     return gen
 
 
@@ -349,5 +359,5 @@ def control_policy(model, processor, pairs_path: str | Path, items_by_id: dict, 
 
 __all__ = ["ALL_CAPTIONS", "HELDOUT_COMBOS", "build_policy", "captions", "construct_generator_pairs",
            "construct_policy_pairs", "control_generator", "control_policy", "dpo_generator", "dpo_policy",
-           "eval_captions", "evaluate_generator", "evaluate_policy", "pretrain_generator", "qa_items", "render_draw",
+           "eval_captions", "evaluate_generator", "evaluate_policy", "loosen_generator", "pretrain_generator", "qa_items", "render_draw",
            "train_answers", "truth"]
