@@ -16,8 +16,9 @@ caption only part of the time, as generators trained on web captions do), build 
 (N candidates, pair-then-point), then per seed: Diffusion-DPO, and the control (fine-tuning on the chosen
 images only, same steps / batch / lr); all-attributes-correct on held-out captions (all 12 held-out-combination
 captions + 27 seen ones) with fixed sampling seeds. Policy loop: a tiny Qwen2-VL trained briefly to answer
-the world's questions, pairs from answers sampled at T = 0.7, VLM DPO vs SFT on the chosen answers (same
-steps / batch / lr); greedy answer accuracy on held-out images. Prints mean +- sd over seeds and writes
+the world's questions (by default "Describe the image.", answered with the caption), pairs from answers sampled at
+T = 0.7, VLM DPO (+ the chosen answers' NLL, `--pol-sft-weight`) vs SFT on the chosen answers (same steps / batch
+/ lr); the oracle's answer score of greedy answers on held-out images (a description: the share of facts right). Prints mean +- sd over seeds and writes
 `<out>/loops.json`. Torch runs on one thread (much faster than two on a shared 2-core machine); the generator
 loop uses CUDA when available (`--device`).
 """
@@ -144,7 +145,7 @@ def policy_loop(args, out: Path, judge) -> dict:
     t0 = time.time()
     size = 84
     model, processor = loops.build_policy(out / "policy_base", image_size=size, seed=0)
-    attrs = args.pol_attributes or loops.QA_ATTRIBUTES
+    attrs = args.pol_attributes
     train = loops.qa_items(args.pol_pretrain_examples, "train", 0, size, attributes=attrs)
     loops.train_answers(model, processor, [loops._example(it, loops.truth(it)) for it in train],
                         steps=args.pol_pretrain_steps, batch_size=16, lr=1e-3, seed=0)
@@ -211,18 +212,17 @@ def main() -> None:
     p.add_argument("--gen-lr", type=float, default=1e-4)
     p.add_argument("--gen-sft-weight", type=float, default=0.0,
                    help="add this times the chosen images' denoising loss to Diffusion-DPO (0: the paper's loss)")
-    p.add_argument("--pol-pretrain-examples", type=int, default=4000)
-    p.add_argument("--pol-pretrain-steps", type=int, default=150)
+    p.add_argument("--pol-pretrain-examples", type=int, default=20000)
+    p.add_argument("--pol-pretrain-steps", type=int, default=1000)
     p.add_argument("--pol-prompts", type=int, default=960)
     p.add_argument("--pol-eval", type=int, default=300)
-    p.add_argument("--pol-epochs", type=float, default=2)
-    p.add_argument("--pol-attributes", nargs="+",
-                   help="what the questions ask: any of colour shape position (one word) describe (the caption); "
-                        "default: loops.QA_ATTRIBUTES")
-    p.add_argument("--pol-lr", type=float, default=5e-5)
+    p.add_argument("--pol-epochs", type=float, default=4)
+    p.add_argument("--pol-attributes", nargs="+", default=["describe"],
+                   help="what the questions ask: any of colour shape position (one word) describe (the caption)")
+    p.add_argument("--pol-lr", type=float, default=2e-4)
     p.add_argument("--pol-beta", type=float, default=0.1)
-    p.add_argument("--pol-sft-weight", type=float, default=0.0,
-                   help="add this times the chosen answers' NLL to DPO (0: plain DPO)")
+    p.add_argument("--pol-sft-weight", type=float, default=1.0,
+                   help="add this times the chosen answers' NLL to DPO (0: plain DPO, which forgets to stop here)")
     args = p.parse_args()
 
     import torch

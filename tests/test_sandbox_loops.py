@@ -77,12 +77,13 @@ def test_policy_parts(tmp_path):
 
 def test_describe_questions_are_answered_with_the_caption_and_scored_by_facts():
     from unireward.sandbox import oracle
+    from unireward.sandbox.world import COLOURS
 
     items = loops.qa_items(5, "heldout", 3, 56, attributes=("describe",))
     for it in items:
         assert it["attribute"] == "describe" and it["question"] == "Describe the image."
         assert oracle.answer_score(it["question"], loops.truth(it), it["scene"]) == 1.0
         f = it["facts"]
-        wrong_colour = next(c for c in ("red", "green", "blue", "yellow") if c != f["colour"])
+        wrong_colour = next(c for c in COLOURS if c != f["colour"])
         text = loops.truth(it).replace(f["colour"], wrong_colour, 1)
         assert oracle.answer_score(it["question"], text, it["scene"]) == 2 / 3  # partial credit, not all-or-none

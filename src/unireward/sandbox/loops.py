@@ -28,7 +28,7 @@ import numpy as np
 
 from . import oracle
 from .data import HELDOUT_COMBOS, is_heldout
-from .world import COLOURS, IMAGE_ATTRIBUTES, POSITIONS, SHAPES, Obj, Scene, render_image
+from .world import COLOURS, IMAGE_ATTRIBUTES, POSITIONS, SHAPES, VALUES, Obj, Scene, render_image
 
 ALL_CAPTIONS = [Scene((Obj(c, s, p),)).caption() for c in COLOURS for s in SHAPES for p in POSITIONS]
 
@@ -64,12 +64,11 @@ def render_draw(caps: Sequence[str] | None = None, caption_noise: float = 0.0):
 
     caps = list(caps or captions("train"))
     scenes = [_scene(c) for c in caps]
-    values = {"colour": list(COLOURS), "shape": SHAPES, "position": POSITIONS}
 
     def mislabel(scene: Scene, rng: np.random.Generator) -> Scene:
         while True:
             attr = IMAGE_ATTRIBUTES[int(rng.integers(3))]
-            obj = dataclasses.replace(scene.objects[0], **{attr: str(rng.choice(values[attr]))})
+            obj = dataclasses.replace(scene.objects[0], **{attr: str(rng.choice(VALUES[attr]))})
             other = Scene((obj,))
             if other != scene and not is_heldout(other):
                 return other
