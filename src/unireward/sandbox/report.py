@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,10 @@ def _bar_chart(gains: dict[str, dict[str, float]]) -> str:
     for k, arm in enumerate(arms):
         xs = [i + k * width for i in range(len(labels))]
         ax.bar(xs, [gains[l].get(arm, 0.0) for l in labels], width=width, label=arm)
-    ax.set_xticks([i + width * (len(arms) - 1) / 2 for i in range(len(labels))], labels)
+    ax.set_xticks([i + width * (len(arms) - 1) / 2 for i in range(len(labels))],
+                  [textwrap.fill(label, 22) for label in labels])  # long labels wrap instead of leaving the figure
     ax.set_ylabel("oracle score")
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not over them
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
