@@ -19,8 +19,8 @@ captions + 27 seen ones) with fixed sampling seeds. Policy loop: a tiny Qwen2-VL
 the world's questions (by default "Describe the image.", answered with the caption), pairs from answers sampled at
 T = 0.7, VLM DPO (+ the chosen answers' NLL, `--pol-sft-weight`) vs SFT on the chosen answers (same steps / batch
 / lr); the oracle's answer score of greedy answers on held-out images (a description: the share of facts right).
-Prints mean +- sd over seeds and writes `<out>/loops.json`. Torch runs on one thread (much faster than two on a shared 2-core machine); the generator
-loop uses CUDA when available (`--device`).
+Prints mean +- sd over seeds and writes `<out>/loops.json`. Torch runs on one thread (much faster than two on a
+shared 2-core machine); the generator loop uses CUDA when available (`--device`).
 """
 
 from __future__ import annotations

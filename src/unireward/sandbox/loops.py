@@ -358,5 +358,5 @@ def control_policy(model, processor, pairs_path: str | Path, items_by_id: dict, 
 
 __all__ = ["ALL_CAPTIONS", "HELDOUT_COMBOS", "build_policy", "captions", "construct_generator_pairs",
            "construct_policy_pairs", "control_generator", "control_policy", "dpo_generator", "dpo_policy",
-           "eval_captions", "evaluate_generator", "evaluate_policy", "loosen_generator", "pretrain_generator", "qa_items", "render_draw",
-           "train_answers", "truth"]
+           "eval_captions", "evaluate_generator", "evaluate_policy", "loosen_generator", "pretrain_generator",
+           "qa_items", "render_draw", "train_answers", "truth"]
