@@ -32,7 +32,8 @@ from .ladder import SHIPPED_JUDGE
 
 # a weak text-to-image generator: it draws well (pretrained 1200 steps), but after 400 steps on loose captions
 # (half the renders show another scene than their caption) it draws the caption's scene only part of the time
-# (all attributes right on ~45% of the evaluation captions); made by
+# (all attributes right on ~45% of the evaluation captions); made at commit 93b4ade (later commits draw the loose
+# captions with data.perturb: the same distribution, another random stream) by
 #   python benchmarks/sandbox_dpo_loops.py --loop pretrain --gen-pretrain-steps 1200 --gen-loose-steps 400 \
 #       --gen-save src/unireward/sandbox/generator_base
 SHIPPED_GENERATOR = Path(__file__).parent / "generator_base"

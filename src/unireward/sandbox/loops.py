@@ -27,8 +27,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import oracle
-from .data import HELDOUT_COMBOS, is_heldout
-from .world import COLOURS, IMAGE_ATTRIBUTES, POSITIONS, SHAPES, VALUES, Obj, Scene, render_image
+from .data import HELDOUT_COMBOS, is_heldout, perturb
+from .world import COLOURS, IMAGE_ATTRIBUTES, POSITIONS, SHAPES, Obj, Scene, render_image
 
 ALL_CAPTIONS = [Scene((Obj(c, s, p),)).caption() for c in COLOURS for s in SHAPES for p in POSITIONS]
 
@@ -65,19 +65,12 @@ def render_draw(caps: Sequence[str] | None = None, caption_noise: float = 0.0):
     caps = list(caps or captions("train"))
     scenes = [_scene(c) for c in caps]
 
-    def mislabel(scene: Scene, rng: np.random.Generator) -> Scene:
-        while True:
-            attr = IMAGE_ATTRIBUTES[int(rng.integers(3))]
-            obj = dataclasses.replace(scene.objects[0], **{attr: str(rng.choice(VALUES[attr]))})
-            other = Scene((obj,))
-            if other != scene and not is_heldout(other):
-                return other
-
     def draw(rng: np.random.Generator, n: int) -> list[tuple[str, np.ndarray]]:
         out = []
         for _ in range(n):
             k = int(rng.integers(len(caps)))
-            scene = mislabel(scenes[k], rng) if rng.random() < caption_noise else scenes[k]
+            loose = rng.random() < caption_noise
+            scene = perturb(scenes[k], 1, IMAGE_ATTRIBUTES, rng, "train") if loose else scenes[k]
             out.append((caps[k], render_image(scene, RESOLUTION, int(rng.integers(2**31)))))
         return out
 
