@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from unireward.sandbox import loops
@@ -25,6 +26,22 @@ def test_caption_noise_changes_one_attribute_of_a_share_of_renders():
     assert all(scene_of(r) is not None and not is_heldout(scene_of(r)) for r in readings)
     clean = loops.render_draw()(np.random.default_rng(0), 50)
     assert all(all(oracle.check(c, oracle.read_image(im)).values()) for c, im in clean)
+
+
+@pytest.mark.parametrize("attribute", ["describe", "shape"])
+def test_loose_answers_change_one_asked_attribute_of_a_share_of_answers(attribute):
+    from unireward.sandbox import oracle
+    from unireward.sandbox.data import is_heldout
+
+    items = loops.qa_items(300, "train", 0, 28, attributes=(attribute,))
+    answers = [ex["completion"] for ex in loops.loose_answers(items, caption_noise=0.4, seed=1)]
+    scores = [oracle.answer_score(it["question"], a, it["scene"]) for it, a in zip(items, answers)]
+    n_facts = 3 if attribute == "describe" else 1
+    assert {round(s, 6) for s in scores} <= {1.0, round(1 - 1 / n_facts, 6)}  # right, or exactly one fact wrong
+    assert 0.3 < np.mean([s < 1 for s in scores]) < 0.5
+    if attribute == "describe":  # a loose description is still a train-split scene
+        assert not any(is_heldout(loops._scene(a)) for a in answers)
+    assert all(ex["completion"] == loops.truth(it) for it, ex in zip(items, loops.loose_answers(items, 0.0)))
 
 
 def _pairs_file(tmp_path):
@@ -71,8 +88,15 @@ def test_policy_parts(tmp_path):
     losses = loops.train_answers(model, processor, [loops._example(it, loops.truth(it)) for it in items], steps=2,
                                  batch_size=3)
     assert all(np.isfinite(losses))
-    ev = loops.evaluate_policy(model, processor, loops.qa_items(4, "heldout", 1, 56))
-    assert 0.0 <= ev["score"] <= 1.0
+    held = loops.qa_items(4, "heldout", 1, 56)
+    ev = loops.evaluate_policy(model, processor, held)
+    assert 0.0 <= ev["all_right"] <= ev["score"] <= 1.0
+    # sampled answers: fixed seeds give the same draws (before / after comparisons), other seeds other draws
+    a, b = (loops.evaluate_policy(model, processor, held, temperature=1.0, seeds=(5, 6), return_answers=True)
+            for _ in range(2))
+    assert a["answers"] == b["answers"] and len(a["answers"]) == 8
+    c = loops.evaluate_policy(model, processor, held, temperature=1.0, seeds=(7, 8), return_answers=True)
+    assert c["answers"] != a["answers"]
 
 
 def test_describe_questions_are_answered_with_the_caption_and_scored_by_facts():

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import oracle
-from .data import HELDOUT_COMBOS, is_heldout, perturb
+from .data import HELDOUT_COMBOS, is_heldout, perturb, scene_of
 from .world import COLOURS, IMAGE_ATTRIBUTES, POSITIONS, SHAPES, Obj, Scene, render_image
 
 ALL_CAPTIONS = [Scene((Obj(c, s, p),)).caption() for c in COLOURS for s in SHAPES for p in POSITIONS]
@@ -40,8 +40,7 @@ def captions(split: str) -> list[str]:
 
 
 def _scene(caption: str) -> Scene:
-    f = oracle.parse_caption(caption)
-    return Scene((Obj(f["colour"], f["shape"], f.get("position")),))
+    return scene_of(oracle.parse_caption(caption))
 
 
 def eval_captions(n_seen: int = 27, seed: int = 0) -> list[str]:
@@ -255,6 +254,22 @@ def truth(item: dict) -> str:
     return item["scene"].caption() if item["attribute"] == "describe" else item["facts"][item["attribute"]]
 
 
+def loose_answers(items: Sequence[dict], caption_noise: float = 0.5, seed: int = 0) -> list[dict]:
+    """Training examples (`train_answers`) whose answers are loose, as web alt-texts are: a share `caption_noise`
+    answers for another scene than the image shows (one asked attribute changed, never into a held-out
+    combination), the rest the truth. A policy trained on them answers right when greedy but loosely when
+    sampled."""
+    rng = np.random.default_rng([seed, 11])
+    out = []
+    for it in items:
+        scene = it["scene"]
+        if rng.random() < caption_noise:
+            attrs = IMAGE_ATTRIBUTES if it["attribute"] == "describe" else (it["attribute"],)
+            scene = perturb(scene, 1, attrs, rng, "train")
+        out.append(_example(it, truth({**it, "scene": scene, "facts": scene.facts()})))
+    return out
+
+
 def train_answers(model, processor, examples: Sequence[dict], *, steps: int, batch_size: int = 16,
                   lr: float = 1e-3, seed: int = 0, warmup: int = 20) -> list[float]:
     """Supervised training on (question about an image -> answer) examples, loss on the answer only."""
@@ -281,30 +296,41 @@ def train_answers(model, processor, examples: Sequence[dict], *, steps: int, bat
     return losses
 
 
-def evaluate_policy(model, processor, items: Sequence[dict], batch_size: int = 32) -> dict:
-    """Mean oracle answer score of greedy answers (`oracle.answer_score`: the asked attribute right, or the share
-    of the caption's facts a description gets right), per attribute too."""
+def evaluate_policy(model, processor, items: Sequence[dict], batch_size: int = 32, *,
+                    temperature: float | None = None, seeds: Sequence[int] = (1000,),
+                    return_answers: bool = False) -> dict:
+    """Mean oracle answer score (`oracle.answer_score`: the asked attribute right, or the share of the caption's
+    facts a description gets right), per attribute too, and the share of answers wholly right: of greedy answers, or with `temperature` of answers
+    sampled once per seed in `seeds` (fixed, so before and after are measured on the same draws).
+    `return_answers`: also "answers", the decoded answers in order (seed by seed)."""
     import torch
 
     from ..backends.base import ChatInput
     from ..train.collate import encode_prompts, prompt_messages, prompt_text
 
     tok = processor.tokenizer
-    scores = []
-    for k in range(0, len(items), batch_size):
-        chunk = items[k:k + batch_size]
-        chats = [ChatInput([it["image"], it["question"]]) for it in chunk]
-        enc = encode_prompts(processor, [prompt_text(processor, prompt_messages(c)) for c in chats],
-                             [it["image"] for it in chunk], [])
-        with torch.inference_mode():
-            out = model.generate(**enc, do_sample=False, max_new_tokens=12, pad_token_id=tok.pad_token_id)
-        start = enc["input_ids"].shape[1]
-        for it, row in zip(chunk, out):
-            answer = tok.decode(row[start:], skip_special_tokens=True).strip()
-            scores.append((it["attribute"], oracle.answer_score(it["question"], answer, it["scene"])))
-    res = {"score": float(np.mean([s for _, s in scores]))}
+    scores, answers = [], []
+    for seed in seeds if temperature else seeds[:1]:
+        for k in range(0, len(items), batch_size):
+            chunk = items[k:k + batch_size]
+            chats = [ChatInput([it["image"], it["question"]]) for it in chunk]
+            enc = encode_prompts(processor, [prompt_text(processor, prompt_messages(c)) for c in chats],
+                                 [it["image"] for it in chunk], [])
+            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature else \
+                {"do_sample": False}
+            torch.manual_seed(seed * 100_003 + k)
+            with torch.inference_mode():
+                out = model.generate(**enc, **sampling, max_new_tokens=12, pad_token_id=tok.pad_token_id)
+            start = enc["input_ids"].shape[1]
+            for it, row in zip(chunk, out):
+                answer = tok.decode(row[start:], skip_special_tokens=True).strip()
+                answers.append(answer)
+                scores.append((it["attribute"], oracle.answer_score(it["question"], answer, it["scene"])))
+    res = {"score": float(np.mean([s for _, s in scores])), "all_right": float(np.mean([s == 1 for _, s in scores]))}
     for attr in sorted({a for a, _ in scores}):
         res[attr] = float(np.mean([s for a, s in scores if a == attr] or [np.nan]))
+    if return_answers:
+        res["answers"] = answers
     return res
 
 
@@ -351,5 +377,5 @@ def control_policy(model, processor, pairs_path: str | Path, items_by_id: dict, 
 
 __all__ = ["ALL_CAPTIONS", "HELDOUT_COMBOS", "build_policy", "captions", "construct_generator_pairs",
            "construct_policy_pairs", "control_generator", "control_policy", "dpo_generator", "dpo_policy",
-           "eval_captions", "evaluate_generator", "evaluate_policy", "loosen_generator", "pretrain_generator",
+           "eval_captions", "evaluate_generator", "evaluate_policy", "loose_answers", "loosen_generator", "pretrain_generator",
            "qa_items", "render_draw", "train_answers", "truth"]
