@@ -64,7 +64,7 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=None,
                    help="judge examples per judge (joint and each single); default: the preset's")
     p.add_argument("--joint", default=None,
-                   help="a finished ladder run (out_dir) of the preset to use as the joint judge instead of training one")
+                   help="a finished ladder run (out_dir) of the preset: the joint judge, instead of training one")
     p.add_argument("--eval-n", type=int, default=100, help="held-out samples per task")
     p.add_argument("--out", default="runs/joint-vs-single")
     p.add_argument("--tasks", default=",".join(TASKS), help="comma-separated single-task judges (default: all)")

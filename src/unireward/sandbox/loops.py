@@ -300,8 +300,9 @@ def evaluate_policy(model, processor, items: Sequence[dict], batch_size: int = 3
                     temperature: float | None = None, seeds: Sequence[int] = (1000,),
                     return_answers: bool = False) -> dict:
     """Mean oracle answer score (`oracle.answer_score`: the asked attribute right, or the share of the caption's
-    facts a description gets right), per attribute too, and the share of answers wholly right: of greedy answers, or with `temperature` of answers
-    sampled once per seed in `seeds` (fixed, so before and after are measured on the same draws).
+    facts a description gets right), per attribute too, and the share of answers wholly right ("all_right"): of
+    greedy answers, or with `temperature` of answers sampled once per seed in `seeds` (fixed, so before and after
+    are measured on the same draws).
     `return_answers`: also "answers", the decoded answers in order (seed by seed)."""
     import torch
 
@@ -377,5 +378,5 @@ def control_policy(model, processor, pairs_path: str | Path, items_by_id: dict, 
 
 __all__ = ["ALL_CAPTIONS", "HELDOUT_COMBOS", "build_policy", "captions", "construct_generator_pairs",
            "construct_policy_pairs", "control_generator", "control_policy", "dpo_generator", "dpo_policy",
-           "eval_captions", "evaluate_generator", "evaluate_policy", "loose_answers", "loosen_generator", "pretrain_generator",
-           "qa_items", "render_draw", "train_answers", "truth"]
+           "eval_captions", "evaluate_generator", "evaluate_policy", "loose_answers", "loosen_generator",
+           "pretrain_generator", "qa_items", "render_draw", "train_answers", "truth"]
