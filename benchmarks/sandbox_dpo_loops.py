@@ -15,10 +15,12 @@ dropout, EMA, cosine LR; `--gen-curve-every` measures all-correct along the way 
 caption only part of the time, as generators trained on web captions do), build pairs on the train captions
 (N candidates, pair-then-point), then per seed: Diffusion-DPO, and the control (fine-tuning on the chosen
 images only, same steps / batch / lr); all-attributes-correct on held-out captions (all 12 held-out-combination
-captions + 27 seen ones) with fixed sampling seeds. Policy loop: a tiny Qwen2-VL trained briefly to answer
-the world's questions (by default "Describe the image.", answered with the caption), pairs from answers sampled at
-T = 0.7, VLM DPO (+ the chosen answers' NLL, `--pol-sft-weight`) vs SFT on the chosen answers (same steps / batch
-/ lr); the oracle's answer score of greedy answers on held-out images (a description: the share of facts right).
+captions + 27 seen ones) with fixed sampling seeds. Policy loop: a tiny Qwen2-VL trained to answer the world's
+questions (by default "Describe the image.", answered with the caption), then on loose answers (`--pol-loose-steps`:
+right when greedy, loose when sampled, like the generator), pairs from answers sampled at T = 0.7, VLM DPO (+ the
+chosen answers' NLL, `--pol-sft-weight`) vs SFT on the chosen answers (same steps / batch / lr); the share of
+held-out images whose answer the oracle finds wholly right, of answers sampled at `--pol-eval-temperature` with
+fixed seeds, and greedy.
 Prints mean +- sd over seeds and writes `<out>/loops.json`. Torch runs on one thread (much faster than two on a
 shared 2-core machine); the generator loop uses CUDA when available (`--device`).
 """
@@ -31,6 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+POLICY_IMAGE_SIZE = 84  # 9 visual tokens per image
 
 
 def _ms(xs) -> str:
@@ -139,18 +143,46 @@ def generator_loop(args, out: Path, judge) -> dict:
             "seconds": time.time() - t0, "pretrain": info}
 
 
+def policy_base(args, out: Path):
+    """The weak policy: `--pol-base`, or a tiny Qwen2-VL trained to answer (`--pol-pretrain-steps`), then on loose
+    answers (`--pol-loose-steps`, `loops.loose_answers`): right when greedy, loose when sampled. Saved in
+    `<out>/policy_trained`."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from unireward.sandbox import loops
+
+    if args.pol_base:
+        return (AutoModelForImageTextToText.from_pretrained(args.pol_base, dtype=torch.float32).eval(),
+                AutoProcessor.from_pretrained(args.pol_base))
+    model, processor = loops.build_policy(out / "policy_init", image_size=POLICY_IMAGE_SIZE, seed=0)
+    train = loops.qa_items(args.pol_pretrain_examples, "train", 0, POLICY_IMAGE_SIZE, attributes=args.pol_attributes)
+    loops.train_answers(model, processor, [loops._example(it, loops.truth(it)) for it in train],
+                        steps=args.pol_pretrain_steps, batch_size=16, lr=1e-3, seed=0)
+    if args.pol_loose_steps:
+        loops.train_answers(model, processor, loops.loose_answers(train, args.pol_caption_noise, seed=0),
+                            steps=args.pol_loose_steps, batch_size=16, lr=args.pol_loose_lr, seed=1, warmup=0)
+    model.save_pretrained(out / "policy_trained")
+    processor.save_pretrained(out / "policy_trained")
+    return model, processor
+
+
 def policy_loop(args, out: Path, judge) -> dict:
     from unireward.sandbox import loops
 
     t0 = time.time()
-    size = 84
-    model, processor = loops.build_policy(out / "policy_base", image_size=size, seed=0)
+    size = POLICY_IMAGE_SIZE
+    model, processor = policy_base(args, out)
     attrs = args.pol_attributes
-    train = loops.qa_items(args.pol_pretrain_examples, "train", 0, size, attributes=attrs)
-    loops.train_answers(model, processor, [loops._example(it, loops.truth(it)) for it in train],
-                        steps=args.pol_pretrain_steps, batch_size=16, lr=1e-3, seed=0)
     held = loops.qa_items(args.pol_eval, "heldout", 1, size, attributes=attrs)
-    base = loops.evaluate_policy(model, processor, held)
+    eval_seeds = tuple(range(1000, 1000 + args.pol_eval_seeds))
+
+    def evaluate(m) -> dict:
+        return {"sampled": loops.evaluate_policy(m, processor, held, temperature=args.pol_eval_temperature,
+                                                 seeds=eval_seeds),
+                "greedy": loops.evaluate_policy(m, processor, held)}
+
+    base = evaluate(model)
     print(f"[policy] base ({time.time() - t0:.0f}s): {base}", flush=True)
     prompts = loops.qa_items(args.pol_prompts, "train", 2, size, root=out / "policy_images", attributes=attrs)
     pairs = loops.construct_policy_pairs(model, processor, prompts, judge, out / "pol_pairs", num_candidates=args.n,
@@ -163,12 +195,14 @@ def policy_loop(args, out: Path, judge) -> dict:
         m_dpo, res = loops.dpo_policy(model, processor, pairs, epochs=args.pol_epochs, lr=args.pol_lr, seed=seed,
                                       beta=args.pol_beta, sft_weight=args.pol_sft_weight,
                                       out_dir=out / f"pol_dpo_{seed}")
-        dpo.append(loops.evaluate_policy(m_dpo, processor, held))
+        dpo.append(evaluate(m_dpo))
         m_ctl = loops.control_policy(model, processor, pairs, by_id, steps=res.global_step, lr=args.pol_lr,
                                      seed=seed)
-        ctl.append(loops.evaluate_policy(m_ctl, processor, held))
-        print(f"[policy] seed {seed}: base {base['score']:.3f} dpo {dpo[-1]['score']:.3f} control "
-              f"{ctl[-1]['score']:.3f} ({res.global_step} steps, {time.time() - t0:.0f}s)", flush=True)
+        ctl.append(evaluate(m_ctl))
+        print(f"[policy] seed {seed}: wholly right, sampled: base {base['sampled']['all_right']:.3f} dpo "
+              f"{dpo[-1]['sampled']['all_right']:.3f} control {ctl[-1]['sampled']['all_right']:.3f}; greedy: base "
+              f"{base['greedy']['all_right']:.3f} dpo {dpo[-1]['greedy']['all_right']:.3f} control "
+              f"{ctl[-1]['greedy']['all_right']:.3f} ({res.global_step} steps, {time.time() - t0:.0f}s)", flush=True)
     return {"base": [base], "dpo": dpo, "control": ctl, "pairs": n_pairs, "prompts": len(prompts),
             "seconds": time.time() - t0}
 
@@ -212,15 +246,24 @@ def main() -> None:
     p.add_argument("--gen-lr", type=float, default=1e-4)
     p.add_argument("--gen-sft-weight", type=float, default=0.0,
                    help="add this times the chosen images' denoising loss to Diffusion-DPO (0: the paper's loss)")
-    p.add_argument("--pol-pretrain-examples", type=int, default=20000)
-    p.add_argument("--pol-pretrain-steps", type=int, default=1000)
+    p.add_argument("--pol-base", default="", help="a saved policy folder to start from instead of training one")
+    p.add_argument("--pol-pretrain-examples", type=int, default=40000)
+    p.add_argument("--pol-pretrain-steps", type=int, default=3000)
+    p.add_argument("--pol-loose-steps", type=int, default=400,
+                   help="then train this many steps on loose answers (the weakness DPO should fix)")
+    p.add_argument("--pol-caption-noise", type=float, default=0.5,
+                   help="loose answers: share of answers about another scene than the image shows")
+    p.add_argument("--pol-loose-lr", type=float, default=3e-4)
+    p.add_argument("--pol-eval-temperature", type=float, default=0.7,
+                   help="evaluation samples answers at this temperature (the construction's), with fixed seeds")
+    p.add_argument("--pol-eval-seeds", type=int, default=4, help="sampled answers per held-out question")
     p.add_argument("--pol-prompts", type=int, default=960)
     p.add_argument("--pol-eval", type=int, default=300)
     p.add_argument("--pol-epochs", type=float, default=4)
     p.add_argument("--pol-attributes", nargs="+", default=["describe"],
                    help="what the questions ask: any of colour shape position (one word) describe (the caption)")
     p.add_argument("--pol-lr", type=float, default=2e-4)
-    p.add_argument("--pol-beta", type=float, default=0.1)
+    p.add_argument("--pol-beta", type=float, default=1.0)
     p.add_argument("--pol-sft-weight", type=float, default=1.0,
                    help="add this times the chosen answers' NLL to DPO (0: plain DPO, which forgets to stop here)")
     args = p.parse_args()
@@ -240,12 +283,15 @@ def main() -> None:
         results["policy"] = policy_loop(args, out, judge)
     (out / "loops.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\njudge: {args.judge}; strategy: {args.strategy}; seeds {args.seeds}; mean +- sd (points)")
-    for loop, key in (("generator", "all"), ("policy", "score")):
+    rows = [("generator", "generator", lambda x: x["all"]),
+            ("policy", "policy (sampled, wholly right)", lambda x: x["sampled"]["all_right"]),
+            ("policy", "policy (greedy, wholly right)", lambda x: x["greedy"]["all_right"])]
+    for loop, label, get in rows:
         if loop not in results:
             continue
         r = results[loop]
-        b, d, c = ([x[key] for x in r[k]] for k in ("base", "dpo", "control"))
-        print(f"{loop:9s} base {_ms(b)} | DPO {_ms(d)} | control {_ms(c)} | DPO-base {_ms(np.subtract(d, np.mean(b)))}"
+        b, d, c = ([get(x) for x in r[k]] for k in ("base", "dpo", "control"))
+        print(f"{label}: base {_ms(b)} | DPO {_ms(d)} | control {_ms(c)} | DPO-base {_ms(np.subtract(d, np.mean(b)))}"
               f" | DPO-control {_ms(np.subtract(d, c))}  ({r['pairs']} pairs, {r['seconds']:.0f}s)")
         if loop == "generator":
             print(f"          held-out combos: base {_ms([x['heldout_combos'] for x in r['base']])} | DPO "
