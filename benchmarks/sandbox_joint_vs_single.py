@@ -28,6 +28,9 @@ from unireward.sandbox.ladder import LadderConfig, evaluate_judge, train_ladder
 from unireward.train.config import load_config
 
 
+RUN_ONLY = ("out_dir", "threads", "workers", "device", "progress", "eval_every", "eval_n", "final_eval_n")
+
+
 def judge_examples(config: LadderConfig) -> int:
     return sum(s.examples for s in config.stages if s.kind == "judge")
 
@@ -81,9 +84,12 @@ def main() -> None:
     if args.joint:
         joint_dir = Path(args.joint)
         report = json.loads((joint_dir / "ladder.json").read_text())
-        ran = [s["examples"] for s in report["config"]["stages"] if s["kind"] == "judge"]
-        if sum(ran) != budget:
-            p.error(f"--joint {joint_dir}: its judge stages ran {sum(ran)} examples, not the budget {budget}")
+        ran = report["config"]
+        want = json.loads(json.dumps(dataclasses.asdict(variant(base, out, "joint", None, budget))))
+        differ = [k for k in want if k not in RUN_ONLY and ran.get(k) != want[k]]
+        if differ:
+            p.error(f"--joint {joint_dir}: its ladder.json differs from the preset at budget {budget} in "
+                    f"{', '.join(differ)}; train the joint judge here instead (leave out --joint)")
         report["final_model"] = str(joint_dir / Path(report["final_model"]).name)
     else:
         joint_dir = out / "joint"
