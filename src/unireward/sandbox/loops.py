@@ -3,14 +3,15 @@
 Two loops, each against a same-compute control (fine-tuning on the chosen candidates only), so a gain can be
 attributed to the preference signal rather than to more training:
 
-- generator: a tiny text-to-image generator (`sandbox.generator`), pretrained briefly to a weak state, sampled
-  N = 10 times per training caption, pairs built by `construct` (pair-then-point by default), aligned with
-  Diffusion-DPO (`train.diffusion_dpo`); measured as the fraction of samples with all three attributes right,
-  on held-out captions (every held-out combination, never in the preference data, plus seen ones)
-  with fixed sampling seeds.
-- policy VLM: a tiny Qwen2-VL answering the world's questions ("What colour is the shape?"), trained briefly
-  from scratch, answers sampled at T = 0.7, pairs built by `construct`, aligned with VLM DPO (`train.dpo`);
-  measured as the oracle's answer score of greedy answers on held-out images.
+- generator: a tiny text-to-image generator (`sandbox.generator`), pretrained, then made loose by training on
+  loose captions (`loosen_generator`), sampled N = 10 times per training caption, pairs built by `construct`
+  (pair-then-point by default), aligned with Diffusion-DPO (`train.diffusion_dpo`); measured as the fraction of
+  samples with all three attributes right, on held-out captions (every held-out combination, never in the
+  preference data, plus seen ones) with fixed sampling seeds.
+- policy VLM: a tiny Qwen2-VL answering the world's questions ("Describe the image.", "What colour is the
+  shape?"), trained from scratch, then on loose answers (`loose_answers`), answers sampled at T = 0.7, pairs
+  built by `construct`, aligned with VLM DPO (`train.dpo`); measured by the oracle's answer score of answers to
+  held-out images, sampled with fixed seeds or greedy (`evaluate_policy`).
 
 Any `RewardModel` can judge; `RewardModel(OracleBackend())` is the exact stand-in. The benchmark script
 `benchmarks/sandbox_dpo_loops.py` runs both loops over several seeds and prints means and spreads.
@@ -310,6 +311,7 @@ def evaluate_policy(model, processor, items: Sequence[dict], batch_size: int = 3
     from ..train.collate import encode_prompts, prompt_messages, prompt_text
 
     tok = processor.tokenizer
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature else {"do_sample": False}
     scores, answers = [], []
     for seed in seeds if temperature else seeds[:1]:
         for k in range(0, len(items), batch_size):
@@ -317,8 +319,6 @@ def evaluate_policy(model, processor, items: Sequence[dict], batch_size: int = 3
             chats = [ChatInput([it["image"], it["question"]]) for it in chunk]
             enc = encode_prompts(processor, [prompt_text(processor, prompt_messages(c)) for c in chats],
                                  [it["image"] for it in chunk], [])
-            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature else \
-                {"do_sample": False}
             torch.manual_seed(seed * 100_003 + k)
             with torch.inference_mode():
                 out = model.generate(**enc, **sampling, max_new_tokens=12, pad_token_id=tok.pad_token_id)
