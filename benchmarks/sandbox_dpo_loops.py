@@ -147,14 +147,10 @@ def policy_base(args, out: Path):
     """The weak policy: `--pol-base`, or a tiny Qwen2-VL trained to answer (`--pol-pretrain-steps`), then on loose
     answers (`--pol-loose-steps`, `loops.loose_answers`): right when greedy, loose when sampled. Saved in
     `<out>/policy_trained`."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
     from unireward.sandbox import loops
 
     if args.pol_base:
-        return (AutoModelForImageTextToText.from_pretrained(args.pol_base, dtype=torch.float32).eval(),
-                AutoProcessor.from_pretrained(args.pol_base))
+        return loops.load_policy(args.pol_base)
     model, processor = loops.build_policy(out / "policy_init", image_size=POLICY_IMAGE_SIZE, seed=0)
     train = loops.qa_items(args.pol_pretrain_examples, "train", 0, POLICY_IMAGE_SIZE, attributes=args.pol_attributes)
     loops.train_answers(model, processor, [loops._example(it, loops.truth(it)) for it in train],

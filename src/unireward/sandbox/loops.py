@@ -23,7 +23,7 @@ import copy
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -229,9 +229,6 @@ def qa_items(n: int, split: str, seed: int, image_size: int, root: Path | None =
 
 def build_policy(out_dir: str | Path, *, image_size: int = 84, seed: int = 0):
     """A fresh tiny Qwen2-VL (text hidden 128 x 4 layers) whose processor sees `image_size` px as 9 tokens."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
     from ..models.tiny import TinySize, build_tiny_model
 
     corpus = ALL_CAPTIONS + [f"{v}" for vs in (COLOURS, SHAPES, POSITIONS) for v in vs]
@@ -239,7 +236,16 @@ def build_policy(out_dir: str | Path, *, image_size: int = 84, seed: int = 0):
                                                    vision_hidden=64, vision_layers=2, vision_heads=2),
                             seed=seed, corpus=corpus, max_pixels=image_size * image_size,
                             min_pixels=image_size * image_size)
-    return AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32), AutoProcessor.from_pretrained(path)
+    return load_policy(path)
+
+
+def load_policy(path: str | Path):
+    """A saved policy (model in float32, processor), e.g. `build_policy`'s or a trained one."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).eval()
+    return model, AutoProcessor.from_pretrained(path)
 
 
 def _example(item: dict, answer: str) -> dict:
@@ -378,5 +384,5 @@ def control_policy(model, processor, pairs_path: str | Path, items_by_id: dict, 
 
 __all__ = ["ALL_CAPTIONS", "HELDOUT_COMBOS", "build_policy", "captions", "construct_generator_pairs",
            "construct_policy_pairs", "control_generator", "control_policy", "dpo_generator", "dpo_policy",
-           "eval_captions", "evaluate_generator", "evaluate_policy", "loose_answers", "loosen_generator",
+           "eval_captions", "evaluate_generator", "evaluate_policy", "load_policy", "loose_answers", "loosen_generator",
            "pretrain_generator", "qa_items", "render_draw", "train_answers", "truth"]
