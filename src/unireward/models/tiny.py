@@ -43,6 +43,7 @@ class TinySize:
     vision_layers: int = 2
     vision_heads: int = 2
     vocab_size: int = 1024
+    temporal_patch: int = 2  # video frames per temporal patch (Qwen's default 2 blends frame pairs into one token)
 
 
 def registry_corpus() -> list[str]:
@@ -87,20 +88,22 @@ def build_tokenizer(corpus: Iterable[str] = (), vocab_size: int = 1024):
     return fast
 
 
-def build_processor(tokenizer, family: str = "qwen2-vl", min_pixels: int = 28 * 28, max_pixels: int = 64 * 64):
+def build_processor(tokenizer, family: str = "qwen2-vl", min_pixels: int = 28 * 28, max_pixels: int = 64 * 64,
+                    temporal_patch: int = 2):
     from transformers import (Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLProcessor,
                               Qwen2VLVideoProcessor, Qwen3VLProcessor)
 
     patch = 16 if family == "qwen3-vl" else 14
     size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
-    image_processor = Qwen2VLImageProcessor(size=size, patch_size=patch)
+    kw = {"size": size, "patch_size": patch, "temporal_patch_size": temporal_patch}
+    image_processor = Qwen2VLImageProcessor(**kw)
     if family == "qwen3-vl":
         from transformers import Qwen3VLVideoProcessor
 
-        video_processor = Qwen3VLVideoProcessor(size=size, patch_size=patch, do_sample_frames=False)
+        video_processor = Qwen3VLVideoProcessor(**kw, do_sample_frames=False)
         return Qwen3VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                 video_processor=video_processor, chat_template=CHAT_TEMPLATE)
-    video_processor = Qwen2VLVideoProcessor(size=size, patch_size=patch, do_sample_frames=False)
+    video_processor = Qwen2VLVideoProcessor(**kw, do_sample_frames=False)
     cls = Qwen2_5_VLProcessor if family == "qwen2.5-vl" else Qwen2VLProcessor
     return cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
                chat_template=CHAT_TEMPLATE)
@@ -125,16 +128,18 @@ def build_config(tokenizer, family: str = "qwen2-vl", size: TinySize = TinySize(
                                                         "mrope_section": mrope, "mrope_interleaved": True})
         vision = dict(depth=size.vision_layers, hidden_size=size.vision_hidden, num_heads=size.vision_heads,
                       intermediate_size=size.vision_hidden * 2, out_hidden_size=size.hidden, patch_size=16,
-                      num_position_embeddings=256, deepstack_visual_indexes=[size.vision_layers - 1])
+                      num_position_embeddings=256, deepstack_visual_indexes=[size.vision_layers - 1],
+                      temporal_patch_size=size.temporal_patch)
         return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
     text.update(rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope})
     if family == "qwen2.5-vl":
         vision = dict(depth=size.vision_layers, hidden_size=size.vision_hidden, num_heads=size.vision_heads,
                       intermediate_size=size.vision_hidden * 2, out_hidden_size=size.hidden,
-                      fullatt_block_indexes=[size.vision_layers - 1], window_size=56)
+                      fullatt_block_indexes=[size.vision_layers - 1], window_size=56,
+                      temporal_patch_size=size.temporal_patch)
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
     vision = dict(depth=size.vision_layers, embed_dim=size.vision_hidden, hidden_size=size.hidden,
-                  num_heads=size.vision_heads)
+                  num_heads=size.vision_heads, temporal_patch_size=size.temporal_patch)
     return Qwen2VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=True, **ids)
 
 
@@ -149,7 +154,8 @@ def build_tiny_model(out_dir: str | Path, family: str = "qwen2-vl", size: TinySi
         raise ValueError(f"unknown family {family!r}; choose one of {FAMILIES}")
     out = Path(out_dir)
     tokenizer = tokenizer or build_tokenizer(corpus, vocab_size=size.vocab_size)
-    processor = build_processor(tokenizer, family, min_pixels=min_pixels, max_pixels=max_pixels)
+    processor = build_processor(tokenizer, family, min_pixels=min_pixels, max_pixels=max_pixels,
+                                temporal_patch=size.temporal_patch)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(build_config(tokenizer, family, size))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
