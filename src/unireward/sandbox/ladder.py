@@ -18,7 +18,9 @@ Training is a small in-process loop (AdamW, warm-up + cosine, per-part learning 
 merger, a learning rate of 0 freezes the part) over batches encoded by the SFT recipe's own `JudgeCollator`, so
 training and judging see identical tokens and pixels. Examples are drawn fresh for every step from the world
 (no epochs): train split only, so held-out combinations never appear in training. `workers` > 0
-draws and encodes batches in that many data-loader processes (for a machine with spare cores).
+draws and encodes batches in that many data-loader processes (for a machine with spare cores);
+`length_groups` > 1 batches examples of similar length together (like `group_by_length` in transformers), which
+removes most padding: the eight tasks' prompts differ in length by a factor of 2 or more.
 
 `evaluate_judge(model_dir, ...)` judges held-out samples with `RewardModel` (method "generate" for checklist
 judges) and reports pairwise accuracy per task in both orders (ties are answers: a tie label must be judged a
@@ -82,6 +84,8 @@ class LadderConfig:
     batch_size: int = 32
     threads: int | None = None  # torch threads (None: torch's default)
     workers: int = 0  # data-loader processes drawing and encoding examples (0: in the training process)
+    length_groups: int = 1  # draw this many batches at once, sort them by length and batch neighbours, so a
+    #                         batch pads less (the order of batches is shuffled; 1: examples batched as drawn)
     device: str = "auto"  # "auto" (cuda when available), "cpu" or "cuda"
     stages: list[StageConfig] = field(default_factory=list)
     eval_every: int = 0  # steps between quick held-out evaluations within judge stages (0: only at the end)
@@ -261,12 +265,34 @@ def batch_stream(config: LadderConfig, stage: StageConfig, seed: int, processor)
             stream = ExampleStream(config, stage, seed * 100 + (info.id if info else 0))
             collator = JudgeCollator(processor)
             while True:
-                yield collator(stream.batch(config.batch_size))
+                for batch in length_grouped(stream, config.batch_size, config.length_groups):
+                    yield collator(batch)
 
     if not config.workers:
         return Batches()
     return torch.utils.data.DataLoader(Batches(), batch_size=None, num_workers=config.workers, prefetch_factor=4,
                                        worker_init_fn=_one_thread)
+
+
+def length_grouped(stream: "ExampleStream", batch_size: int, groups: int) -> list[list[dict]]:
+    """`groups` batches from `stream`: with groups > 1, the examples of all of them sorted by `example_length`
+    and cut into batches of neighbours, the batches in random order (stable sort: deterministic)."""
+    if groups <= 1:
+        return [stream.batch(batch_size)]
+    pool = [e for _ in range(groups) for e in stream.batch(batch_size)]
+    pool.sort(key=example_length)
+    batches = [pool[k:k + batch_size] for k in range(0, len(pool), batch_size)]
+    return [batches[i] for i in stream.rng.permutation(len(batches))]
+
+
+VISUAL_CHARS = {"image": 16, "video": 64}  # about 4 characters per token: 4 tokens per image, 16 per video
+
+
+def example_length(example: dict) -> int:
+    """A cheap proxy of an example's token count: characters of its texts plus its media's visual tokens."""
+    text = sum(len(part.get("text", "")) for m in example["prompt"] for part in m["content"]
+               if isinstance(part, dict)) + len(example["completion"])
+    return text + VISUAL_CHARS["image"] * len(example["images"]) + VISUAL_CHARS["video"] * len(example["videos"])
 
 
 def _one_thread(_worker: int) -> None:
@@ -660,6 +686,8 @@ def _world_part(c: LadderConfig) -> dict:
     part = {"image_size": c.image_size, "video_frames": c.video_frames, "batch_size": c.batch_size}
     if c.generated_share:
         part["generated_share"] = c.generated_share
+    if c.length_groups > 1:
+        part["length_groups"] = c.length_groups
     return part
 
 
