@@ -105,27 +105,3 @@ def test_ship_keeps_the_judge_and_the_recipe_that_retrains_it(ladder, tmp_path):
     assert again.stages == load_config(LadderConfig, SMOKE, [f"out_dir={out}", "final_eval_n=0"]).stages
     RewardModel.load(str(dest), dtype="float32")
     assert shipped_record(tmp_path / "nothing") is None
-
-
-def test_length_groups_batch_neighbours_and_keep_the_examples():
-    from unireward.sandbox.ladder import ExampleStream, example_length, length_grouped
-
-    cfg = load_config(LadderConfig, SMOKE, ["batch_size=8"])
-    stage = StageConfig(name="judge", kind="judge", examples=64, caption_share=0.25)
-    stream = ExampleStream(cfg, stage, 3)
-    plain = [b for _ in range(4) for b in length_grouped(stream, 8, 1)]
-    grouped = length_grouped(ExampleStream(cfg, stage, 3), 8, 4)
-    assert [len(b) for b in grouped] == [8] * 4
-
-    def ids(batches):
-        return sorted(e["completion"] + repr(e["prompt"]) for b in batches for e in b)
-
-    assert ids(grouped) == ids(plain)  # the same examples, regrouped
-
-    def padded(batches):  # tokens a batch pads to, by the length proxy
-        return sum(len(b) * max(map(example_length, b)) for b in batches)
-
-    assert padded(grouped) < padded(plain)
-    spans = [max(map(example_length, b)) - min(map(example_length, b)) for b in grouped]
-    everything = [example_length(e) for b in grouped for e in b]
-    assert max(spans) < max(everything) - min(everything)  # no batch spans the whole range

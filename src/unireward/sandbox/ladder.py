@@ -18,9 +18,7 @@ Training is a small in-process loop (AdamW, warm-up + cosine, per-part learning 
 merger, a learning rate of 0 freezes the part) over batches encoded by the SFT recipe's own `JudgeCollator`, so
 training and judging see identical tokens and pixels. Examples are drawn fresh for every step from the world
 (no epochs): train split only, so held-out combinations never appear in training. `workers` > 0
-draws and encodes batches in that many data-loader processes (for a machine with spare cores);
-a stage's `length_groups` > 1 batches examples of similar length together (like `group_by_length` in
-transformers), which removes most padding: the eight tasks' prompts differ in length by a factor of 2 or more.
+draws and encodes batches in that many data-loader processes (for a machine with spare cores).
 
 `evaluate_judge(model_dir, ...)` judges held-out samples with `RewardModel` (method "generate" for checklist
 judges) and reports pairwise accuracy per task in both orders (ties are answers: a tie label must be judged a
@@ -66,10 +64,6 @@ class StageConfig:
     caption_share: float = 0.0  # judge: fraction of each batch that is captioning replay
     video_share: float = 0.5  # caption: fraction of videos
     physics: bool = True  # caption: videos may teleport / flicker and their captions say so
-    length_groups: int = 1  # draw this many batches at once, sort them by length and batch neighbours, so a
-    #                         batch pads less (batches in random order; 1: examples batched as drawn). For judge
-    #                         stages; a caption stage so grouped gets batches of only images or only videos and
-    #                         does not learn to read (position 0.13, motion 0.03 after 40K examples)
 
 
 @dataclass
@@ -267,37 +261,12 @@ def batch_stream(config: LadderConfig, stage: StageConfig, seed: int, processor)
             stream = ExampleStream(config, stage, seed * 100 + (info.id if info else 0))
             collator = JudgeCollator(processor)
             while True:
-                for batch in length_grouped(stream, config.batch_size, stage.length_groups):
-                    yield collator(batch)
+                yield collator(stream.batch(config.batch_size))
 
     if not config.workers:
         return Batches()
     return torch.utils.data.DataLoader(Batches(), batch_size=None, num_workers=config.workers, prefetch_factor=4,
                                        worker_init_fn=_one_thread)
-
-
-def length_grouped(stream: "ExampleStream", batch_size: int, groups: int) -> list[list[dict]]:
-    """`groups` batches from `stream`: with groups > 1, the examples of all of them sorted by `example_length`
-    and cut into batches of neighbours, the batches in random order (stable sort: deterministic)."""
-    if groups <= 1:
-        return [stream.batch(batch_size)]
-    pool = [e for _ in range(groups) for e in stream.batch(batch_size)]
-    pool.sort(key=example_length)
-    batches = [pool[k:k + batch_size] for k in range(0, len(pool), batch_size)]
-    return [batches[i] for i in stream.rng.permutation(len(batches))]
-
-
-VISUAL_CHARS = {"image": 16, "video": 64}  # about 4 characters per token: 4 tokens per image, 16 per video
-
-
-def example_length(example: dict) -> int:
-    """A cheap proxy of an example's prompt length: characters of its texts plus its media's visual tokens.
-    The completion is left out on purpose: its length gives the label away (a tie's verdict is shorter than
-    "Image 1 is better than Image 2"), and batches sorted by it hold one label each, from which the judge
-    learns to decide pairs badly (held-out pairwise 0.62-0.70 against 0.82-0.98)."""
-    text = sum(len(part.get("text", "")) for m in example["prompt"] for part in m["content"]
-               if isinstance(part, dict))
-    return text + VISUAL_CHARS["image"] * len(example["images"]) + VISUAL_CHARS["video"] * len(example["videos"])
 
 
 def _one_thread(_worker: int) -> None:
