@@ -144,6 +144,32 @@ def test_loader_errors_are_clear(tmp_path):
     assert find_heldout(FIX / "samples") == FIX / "samples" / "heldout.jsonl"
 
 
+
+def test_default_world_is_redrawn_when_its_manifest_is_stale(tmp_path, monkeypatch):
+    import unireward.bench.loaders as loaders
+    import unireward.sandbox.data as sandbox_data
+
+    calls = []
+
+    def fake_generate(out, n_per_task, **kw):  # what generate_dataset leaves behind, without drawing media
+        calls.append(kw)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "heldout.jsonl").write_text("")
+        (Path(out) / "manifest.json").write_text(json.dumps(kw))
+        return {"heldout": Path(out) / "heldout.jsonl"}
+
+    monkeypatch.setattr(loaders, "DEFAULT_SANDBOX_DATA", str(tmp_path / "world"))
+    monkeypatch.setattr(sandbox_data, "generate_dataset", fake_generate)
+    assert find_heldout(None) == tmp_path / "world" / "heldout.jsonl" and len(calls) == 1
+    assert calls[0]["generated_share"] > 0  # the ladder's world: some image-gen samples look generated
+    find_heldout(None)
+    assert len(calls) == 1  # cached
+    manifest = json.loads((tmp_path / "world" / "manifest.json").read_text())
+    (tmp_path / "world" / "manifest.json").write_text(json.dumps({**manifest, "generated_share": 0.0}))
+    find_heldout(None)
+    assert len(calls) == 2  # drawn with other settings: drawn again
+
+
 # ---------------------------------------------------------------- end to end, scripted judge
 
 

@@ -307,16 +307,11 @@ def load_samples(path: str | Path) -> Benchmark:
 
 def find_heldout(data: str | Path | None) -> Path:
     """The sandbox held-out split: `heldout.jsonl` in --data or below it; without --data, the default world
-    (runs/world: 100 held-out samples per task at the ladder's default image size and frames), generated on first
-    use."""
-    if data is None and not (Path(DEFAULT_SANDBOX_DATA) / "heldout.jsonl").is_file():
-        from ..sandbox.data import generate_dataset
-        from ..sandbox.ladder import LadderConfig
-
-        world = LadderConfig()
-        return generate_dataset(DEFAULT_SANDBOX_DATA, 0, n_eval=100, image_size=world.image_size,
-                                video_frames=world.video_frames, generated_share=world.generated_share)["heldout"]
-    root = Path(data or DEFAULT_SANDBOX_DATA).expanduser()
+    (runs/world: 100 held-out samples per task at the ladder's default image size, frames and share of generated
+    looks), generated on first use and again whenever its manifest says it was drawn with other settings."""
+    if data is None:
+        return _default_world()
+    root = Path(data).expanduser()
     if root.is_file():
         return root
     direct = root / "heldout.jsonl"
@@ -327,6 +322,22 @@ def find_heldout(data: str | Path | None) -> Path:
         raise ConfigError(f"no heldout.jsonl under {root}; generate the sandbox data first "
                           "(unireward.sandbox.data.generate_dataset) or pass --data DIR")
     return found[0]
+
+
+def _default_world() -> Path:
+    from ..sandbox.data import generate_dataset
+    from ..sandbox.ladder import LadderConfig
+
+    world, root = LadderConfig(), Path(DEFAULT_SANDBOX_DATA)
+    settings = dict(seed=0, image_size=world.image_size, video_frames=world.video_frames,
+                    generated_share=world.generated_share)
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    if (root / "heldout.jsonl").is_file() and all(manifest.get(k) == v for k, v in settings.items()):
+        return root / "heldout.jsonl"
+    return generate_dataset(root, 0, n_eval=100, **settings)["heldout"]  # held-out split only
 
 
 def load_benchmark(name: str, data: str | Path | None, split: str | None = None, task: str | None = None) -> Benchmark:
