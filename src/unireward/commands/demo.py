@@ -2,7 +2,7 @@
 report). See `unireward.sandbox.demo` for what each step does.
 
     unireward demo                   # quick preset: the shipped judge and weak generator (minutes), in runs/demo
-    unireward demo --from-scratch    # retrain both with the recipes recorded beside them (about an hour)
+    unireward demo --from-scratch    # retrain both with the recipes recorded beside them (over an hour)
     unireward demo --preset full     # the ladder preset of configs/sandbox/ladder.yaml, larger DPO budget
 """
 

@@ -1,7 +1,7 @@
 """The sandbox ladder: a tiny Qwen2-VL base model trained from scratch, then a judge, on a laptop CPU.
 
     python -m unireward.sandbox.ladder --config configs/sandbox/ladder.yaml [key=value ...]
-    python -m unireward.sandbox.ladder --config configs/sandbox/ladder.yaml --ship   # refresh the shipped judge
+    python -m unireward.sandbox.ladder --config configs/sandbox/ladder_long.yaml --ship   # refresh the shipped judge
     python -c "from unireward.sandbox.ladder import run_from_config as r; r('configs/sandbox/smoke.yaml')"
 
 `train_ladder(config)` reads top to bottom: build the tokenizer and the random model ONCE (`<out>/base`), then
