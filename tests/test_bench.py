@@ -152,6 +152,7 @@ def test_default_world_is_redrawn_when_its_manifest_is_stale(tmp_path, monkeypat
     calls = []
 
     def fake_generate(out, n_per_task, **kw):  # what generate_dataset leaves behind, without drawing media
+        assert n_per_task == 0  # the held-out split only: no training samples are drawn
         calls.append(kw)
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "heldout.jsonl").write_text("")
