@@ -218,6 +218,10 @@ class RewardModel:
                 if media is not None:
                     raise TaskError(f"task {t.name} judges generated media: pass candidates, not `media`")
                 return _Prepared(prompt, [self._load(t, c) for c in candidates])
+            if t.domain == "edit":
+                if media is None:
+                    raise TaskError(f"task {t.name} needs the source image that was edited (`media=`)")
+                return _Prepared(prompt, [self._load(t, c) for c in candidates], context=self._load(t, media))
             if media is None:
                 raise TaskError(f"task {t.name} needs the {t.modality} the answers are about (`media=`)")
             return _Prepared(prompt, [str(c) for c in candidates], context=self._load(t, media))
@@ -231,6 +235,10 @@ class RewardModel:
         if t.domain == "gen":
             parts = t.render(p.prompt, num_media=len(cands))
             return ChatInput([cands[x] if isinstance(x, int) else x for x in parts])
+        if t.domain == "edit":  # media 0 is the source image, 1..k the edited candidates
+            media = [p.context, *cands]
+            parts = t.render(p.prompt, num_media=len(media))
+            return ChatInput([media[x] if isinstance(x, int) else x for x in parts])
         parts = t.render(p.prompt, answers=cands)
         return ChatInput([p.context if isinstance(x, int) else x for x in parts])
 

@@ -26,7 +26,7 @@ _MEDIA_RE = re.compile("\x00media:(\\d+)\x00")
 class Task:
     name: str  # e.g. "image-gen/pair"
     modality: str  # "image" | "video"
-    domain: str  # "gen" (candidates are media) | "und" (candidates are text answers about one media)
+    domain: str  # "gen" (candidates are media) | "und" (text answers about one media) | "edit" (see render)
     kind: str  # "pair" | "point"
     template_source: str  # Jinja text
     template_name: str  # file name or user path, for manifests
@@ -51,6 +51,11 @@ class Task:
     def num_candidates(self) -> int:
         return 2 if self.is_pair else 1
 
+    @property
+    def num_media(self) -> int:
+        """How many media items one request shows: the candidates (gen), the context (und), source + edits."""
+        return {"gen": self.num_candidates, "und": 1, "edit": 1 + self.num_candidates}[self.domain]
+
     def with_dimensions(self, dims: Sequence[str] | bool = True) -> "Task":
         """The same task asking for per-dimension judgements first (generation tasks only)."""
         if dims is True:
@@ -72,7 +77,8 @@ class Task:
         """Render the user turn as a list of text parts and media indices (ints, in template order).
 
         Generation tasks show media 0..k-1 (the candidates); understanding tasks show media 0 (the context)
-        and the candidate `answers` as text.
+        and the candidate `answers` as text; edit tasks show media 0 (the source image) and 1..k (the edited
+        candidates), the prompt being the edit instruction.
         """
         if self.domain == "und" and len(answers) != self.num_candidates:
             raise TaskError(f"task {self.name} needs {self.num_candidates} answer(s), got {len(answers)}")
@@ -95,7 +101,7 @@ class Task:
             pos = m.end()
         if pos < len(text):
             parts.append(text[pos:])
-        expected = num_media if num_media is not None else (self.num_candidates if self.domain == "gen" else 1)
+        expected = num_media if num_media is not None else self.num_media
         shown = sorted(p for p in parts if isinstance(p, int))
         if shown != list(range(expected)):
             raise TaskError(f"template {self.template_name} shows media {shown}, task {self.name} needs "
