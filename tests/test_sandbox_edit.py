@@ -186,19 +186,27 @@ def test_tiny_sft_step_on_edit_samples(tmp_path, world):
 
 def test_ladder_trains_edits_from_a_judge_and_evaluates_them_before_and_after(tmp_path):
     pytest.importorskip("torch")
-    from unireward.sandbox.ladder import run_from_config
+    from unireward.sandbox.ladder import config_from_dict, run_from_config, ship, shipped_record
 
-    stage = "stages=[{name: edit, kind: judge, examples: 8, lr: 1.0e-3, tasks: {image-edit/pair: 1, image-edit/point: 1}}]"
+    stage = ("stages=[{name: edit, kind: judge, examples: 8, lr: 1.0e-3, "
+             "tasks: {image-edit/pair: 1, image-edit/point: 1}}]")
     first = run_from_config(SMOKE, [f"out_dir={tmp_path / 'a'}", "final_eval_n=0", stage])
     info = first["stages"][0]
     assert info["curve"] and all(math.isfinite(p["loss"]) for p in info["curve"])
     assert info["params_moved"] == info["params_trainable"] > 0
-    second = run_from_config(SMOKE, [f"out_dir={tmp_path / 'b'}", f"init={first['final_model']}", "eval_before=true",
-                                     "final_eval_n=1", stage])
+    shipped = ship(first, tmp_path / "shipped")
+    second = run_from_config(SMOKE, [f"out_dir={tmp_path / 'b'}", f"init={shipped}", "eval_before=true",
+                                     "final_eval_n=1", stage.replace("name: edit", "name: more")])
     assert not (tmp_path / "b" / "base").exists()  # started from the given judge
     for ev in (second["eval_before"], second["eval"]):
         assert set(EDIT_TASKS) <= set(ev) and "acc_order2" in ev["image-edit/pair"]
         assert "spearman" in ev["image-edit/point"]
+    # shipped again, its record is the whole recipe from scratch: the first ladder's stages, then the second's
+    record = shipped_record(ship(second, tmp_path / "again"))
+    assert [st["name"] for st in record["stages"]] == ["edit", "more"] and record["eval_before"]
+    assert [st.name for st in config_from_dict(record["config"]).stages] == ["edit", "more"]
+    assert config_from_dict(record["config"]).init is None
+    assert record["train_time_s"] == first["train_time_s"] + second["train_time_s"]
 
 
 def test_edit_preset_loads():

@@ -47,7 +47,8 @@ end with a tally of matches ("Tally: Image 1 3, Image 2 2"), points are "colour 
 language model cannot compare a reading with the options held far apart in its context; next to each other it
 can). Edit checklists list the faithful edit's facts, the instructed one first and named with the source's
 value ("colour red to blue: Image 1 blue yes, Image 2 red no", then "shape circle: ..."), and the tally weighs
-the instructed line as much as the others together ("Tally: Image 1 4, Image 2 1" = 4 x the edit score). Ladder stages (captioning, text copy and matching) live in `ladder_data.py`.
+the instructed line as much as the others together ("Tally: Image 1 4, Image 2 1" = 4 x the edit score).
+Ladder stages (captioning, text copy and matching) live in `ladder_data.py`.
 """
 
 from __future__ import annotations

@@ -730,16 +730,34 @@ SHIPPED_JUDGE = Path(__file__).parent / "judge"  # the judge this recipe trained
 
 def ship(report: dict, dest: Path = SHIPPED_JUDGE) -> Path:
     """Copy a finished ladder's final judge to `dest` with its record (`ladder.json`: config, times, curves,
-    held-out evaluation), so that `unireward demo` starts from it and `--from-scratch` can retrain it."""
+    held-out evaluation), so that `unireward demo` starts from it and `--from-scratch` can retrain it.
+
+    A ladder that started from a shipped judge (`init` holding a `ladder.json`) is recorded as the whole recipe
+    from scratch: the starting judge's config and stages, then this ladder's stages (train time: both)."""
     import shutil
 
+    record = {k: report[k] for k in ("config", "train_time_s", "eval", "eval_before") if k in report}
+    record["stages"] = [{k: v for k, v in st.items() if k != "cached"} for st in report["stages"]]
+    init = report["config"].get("init")
+    base = _read_json(Path(init) / "ladder.json") if init else None
+    if base is not None:
+        record = _after(base, record)
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(report["final_model"], dest, ignore=shutil.ignore_patterns("stage.json", "eval.json"))
-    record = {k: report[k] for k in ("config", "train_time_s", "eval") if k in report}
-    record["stages"] = [{k: v for k, v in st.items() if k != "cached"} for st in report["stages"]]
     (dest / "ladder.json").write_text(json.dumps(record, indent=1))
     return dest
+
+
+def _after(base: dict, record: dict) -> dict:
+    """`record` (a ladder started from the judge `base` records) as one recipe from scratch."""
+    new, old = record["config"], base["config"]
+    world = ("image_size", "video_frames", "batch_size", "generated_share")
+    if any(new[k] != old.get(k) for k in world):
+        raise ValueError(f"cannot record one recipe: the starting judge's world differs in {world}")
+    config = {**old, "stages": old["stages"] + new["stages"], "final_eval_n": new["final_eval_n"]}
+    return {**record, "config": config, "stages": base["stages"] + record["stages"],
+            "train_time_s": base["train_time_s"] + record["train_time_s"]}
 
 
 def config_from_dict(fields: dict, **changes) -> LadderConfig:

@@ -17,7 +17,8 @@ the source, then the edited candidates): an edit's quality is `oracle.edit_score
 source and edit. `choice_probs` puts
 `confidence` on the exact choice and spreads the rest evenly; `generate` writes the task's own answer text.
 
-It understands the built-in templates of the eight tasks and the two edit tasks (no dimensions); anything else raises `BackendError`.
+It understands the built-in templates of the eight tasks and the two edit tasks (no dimensions); anything else
+raises `BackendError`.
 """
 
 from __future__ import annotations
