@@ -12,6 +12,7 @@ Order swapping, tie handling and the choice between reading probabilities and ge
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,8 +184,14 @@ class RewardModel:
         """Rank N candidates by Bradley-Terry strengths fitted to pairwise judgements (probabilities when the
         backend gives them, else wins; ties count half; unparsed comparisons are left out and counted)."""
         t = self._task(task, "pair", False, None)
-        n = len(candidates)
+        n = len(candidates) if isinstance(candidates, (list, tuple)) else 0
+        if n < 2:
+            what = f"{n} candidate(s)" if isinstance(candidates, (list, tuple)) else type(candidates).__name__
+            return GroupResult(task=t.key, ranking=[], strengths=[], status="error",
+                               reason=f"rank_group needs a list of at least 2 candidates, got {what}")
         loaded = self._prepare(t, prompt, list(candidates), media, expected=n)
+        if loaded.error is not None:
+            return GroupResult(task=t.key, ranking=[], strengths=[], status="error", reason=loaded.error)
         pairs = schedule_pairs(n, schedule, seed=seed, rounds=rounds)
         prepared = [_Prepared(prompt, [loaded.candidates[i], loaded.candidates[j]], loaded.context, loaded.error)
                     for i, j in pairs]
@@ -240,6 +247,9 @@ class RewardModel:
                           allow_urls=self.allow_urls)
 
     def _prepare(self, t: Task, prompt: str, candidates: list, media: Any, expected: int | None = None) -> _Prepared:
+        problem = input_problem(t, prompt, candidates)
+        if problem:
+            return _Prepared(prompt, list(candidates), error=problem)
         try:
             if t.domain == "gen":
                 if media is not None:
@@ -408,6 +418,42 @@ def _normalised(fmt, expected: float) -> float | None:
     """A released point format's reward for an expected score (its own mapping); None for unireward's."""
     normalise = getattr(fmt, "normalise", None)
     return normalise(expected) if normalise is not None else None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def text_problem(value: Any, what: str, allow_empty: bool = False) -> str | None:
+    """Why `value` cannot be given to the judge as text (None when it can): missing, not a string, empty, or
+    holding a lone surrogate (e.g. bytes decoded with errors="surrogateescape"), which no tokenizer encodes."""
+    if value is None:
+        return f"{what} is missing"
+    if not isinstance(value, str):
+        return f"{what} must be a string, got {type(value).__name__}"
+    if not allow_empty and not value.strip():
+        return f"{what} is empty"
+    m = _SURROGATE.search(value)
+    if m:
+        return (f"{what} holds a lone surrogate ({ascii(m.group())} at character {m.start()}), which is not valid "
+                "Unicode text; decode its source bytes properly (e.g. errors='replace') and send it again")
+    return None
+
+
+def input_problem(t: Task, prompt: Any, candidates: Sequence[Any]) -> str | None:
+    """The first problem of a request's prompt and candidates that no model could judge, or None."""
+    problem = text_problem(prompt, "prompt")
+    if problem:
+        return problem
+    names = ["a", "b"] if len(candidates) == 2 else [str(i) for i in range(len(candidates))]
+    for name, c in zip(names, candidates):
+        what = f"candidate {name}"
+        if t.domain == "und":
+            problem = text_problem(c, f"{what} (an answer)", allow_empty=True)
+        elif c is None:
+            problem = f"{what} is missing"
+        if problem:
+            return problem
+    return None
 
 
 def _chunks(items: list, size: int, progress: bool, desc: str) -> Iterable[list]:

@@ -105,6 +105,8 @@ class GroupResult:
     comparisons: list[dict[str, Any]] = field(default_factory=list)  # {"i","j","winner","p_first"}
     schedule: str = "round-robin"
     unparsed: int = 0
+    status: str = "ok"  # "ok" | "error" (the group could not be judged: `reason` says why)
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
