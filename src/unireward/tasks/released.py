@@ -121,7 +121,7 @@ def _pair_block(block: str, fmt, name: str):
     return [v1, v2], None
 
 
-_EDIT_LABEL = re.compile(r"(?:edited\s+)?image\s*([12])\b[^\n\d+\-−]*?(?<![\w.])((?:[-+−]\s?)?(?:\d+(?:\.\d+)?|\.\d+)"
+_EDIT_LABEL = re.compile(r"(?:edited\s+)?image\s*([12])\b(?:(?!image)[^\n\d+\-−])*?(?<![\w.])((?:[-+−]\s?)?(?:\d+(?:\.\d+)?|\.\d+)"
                          r"|nan|inf)(?!\w)", re.I)
 _SCORE_LIST = re.compile(r"\"?scores?\"?\s*[:=]\s*\[([^\]]*)\]", re.I)
 
