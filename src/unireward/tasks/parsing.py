@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from .formats import DIMENSION_LABELS, TIE, PairFormat, PointFormat
 
@@ -73,8 +74,11 @@ _LABELS = {label.lower(): key for key, label in DIMENSION_LABELS.items()}
 @dataclass(frozen=True)
 class PairVerdict:
     winner: int | str | None  # 1, 2, "tie", or None when unparsed
-    dimensions: dict[str, int | str] = field(default_factory=dict)
+    dimensions: dict[str, Any] = field(default_factory=dict)  # name -> winner, or [s1, s2] (None: unparsed)
     reason: str | None = None  # why it did not parse
+    scores: list[float | None] | None = None  # candidate 1's and 2's overall scores, where the format has them
+    category_winners: dict[str, int | str | None] | None = None  # Flex: category -> winner
+    reward: float | None = None  # candidate 1's reward in [0, 1] (tasks/family_formats.py documents it)
 
     @property
     def parsed(self) -> bool:
@@ -84,8 +88,10 @@ class PairVerdict:
 @dataclass(frozen=True)
 class PointVerdict:
     score: float | None  # None when unparsed or outside the scale
-    dimensions: dict[str, float] = field(default_factory=dict)
+    dimensions: dict[str, float | None] = field(default_factory=dict)
     reason: str | None = None
+    scores: list[float | None] | None = None  # several axes (Edit: two scores)
+    reward: float | None = None  # the family's scalar for RL (tasks/family_formats.py documents it)
 
     @property
     def parsed(self) -> bool:
