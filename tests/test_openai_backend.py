@@ -14,6 +14,7 @@ from unireward.backends.openai import OpenAIBackend
 from unireward.errors import BackendError, PromptTooLongError
 from unireward.judge import RewardModel
 from unireward.media import Video
+from unireward.tasks import get_task
 
 
 def entry(token, dist):
@@ -245,3 +246,18 @@ def test_a_released_checkpoint_on_a_server_gets_its_request_layout():
     assert body["chat_template_kwargs"] == {"enable_thinking": False}
     images = [p for p in body["messages"][0]["content"] if p["type"] == "image_url"]
     assert len(images) == 2 and all(p["image_url"]["url"].startswith("data:image/jpeg;base64,") for p in images)
+
+
+def test_a_released_family_sends_video_frames_as_jpeg_images_before_the_text(video_file):
+    judge = Judge({"": {"Alignment Score:\n Video 1: 0.6\n Video 2: 0.4": 1.0}}, logprobs=False)
+    rm = RewardModel.load("http://judge:8000/v1", backend="openai", served_model="UnifiedReward", family="2.0",
+                          transport=httpx.MockTransport(judge), use_logprobs=False)
+    rm.rank("a ball rolls", video_file, video_file, task="video-gen/pair")
+    body = judge.bodies[-1]
+    content = body["messages"][0]["content"]
+    assert [p["type"] for p in content] == ["image_url"] * 16 + ["text"]  # video 1's 8 frames, video 2's, text
+    sizes = {_jpeg(p["image_url"]["url"]).size for p in content[:16]}
+    assert len(sizes) == 1 and body["temperature"] == 0 and "chat_template_kwargs" not in body
+    (text,) = [p for p in get_task("video-gen/pair", family="2.0").render("a ball rolls", num_media=2)
+               if isinstance(p, str)]
+    assert content[16]["text"] == text

@@ -491,6 +491,8 @@ def judge_settings(model: str, *, backend: str = "hf", family: str | None = None
                                                                  "chat_template_kwargs")})
     if family is not None and family != defaults["family"]:
         defaults.update(family=family, variant=None)  # another family: its own default prompts
+    if backend == "openai" and defaults["family"] != DEFAULT_FAMILY:
+        defaults.setdefault("image_format", "jpeg")  # the released judges' client sends JPEG (quality 95)
     for key, value in defaults.items():
         if key != "family" and kwargs.get(key) is None and value is not None:
             kwargs[key] = value

@@ -206,7 +206,7 @@ def run_rank(args) -> int:
     results = _judge_rows(reqs, lambda ok: rm.rank_batch(
         [PairRequest(r.get("prompt"), *_candidates(r, ["a", "b"], 2), media=context(r), id=r.get("id"))
          for r in ok], task=args.task, both_orders=args.both_orders, dimensions=args.dimensions,
-        template=args.template, progress=not args.no_progress))
+        template=args.template, progress=not args.no_progress, variant=args.variant))
     return _finish(reqs, results)
 
 
@@ -218,7 +218,7 @@ def run_score(args) -> int:
     results = _judge_rows(reqs, lambda ok: rm.score_batch(
         [PointRequest(r.get("prompt"), _candidates(r, ["candidate"], 1)[0], media=context(r), id=r.get("id"))
          for r in ok], task=args.task, dimensions=args.dimensions, template=args.template,
-        progress=not args.no_progress))
+        progress=not args.no_progress, variant=args.variant))
     return _finish(reqs, results)
 
 

@@ -52,7 +52,7 @@ def run(args) -> int:
 
     from ..errors import ConfigError, UnirewardError
     from ..tasks import get_task
-    from .judge import _requests, context
+    from .judge import _candidates, _requests, context
 
     if not args.model and not args.family:
         raise ConfigError("pass --model (a registered checkpoint or a model folder) or --family")
@@ -61,10 +61,12 @@ def run(args) -> int:
     reqs = _requests(args, 2 if kind == "pair" else 1)
     bad = 0
     for r in reqs:
-        cands = r.get("candidates") or ([r.get("a"), r.get("b")] if kind == "pair" else [r.get("candidate")])
         try:
+            if "error" in r:  # a row of --input that could not be read
+                raise ConfigError(r["error"])
+            cands = _candidates(r, ["a", "b"] if kind == "pair" else ["candidate"], 2 if kind == "pair" else 1)
             for swap in ([False, True] if args.both_orders and kind == "pair" else [False]):
-                line = rm.describe_request(args.task, kind, r["prompt"], cands, context(r), swap, args)
+                line = rm.describe_request(args.task, kind, r.get("prompt"), cands, context(r), swap, args)
                 print(json.dumps({"id": r.get("id"), **line, "chat_template_kwargs": template_kwargs},
                                  ensure_ascii=False), flush=True)
         except UnirewardError as e:
@@ -122,7 +124,7 @@ class _DryRun:
         from ..errors import TaskError
 
         rm = self.rm
-        t = rm._task(task, kind, args.dimensions, args.template)
+        t = rm._task(task, kind, args.dimensions, args.template, args.variant)
         prepared = rm._prepare(t, prompt, list(candidates), media)
         if prepared.error is not None:
             raise TaskError(prepared.error)
