@@ -123,6 +123,12 @@ def test_settings_family_override_sidecar_and_explicit_arguments(tmp_path):
     s = judge_settings("http://gpu:8000/v1", backend="openai", served_model="CodeGoat24/UnifiedReward-2.0-qwen3vl-8b")
     assert s.family == "2.0"
     assert judge_settings("http://gpu:8000/v1", backend="openai", served_model="judge").family == "unireward"
+    from unireward.errors import TaskError
+
+    with pytest.raises(TaskError, match="unknown family '3.0'"):
+        judge_settings("unifiedreward-qwen-7b", family="3.0")
+    with pytest.raises(TaskError, match="not registered"):
+        judge_settings("http://gpu:8000/v1", backend="openai", checkpoint="UnifiedReward-9z")
 
 
 @pytest.fixture(scope="module")

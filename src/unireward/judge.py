@@ -490,6 +490,10 @@ def judge_settings(model: str, *, backend: str = "hf", family: str | None = None
     defaults.update({k: v for k, v in sidecar.items() if k in ("family", "variant", "method", "max_new_tokens",
                                                                  "chat_template_kwargs")})
     if family is not None and family != defaults["family"]:
+        from .tasks import list_families
+
+        if family not in list_families():
+            raise TaskError(f"unknown family {family!r}; known: {', '.join(list_families())}")
         defaults.update(family=family, variant=None)  # another family: its own default prompts
     if backend == "openai" and defaults["family"] != DEFAULT_FAMILY:
         defaults.setdefault("image_format", "jpeg")  # the released judges' client sends JPEG (quality 95)
