@@ -13,7 +13,7 @@ import pytest
 from unireward.backends.scripted import ScriptedBackend
 from unireward.judge import RewardModel
 from unireward.tasks import get_task
-from unireward.tasks.released import first_json
+from unireward.tasks.jsonscan import first_json
 
 RECORDS = [json.loads(line) for line in (Path(__file__).parent / "fixtures" / "released" / "outputs.jsonl")
            .read_text().splitlines() if line.strip()]
@@ -63,7 +63,8 @@ def test_first_json_is_brace_balanced_not_greedy():
 
 def test_released_formats_expose_the_judge_interface():
     think = get_task("image-gen/pair", family="think").answer
-    assert (think.prefix, think.reasoning_stop, think.readable, think.allow_ties) == ("<answer>", "<answer>", True, False)
+    assert (think.prefix, think.reasoning_stop, think.readable, think.allow_ties) == \
+        ("<answer>", "<answer>", True, False)
     assert think.choices() == {1: "Image 1 is better", 2: "Image 2 is better"}
     ours = get_task("image-gen/pair").answer
     assert ours.reasoning_stop == ours.prefix and ours.readable
