@@ -166,6 +166,20 @@ def test_records_round_trip_through_the_benchmark_loader_and_the_training_chat(w
         assert f"Instruction: {s.prompt}" in "".join(p for p in chat.parts if isinstance(p, str))
 
 
+def test_sandbox_benchmark_judges_edit_tasks(world, tmp_path):
+    from unireward.bench import BenchConfig, run_bench
+    from unireward.judge import RewardModel
+    from unireward.sandbox.oracle_judge import OracleBackend
+
+    _, paths = world
+    cfg = BenchConfig("sandbox", data=str(paths["heldout"].parent), protocol="clean", out=str(tmp_path / "b"),
+                      progress=False)
+    res = run_bench(cfg, judge=RewardModel(OracleBackend()))
+    tasks = res["groups"]["task"]
+    assert tasks["image-edit/pair"]["n"] == 60 and tasks["image-edit/pair"]["accuracy"] == 1.0  # exact, both orders
+    assert tasks["image-edit/point"]["spearman"] == pytest.approx(1.0) and tasks["image-edit/point"]["exact"] == 1.0
+
+
 # -- training -------------------------------------------------------------------------------------------------------
 def test_tiny_sft_step_on_edit_samples(tmp_path, world):
     torch = pytest.importorskip("torch")
