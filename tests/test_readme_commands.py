@@ -266,3 +266,19 @@ def test_readme_command(kind, command, workspace, server, monkeypatch, capsys):
         proc = subprocess.run([sys.executable, *words[1:], *extra], cwd=workspace, env=_env(), capture_output=True,
                               text=True, timeout=600)
         assert proc.returncode == 0, (command, proc.stdout[-2000:], proc.stderr[-3000:])
+
+
+def test_the_readme_says_what_a_newcomer_needs():
+    """Issue 16, defect 12: the demo's presets, Chromium for the report test, the venv's size and the CPU-only
+    story, and an installable `openai` package for the OpenAI-client example."""
+    import tomllib
+
+    from unireward.sandbox.demo import PRESETS
+
+    for preset in PRESETS:
+        assert f"| `{preset}`" in README, f"the README's preset table lacks {preset}"
+    assert "Chromium" in README and "apt-get install chromium" in README
+    assert "6.4 GB" in README and "CPU-only" in README
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(req.startswith("openai") for req in extras["openai"]) and "openai" in extras["dev"][1]
+    assert any("from openai import OpenAI" in code for _, code in readme_python())
