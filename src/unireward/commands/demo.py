@@ -32,6 +32,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..sandbox.demo import config_from_args, run_demo, write_examples
 
+    if args.no_progress:  # the model loading bars too
+        from .judge import quiet_loading
+
+        quiet_loading()
     if args.examples:
         for name, path in write_examples(args.examples).items():
             print(f"{name:10s} {path}")

@@ -10,7 +10,9 @@
 
 Generation tasks take media candidates (`a`, `b`, `candidate`, `candidates`); understanding tasks take text
 answers plus the `media` they are about. Media fields are described in inputs.py. Single requests answer
-{"result": {...}}, batched ones {"results": [...]}; each result carries "cached": true|false.
+{"result": {...}}, batched ones {"results": [...]}; each result carries "cached": true|false. A single request
+that is refused answers its HTTP error; in a batched one, a refused item answers {"status": "error", "reason",
+"code"} in its place and the other items are judged.
 """
 
 from __future__ import annotations
