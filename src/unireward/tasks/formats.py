@@ -31,6 +31,11 @@ class PairFormat:
     kind: str = field(default="pair", init=False)
 
     @property
+    def reasoning_stop(self) -> str:
+        """Where a judge that reasons first (a checklist, a rationale) stops and its choice is read: the prefix."""
+        return self.prefix
+
+    @property
     def plural(self) -> str:
         return self.noun.lower() + "s"
 
@@ -82,6 +87,11 @@ class PointFormat:
     dimensions: tuple[str, ...] = ()
     subject: str = "image"
     kind: str = field(default="point", init=False)
+
+    @property
+    def reasoning_stop(self) -> str:
+        """Where a judge that reasons first stops and its score is read: the prefix."""
+        return self.prefix
 
     def values(self) -> list[int]:
         return list(range(self.low, self.high + 1))
