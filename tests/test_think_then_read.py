@@ -110,14 +110,16 @@ class Reasoner:
 
     def respond(self, x: ChatInput) -> str:
         imgs = x.images
+        if len(imgs) == 1:  # a point request
+            return "red check: yes\nFinal Score: 4" if self.reach else "red check: yes"
         better = 1 if imgs[0].getpixel((0, 0))[0] >= imgs[-1].getpixel((0, 0))[0] else 2
         text = f"red check: Image {better} redder\nTally: Image {better} wins\n"
         return text + (STOP + PAIR.answer.verdict(better) if self.reach else "and so on")
 
     def probs(self, x, prefix, choices):
         self.prefixes.append(prefix)
-        assert prefix.endswith(STOP), prefix
         if choices == CHOICES:
+            assert prefix.endswith(STOP), prefix
             return [0.7, 0.2, 0.1] if "Tally: Image 1" in prefix else [0.2, 0.7, 0.1]
         return [1.0 + i for i in range(len(choices))]  # points: rising with the score
 
@@ -132,7 +134,7 @@ def test_scripted_pairs_groups_and_points_read_after_each_inputs_own_reasoning()
     red, mid, dark = _shades()
     r = rm.rank("the reddest square", red, dark, both_orders=True)
     assert r.method == "think+probs" and r.consistent is True
-    assert r.probs["1"] == pytest.approx(0.7) and r.p_first == pytest.approx(0.7 / 0.9)
+    assert r.probs == pytest.approx({"1": 0.7, "2": 0.2, "tie": 0.1}) and r.p_first == pytest.approx(0.75)
     assert sorted(judge.prefixes) == sorted([f"red check: Image {w} redder\nTally: Image {w} wins\n" + STOP
                                              for w in (1, 2)])
     assert r.raw[0].endswith(STOP + "Image 1 is better than Image 2.") and "Tally" in r.raw[0]
@@ -170,8 +172,9 @@ def _manual_logprobs(backend, x: ChatInput, ids: list[int]):
     enc = backend.processor(text=[text], images=x.images or None, return_tensors="pt")
     enc.pop("token_type_ids", None)
     n = enc["input_ids"].shape[1]
-    enc["input_ids"] = torch.cat([enc["input_ids"], torch.tensor([ids])], dim=1)
-    enc["attention_mask"] = torch.ones_like(enc["input_ids"])
+    for key in [k for k, v in enc.items() if hasattr(v, "shape") and tuple(v.shape) == (1, n)]:
+        extra = torch.tensor([ids]) if key == "input_ids" else torch.full((1, len(ids)), int(key == "attention_mask"))
+        enc[key] = torch.cat([enc[key], extra.to(enc[key].dtype)], dim=1)
     with torch.inference_mode():
         logits = backend.model(**enc).logits[0].double()
     return torch.log_softmax(logits, dim=-1), n
