@@ -307,3 +307,36 @@ def test_openai_choices_missing_from_the_top_logprobs_are_not_readable_not_a_coi
     r = _openai(server).rank("a red circle", Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue"))
     assert r.status == "unparsed" and r.probs is None and r.p_first is None and r.winner is None
     assert "top log-probabilities" in r.reason
+
+
+@pytest.mark.parametrize("family", ["qwen2.5-vl", "qwen3-vl"])
+def test_hf_think_then_read_matches_a_forward_pass_in_other_families(tiny_model_dir, images, family):
+    """Random tiny models of the other families, with a stop taken from their own greedy text (its first three
+    tokens): the read equals one forward pass per choice over prompt + generated ids + the choice's tokens, with
+    the trie rule of `choices.py` (only tokens where the choices still alive diverge count) written out here."""
+    import torch
+
+    rm = RewardModel.load(tiny_model_dir(family), dtype=None)
+    b, tok = rm.backend, rm.backend.tokenizer
+    x = rm._render(PAIR, rm._prepare(PAIR, "a red circle", [images[0], images[1]], None), swap=False)
+    enc = b.processor(text=[b._prompt_text(x)], images=x.images, return_tensors="pt")
+    enc.pop("token_type_ids", None)
+    with torch.inference_mode():
+        gen = b.model.generate(**enc, max_new_tokens=8, do_sample=False)[0, enc["input_ids"].shape[1]:].tolist()
+    stop = tok.decode(gen[:3], skip_special_tokens=True)
+    assert stop and stop not in tok.decode(gen[:2], skip_special_tokens=True)
+    (read,) = b.think_then_read([x], stop, CHOICES, max_new_tokens=8)
+    assert read.text == stop
+    seqs = [tok(c, add_special_tokens=False)["input_ids"] for c in CHOICES]
+    scores = []
+    for s in seqs:
+        lp, n = _manual_logprobs(b, x, gen[:3] + s)
+        total = 0.0
+        for d in range(len(s)):
+            alive = [o for o in seqs if o[:d] == s[:d] and len(o) > d]
+            if len(alive) == 1:
+                break  # singled out
+            if len({o[d] for o in alive}) > 1:
+                total += float(lp[n + 2 + d, s[d]])
+        scores.append(total)
+    assert read.probs == pytest.approx(torch.softmax(torch.tensor(scores), dim=0).tolist(), abs=1e-5)
