@@ -46,6 +46,8 @@ def encode_prompts(processor: Any, texts: Sequence[str], images: Sequence[Any], 
     if videos:
         kwargs["videos"] = [v.to_array() for v in videos]
         kwargs["do_sample_frames"] = False
+        if hasattr(getattr(processor, "video_processor", None), "cap_pixels_per_frame"):  # Qwen2/3-VL: say it
+            kwargs["cap_pixels_per_frame"] = videos[0].policy.cap_pixels_per_frame
         kwargs["video_metadata"] = [
             {"fps": v.fps, "total_num_frames": len(v.frames), "frames_indices": list(range(len(v.frames)))}
             for v in videos]

@@ -77,9 +77,21 @@ def load_judge(args):
     ip = {"max_pixels": args.max_pixels} if args.max_pixels else {}
     kwargs = {"served_model": args.served_model} if args.backend == "openai" else {"device": args.device,
                                                                                    "dtype": args.dtype}
+    if args.no_progress:  # also the "Loading weights" bars of transformers and the hub's download bars
+        quiet_loading()
     return RewardModel.load(args.model, backend=args.backend, batch_size=args.batch_size,
                             image_policy=ImagePolicy(**ip), video_policy=VideoPolicy(**vp), method=args.method,
                             max_new_tokens=args.max_new_tokens, allow_urls=args.allow_urls, **kwargs)
+
+
+def quiet_loading() -> None:
+    """Hide the progress bars that loading a model draws (transformers' "Loading weights", hub downloads)."""
+    import os
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _requests(args, need: int | None) -> list[dict]:
@@ -94,15 +106,17 @@ def _requests(args, need: int | None) -> list[dict]:
         if not path.is_file():
             raise ConfigError(f"--input {path}: no such file")
         out = []
-        for i, line in enumerate(path.read_text().splitlines(), 1):
+        for i, line in enumerate(path.read_text(errors="surrogateescape").splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            if "prompt" not in d:
-                raise ConfigError(f"{path}:{i}: missing field 'prompt'")
+            except json.JSONDecodeError as e:  # this row is an error line; the others are judged
+                out.append({"id": str(i), "error": f"{path}:{i}: not valid JSON ({e.msg})"})
+                continue
+            if not isinstance(d, dict):
+                out.append({"id": str(i), "error": f"{path}:{i}: expected a JSON object, got {type(d).__name__}"})
+                continue
             d = {k: _resolve(v, path.parent) if k in ("a", "b", "candidate", "candidates", "media") else v
                  for k, v in d.items()}
             d.setdefault("id", str(i))
@@ -125,10 +139,39 @@ def _resolve(v, root):
     return v
 
 
-def _emit(req: dict, result) -> None:
+def _emit(req: dict, result: dict) -> bool:
+    """Print one result line; True when the item failed (status "error")."""
     import json
 
-    print(json.dumps({"id": req.get("id"), **result.to_dict()}, ensure_ascii=False), flush=True)
+    line = json.dumps({"id": req.get("id"), **result}, ensure_ascii=True)
+    print(line, flush=True)
+    return result.get("status") == "error"
+
+
+def _finish(reqs: list[dict], results: list[dict]) -> int:
+    """Exit status: 1 when any item failed (its line has status "error" and the reason), else 0. Unparsed
+    verdicts are results (status "unparsed") and do not fail the command."""
+    failed = sum(_emit(r, res) for r, res in zip(reqs, results))
+    if failed:
+        import sys
+
+        print(f"unireward: {failed} of {len(results)} item(s) failed (status \"error\")", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _candidates(r: dict, fields: list[str], need: int) -> list:
+    """The row's candidates: its "candidates" list, else its named fields (None where one is missing)."""
+    given = r.get("candidates")
+    if isinstance(given, list) and len(given) == need:
+        return given
+    return [r.get(f) for f in fields]
+
+
+def _judge_rows(reqs: list[dict], judge_ok) -> list[dict]:
+    """Judge the well-formed rows in one batch; rows that could not be read keep their error."""
+    ok = [r for r in reqs if "error" not in r]
+    done = iter(judge_ok(ok) if ok else [])
+    return [{"status": "error", "reason": r["error"]} if "error" in r else next(done).to_dict() for r in reqs]
 
 
 def run_rank(args) -> int:
@@ -136,13 +179,11 @@ def run_rank(args) -> int:
 
     reqs = _requests(args, 2)
     rm = load_judge(args)
-    batch = [PairRequest(r["prompt"], *(r.get("candidates") or [r.get("a"), r.get("b")]), media=r.get("media"),
-                         id=r.get("id")) for r in reqs]
-    results = rm.rank_batch(batch, task=args.task, both_orders=args.both_orders, dimensions=args.dimensions,
-                            template=args.template, progress=not args.no_progress)
-    for r, res in zip(reqs, results):
-        _emit(r, res)
-    return 0
+    results = _judge_rows(reqs, lambda ok: rm.rank_batch(
+        [PairRequest(r.get("prompt"), *_candidates(r, ["a", "b"], 2), media=r.get("media"), id=r.get("id"))
+         for r in ok], task=args.task, both_orders=args.both_orders, dimensions=args.dimensions,
+        template=args.template, progress=not args.no_progress))
+    return _finish(reqs, results)
 
 
 def run_score(args) -> int:
@@ -150,13 +191,11 @@ def run_score(args) -> int:
 
     reqs = _requests(args, 1)
     rm = load_judge(args)
-    batch = [PointRequest(r["prompt"], (r.get("candidates") or [r.get("candidate")])[0], media=r.get("media"),
-                          id=r.get("id")) for r in reqs]
-    results = rm.score_batch(batch, task=args.task, dimensions=args.dimensions, template=args.template,
-                             progress=not args.no_progress)
-    for r, res in zip(reqs, results):
-        _emit(r, res)
-    return 0
+    results = _judge_rows(reqs, lambda ok: rm.score_batch(
+        [PointRequest(r.get("prompt"), _candidates(r, ["candidate"], 1)[0], media=r.get("media"), id=r.get("id"))
+         for r in ok], task=args.task, dimensions=args.dimensions, template=args.template,
+        progress=not args.no_progress))
+    return _finish(reqs, results)
 
 
 def run_group(args) -> int:
@@ -164,8 +203,11 @@ def run_group(args) -> int:
 
     reqs = _requests(args, None)
     rm = load_judge(args)
+    results = []
     for r in tqdm(reqs, desc="groups", disable=args.no_progress or len(reqs) < 2):
-        res = rm.rank_group(r["prompt"], r["candidates"], task=args.task, media=r.get("media"),
-                            schedule=args.schedule, both_orders=args.both_orders, seed=args.seed)
-        _emit(r, res)
-    return 0
+        if "error" in r:
+            results.append({"status": "error", "reason": r["error"]})
+            continue
+        results.append(rm.rank_group(r.get("prompt"), r.get("candidates"), task=args.task, media=r.get("media"),
+                                     schedule=args.schedule, both_orders=args.both_orders, seed=args.seed).to_dict())
+    return _finish(reqs, results)
