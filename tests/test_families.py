@@ -8,6 +8,7 @@ builders and must match char for char, also as chat text under the real Qwen2.5-
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -97,12 +98,17 @@ def test_variants_defaults_and_dims():
 
 
 # -- the same through the judge, both backends' message builders and the real chat templates ---------------------
-def _chat(template: str, content: list[dict]) -> str:
+@functools.cache
+def _compiled(template: str):
     import jinja2
 
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"])
-    return env.from_string(template).render(messages=[{"role": "user", "content": content}],
-                                            add_generation_prompt=True)
+    return env.from_string(template)
+
+
+def _chat(template: str, content: list[dict]) -> str:
+    """The chat text as transformers' apply_chat_template renders it (trim_blocks, lstrip_blocks)."""
+    return _compiled(template).render(messages=[{"role": "user", "content": content}], add_generation_prompt=True)
 
 
 def _script_messages(g) -> list[dict]:
@@ -137,15 +143,22 @@ def _judge_input(family, name, variant, images, video_file):
     return task, seen[0]
 
 
-@pytest.mark.parametrize("family,name,variant", CASES)
-def test_chat_text_under_the_real_qwen_templates(family, name, variant, images, video_file):
-    from unireward.backends.hf import _messages
+@pytest.fixture(scope="module")
+def api_backend():
     from unireward.backends.openai import OpenAIBackend
 
-    task, x = _judge_input(family, name, variant, images, video_file)
+    return OpenAIBackend("http://127.0.0.1:9/v1", served_model="judge")  # only its message builder is used
+
+
+@pytest.mark.parametrize("family,name,variant", CASES)
+def test_chat_text_under_the_real_qwen_templates(family, name, variant, images, api_backend, request):
+    from unireward.backends.hf import _messages
+
+    video = request.getfixturevalue("video_file") if name.startswith("video") else None
+    task, x = _judge_input(family, name, variant, images, video)
     g = _golden(task)
     hf_content = _messages(x)[0]["content"]
-    api_content = OpenAIBackend("http://127.0.0.1:9/v1", served_model="judge")._content(x)
+    api_content = api_backend._content(x)
     assert [c["type"] for c in api_content].count("image_url") == sum(c["type"] == "image" for c in g["content"])
     for template in ("qwen2.5-vl", "qwen3-vl-instruct"):
         want = _chat(TEMPLATES[template], _script_messages(g))
@@ -164,3 +177,22 @@ def test_the_real_templates_are_the_public_ones():
                     "<|vision_start|><|image_pad|><|vision_end|>hi<|im_end|>\n<|im_start|>assistant\n")
     assert _chat(TEMPLATES["qwen3-vl-instruct"], [{"type": "text", "text": "hi"}]) == \
         "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_released_families_run_on_a_tiny_model(tiny_judge, images, video_file):
+    """Through the transformers backend: a readable rank format reads probabilities; a score format generates;
+    videos sent as frames reach the processor as images (16 for a 2.0 video pair)."""
+    import math
+
+    v1 = RewardModel(tiny_judge.backend, family="1.0")
+    r = v1.rank("a red fox", images[0], images[1], task="image-gen/pair")
+    assert r.method == "probs" and r.status == "ok" and math.isclose(sum(r.probs.values()), 1.0, rel_tol=1e-6)
+    assert math.isclose(r.reward, r.p_first) and r.family == "1.0" and r.variant == "rank"
+    v2 = RewardModel(tiny_judge.backend, family="2.0", max_new_tokens=4)
+    task = get_task("video-gen/pair", family="2.0")
+    x = v2._render(task, v2._prepare(task, "a red fox", [str(video_file)] * 2, None), swap=False)
+    assert len(x.images) == 16 and not x.videos
+    out = v2.rank("a red fox", str(video_file), str(video_file), task="video-gen/pair")
+    assert out.method == "generate" and out.status in ("ok", "unparsed") and out.raw and out.raw[0] is not None
+    if out.status == "unparsed":
+        assert out.reason and out.reward is None

@@ -3,17 +3,20 @@
 Every format exposes what the judge needs: `kind` ("pair"/"point"), `parse(text, strict=False)`, `choices()`
 (winner or score -> the text read as the continuation after `prefix`), `prefix`, `reasoning_stop` (where a
 judge that reasons first stops and the choice is read), `readable` (whether choice probabilities can be read at
-all), `allow_ties`, and `reward(verdict)`, the one scalar for RL. Rewards, per format type:
+all) and `allow_ties`; its verdicts carry `reward`, the one scalar for RL. Rewards, per format type:
 
-| type | verdict | reward |
-|---|---|---|
-| rank (1.0, Think, Edit rank) | winner from the verdict sentence | candidate 1: 1.0 win, 0.0 loss, 0.5 tie |
-| pair_scores (2.0) | two floats per dimension, winner by the sums over parsed dimensions | candidate 1's mean score over parsed dimensions (its share, in [0, 1]) |
-| edit_pair_scores (Edit) | two signed floats | sigmoid(s1 - s2) |
-| flex (Flex) | JSON: per-category winners, overall winner | candidate 1's mean share s1/(s1+s2) over parsed sub-dimensions; without any, 1.0/0.0 by the winner |
-| final_score (1.0) | "Final Score: x" | (x - low) / (high - low) |
-| dim_scores (2.0, 1.0 ACS) | "<Dim> Score (1-5): x" per dimension, overall = their mean (all must parse) | (overall - low) / (high - low) |
-| json_scores (Edit points) | JSON {"score": [a, b]}, overall = mean(a, b) (both must parse) | overall / 25 |
+- rank (1.0, Think, Edit rank): the winner from the verdict sentence; reward = candidate 1's 1.0 win,
+  0.0 loss, 0.5 tie;
+- pair_scores (2.0): two floats per dimension, the winner by the means over parsed dimensions; reward =
+  candidate 1's mean score over parsed dimensions (its share, in [0, 1]);
+- edit_pair_scores (Edit): two signed floats; reward = sigmoid(s1 - s2);
+- flex (Flex): JSON with per-category winners and the overall winner; reward = candidate 1's mean share
+  s1 / (s1 + s2) over parsed sub-dimensions, without any 1.0 / 0.0 by the winner;
+- final_score (1.0): "Final Score: x"; reward = (x - low) / (high - low);
+- dim_scores (2.0, 1.0 ACS): "<Dim> Score (1-5): x" per dimension, overall = their mean (all must parse);
+  reward = (overall - low) / (high - low);
+- json_scores (Edit points): JSON {"score": [a, b]}, overall = mean(a, b) (both must parse); reward =
+  overall / 25.
 
 Point rewards are normalised to [0, 1]; unireward's own formats keep the raw (expected) score.
 A part that does not parse (a literal `nan`, an off-scale number, a pair not summing to its total within
@@ -61,9 +64,6 @@ class ReleasedFormat:
         from . import released
 
         return getattr(released, f"parse_{self.type}")(text, self, strict=strict)
-
-    def reward(self, verdict) -> float | None:
-        return verdict.reward
 
 
 @dataclass(frozen=True)

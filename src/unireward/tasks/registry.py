@@ -48,8 +48,9 @@ class Task:
 
     @property
     def key(self) -> str:
-        """Name plus variant marker; what results, caches and manifests record."""
-        return self.name + ("+dims" if self.answer.dimensions or self.dims_variant else "")
+        """Name plus variant marker; what results, caches and manifests record (a released family's variant is
+        recorded beside it: results carry `family` and `variant`)."""
+        return self.name + ("+dims" if self.answer.dimensions else "")
 
     @property
     def template_hash(self) -> str:

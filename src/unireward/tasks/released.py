@@ -17,15 +17,14 @@ All of them read the final region first (the last <answer> block, else the text 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from statistics import mean
 
 from .family_formats import sigmoid
 from .formats import TIE
-from .parsing import PairVerdict, PointVerdict, _final_region, _not_text, _score, _strip, _unmark, parse_pair, \
-    parse_point
+from .jsonscan import first_json
+from .parsing import PairVerdict, PointVerdict, _final_region, _not_text, _strip, _unmark, parse_pair, parse_point
 
 _NUM = r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)"
 _VALUE = re.compile(rf"\s*({_NUM}|nan|-?inf(?:inity)?)(?![\d.])", re.I)
@@ -121,8 +120,9 @@ def _pair_block(block: str, fmt, name: str):
     return [v1, v2], None
 
 
-_EDIT_LABEL = re.compile(r"(?:edited\s+)?image\s*([12])\b[^\n\d+\-−]*?(?<![\w.])((?:[-+−]\s?)?(?:\d+(?:\.\d+)?|\.\d+)"
-                         r"|nan|inf)(?!\w)", re.I)
+# "(Edited) Image 1 ...: -2.5": the label, text that names no other image, then a signed number (or nan / inf)
+_EDIT_LABEL = re.compile(r"(?:edited\s+)?image\s*([12])\b(?:(?!image)[^\n\d+\-−])*?(?<![\w.])"
+                         r"((?:[-+−]\s?)?(?:\d+(?:\.\d+)?|\.\d+)|nan|inf)(?!\w)", re.I)
 _SCORE_LIST = re.compile(r"\"?scores?\"?\s*[:=]\s*\[([^\]]*)\]", re.I)
 
 
@@ -271,51 +271,3 @@ def parse_json_scores(text, fmt, strict=False) -> PointVerdict:
         return PointVerdict(None, dims, reason=_join(problems), scores=scores)
     score = mean(scores)
     return PointVerdict(score, dims, scores=scores, reward=fmt.normalise(score))
-
-
-# -- JSON -----------------------------------------------------------------------------------------------------
-def first_json(text, wanted=lambda obj: True) -> tuple[dict | None, str | None]:
-    """The first complete JSON object in `text` for which `wanted(obj)`, or (None, why)."""
-    why = _not_text(text)
-    if why:
-        return None, why
-    region, why = _final_region(text)
-    if why:
-        return None, why
-    start, seen_open = region.find("{"), False
-    while start != -1:
-        seen_open = True
-        end = _balanced_end(region, start)
-        if end is None:
-            return None, "the JSON object is cut off (unbalanced braces)"
-        obj = _loads(region[start:end])
-        if isinstance(obj, dict) and wanted(obj):
-            return obj, None
-        start = region.find("{", start + 1)
-    return None, "malformed JSON object" if seen_open else "no JSON object found"
-
-
-def _balanced_end(s: str, start: int) -> int | None:
-    depth, in_str, esc = 0, False, False
-    for i in range(start, len(s)):
-        ch = s[i]
-        if in_str:
-            esc, in_str = (False, in_str) if esc else (ch == "\\", ch != '"')
-        elif ch == '"':
-            in_str = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-    return None
-
-
-def _loads(span: str):
-    for candidate in (span, re.sub(r",(\s*[}\]])", r"\1", span)):
-        try:
-            return json.loads(candidate, parse_constant=lambda c: float("nan"))
-        except ValueError:
-            continue
-    return None
