@@ -4,7 +4,6 @@ backends); asking such a judge for probabilities it cannot read is refused, neve
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
@@ -17,7 +16,7 @@ from unireward.backends.openai import OpenAIBackend
 from unireward.backends.scripted import ScriptedBackend
 from unireward.errors import TaskError
 from unireward.judge import PairRequest, PointRequest, RewardModel
-from unireward.tasks import PairFormat, get_task
+from unireward.tasks import get_task
 
 PAIR = get_task("image-gen/pair")
 CHOICES = list(PAIR.answer.choices().values())
@@ -88,15 +87,17 @@ def test_reasoning_judge_refuses_probabilities_it_cannot_read(images):
     r = RewardModel(ScriptedBackend(lambda x: checklist), reasoning=True).rank("a red circle", images[0], images[1])
     assert r.method == "generate" and r.winner == 1
 
-    # a format whose judges always reason first (like Think's) refuses an explicit no-reasoning read
-    class Reasoning(PairFormat):
-        reasons_first = True
-
-    task = dataclasses.replace(PAIR, answer=Reasoning(noun="Image"))
-    probs = ScriptedBackend(lambda x: checklist, probs=lambda x, prefix, choices: [0.5, 0.4, 0.1])
-    with pytest.raises(TaskError, match="reasons before its verdict"):
-        RewardModel(probs, method="probs", reasoning=False).rank("a red circle", images[0], images[1], task=task)
-    assert RewardModel(probs).rank("a red circle", images[0], images[1], task=task).method == "think+probs"
+    # a family whose judges always reason first (Think) refuses an explicit no-reasoning read, and a backend
+    # without probabilities
+    think = "<think>\nImage 1 shows the red circle.\n</think>\n<answer>Image 1 is better</answer>"
+    probs = ScriptedBackend(lambda x: think, probs=lambda x, prefix, choices: [0.8, 0.2])
+    with pytest.raises(TaskError, match="reasoning=False was asked"):
+        RewardModel(probs, family="think", method="probs", reasoning=False).rank("a red circle", *images[:2])
+    with pytest.raises(TaskError, match="reads no token probabilities"):
+        RewardModel(ScriptedBackend(lambda x: think), family="think", method="probs").rank("a red circle", *images[:2])
+    r = RewardModel(probs, family="think").rank("a red circle", images[0], images[1])
+    assert r.method == "think+probs" and r.p_first == pytest.approx(0.8)
+    assert r.raw == ["<think>\nImage 1 shows the red circle.\n</think>\n<answer>Image 1 is better"]
 
 
 # -- the scripted backend: every entry point goes through the same path ----------------------------------------
