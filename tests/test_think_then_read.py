@@ -341,3 +341,17 @@ def test_hf_think_then_read_matches_a_forward_pass_in_other_families(tiny_model_
                 total += float(lp[n + 2 + d, s[d]])
         scores.append(total)
     assert read.probs == pytest.approx(torch.softmax(torch.tensor(scores), dim=0).tolist(), abs=1e-5)
+
+
+def test_point_dimensions_written_in_the_reasoning_are_kept(video_file):
+    """1.0 video-gen points: per-dimension lines, then "Final Score: ", where the score is read."""
+    text = ("visual quality: 3\ntemporal consistency: 4\ndynamic degree: 2\ntext-to-video alignment: 4\n"
+            "factual consistency: 3\nFinal Score: 7")
+    seen = []
+    backend = ScriptedBackend(lambda x: text, probs=lambda x, prefix, choices: seen.append(prefix) or
+                              [1.0 if c == "7" else 0.0 for c in choices])
+    s = RewardModel(backend, family="1.0").score("a ball rolling", str(video_file), task="video-gen/point")
+    assert seen == [text[:-1]]  # read right after "Final Score: "
+    assert s.method == "think+probs" and s.status == "ok" and s.score == 7 and s.expected_score == pytest.approx(7)
+    assert s.raw == text and s.dimensions == {"visual quality": 3, "temporal consistency": 4, "dynamic degree": 2,
+                                              "text-to-video alignment": 4, "factual consistency": 3}

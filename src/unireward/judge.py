@@ -182,8 +182,10 @@ class RewardModel:
                     probs = {str(v): p for v, p in zip(values, row)}
                     best = values[max(range(len(row)), key=row.__getitem__)]
                     expected = sum(v * p for v, p in zip(values, row))
+                    raw = before + fmt.choices()[best]
+                    dims = t.parse(raw).dimensions if mode == THINK else {}  # lines the reasoning wrote
                     results[i] = PointResult(task=t.key, score=float(best), expected_score=expected,
-                                             probs=probs, raw=before + fmt.choices()[best], method=mode,
+                                             probs=probs, raw=raw, dimensions=dims, method=mode,
                                              family_reward=_normalised(fmt, expected), **self._stamp(t))
                 else:
                     v = t.parse(out)
