@@ -21,20 +21,19 @@ with a TaskError: reading right after the prompt would skip the reasoning and re
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .backends.base import UNREADABLE, Backend, ChatInput
 from .errors import MediaError, PromptTooLongError, TaskError
 from .grouping import bradley_terry, schedule_pairs
+from .models.registry import SIDECAR
 from .results import GroupResult, PairResult, PointResult
 from .tasks import TIE, Task, get_task
 
-JUDGE_DEFAULTS_FILE = "unireward.json"  # in a judge folder: {"method", "reasoning", "max_new_tokens"} for load()
+JUDGE_DEFAULTS_FILE = SIDECAR  # in a judge folder: {"family"?, "method"?, "reasoning"?, "max_new_tokens"?, ...}
 THINK = "think+probs"  # the method recorded on results read after the judge's own reasoning
 
 
@@ -88,6 +87,8 @@ class RewardModel:
         if method not in ("auto", "probs", "generate"):
             raise ValueError("method must be auto, probs or generate")
         self.backend = backend
+        self.family = family  # the prompt family of every task this judge renders
+        self.variant = variant  # the family's prompt variant used when a call names none
         self.image_policy = image_policy or ImagePolicy()
         self.video_policy = video_policy or VideoPolicy()
         self.method = method
@@ -101,36 +102,30 @@ class RewardModel:
 
     @classmethod
     def load(cls, model: str, *, backend: str = "hf", device: str | None = None, dtype: str | None = "auto",
-             batch_size: int = 8, **kwargs) -> "RewardModel":
-        """Load a judge. backend="hf": a local directory or hub id; backend="openai": a base URL (or several,
-        comma-separated) of an OpenAI-compatible server, with `served_model=` naming the model there."""
-        from .models.registry import resolve
+             batch_size: int = 8, family: str | None = None, checkpoint: str | None = None,
+             **kwargs) -> "RewardModel":
+        """Load a judge. backend="hf": a short name from `unireward models`, a hub id or a local directory;
+        backend="openai": a base URL (or several, comma-separated) of an OpenAI-compatible server, with
+        `served_model=` naming the model there and `checkpoint=` (or a registered `served_model`) saying which
+        registered checkpoint it runs.
 
-        spec = resolve(model)
-        if spec is not None:  # a registered short name: its checkpoint and defaults (explicit arguments win)
-            model = spec.checkpoint
-            defaults = {"method": spec.method, "max_new_tokens": spec.max_new_tokens,
-                        "reasoning": getattr(spec, "reasoning", None)}
-        else:  # a judge folder may say how it is run (e.g. the sandbox judge writes a checklist first)
-            sidecar = Path(model) / JUDGE_DEFAULTS_FILE
-            defaults = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        for key in ("method", "max_new_tokens", "reasoning"):
-            if kwargs.get(key) is None and key in defaults:
-                kwargs[key] = defaults[key]
-        judge_kwargs = {k: kwargs.pop(k) for k in ("image_policy", "video_policy", "method", "max_new_tokens",
-                                                    "allow_urls", "reasoning") if k in kwargs}
-        judge_kwargs = {k: v for k, v in judge_kwargs.items() if v is not None}
+        A registered checkpoint (by short name, hub id, or a local copy whose unireward.json, cache folder,
+        config.json `_name_or_path` or folder name names it) is judged with its prompt family and run as its
+        authors run it (chat template options, token budget, image and video policy); `family=` overrides the
+        family; anything else keeps unireward's own templates. Explicit arguments win over registry defaults."""
+        s = judge_settings(model, backend=backend, family=family, checkpoint=checkpoint, **kwargs)
         if backend == "hf":
             from .backends.hf import HFBackend
 
-            b: Backend = HFBackend.load(model, device=device, dtype=dtype, batch_size=batch_size, **kwargs)
+            b: Backend = HFBackend.load(s.model, device=device, dtype=dtype, batch_size=batch_size,
+                                        **s.backend_kwargs)
         elif backend == "openai":
             from .backends.openai import OpenAIBackend
 
-            b = OpenAIBackend(model, **kwargs)
+            b = OpenAIBackend(s.model, **s.backend_kwargs)
         else:
             raise ValueError(f"unknown backend {backend!r}; use hf or openai")
-        return cls(b, **judge_kwargs)
+        return cls(b, family=s.family, **s.judge_kwargs)
 
     # -- public API ------------------------------------------------------------------------------------------
     def rank(self, prompt: str, a: Any, b: Any, *, task: str | Task = "image-gen/pair", media: Any = None,
@@ -506,6 +501,60 @@ def input_problem(t: Task, prompt: Any, candidates: Sequence[Any]) -> str | None
         if problem:
             return problem
     return None
+
+@dataclass
+class JudgeSettings:
+    """What `RewardModel.load` resolved: the model to open, its registry entry, and the arguments of the judge
+    and of the backend (`unireward prompt` uses it to show a judge's requests without loading weights)."""
+
+    model: str
+    spec: Any  # models.registry.ModelSpec | None
+    family: str
+    judge_kwargs: dict
+    backend_kwargs: dict
+
+
+_JUDGE_KEYS = ("image_policy", "video_policy", "method", "max_new_tokens", "allow_urls", "variant", "reasoning")
+
+
+def judge_settings(model: str, *, backend: str = "hf", family: str | None = None, checkpoint: str | None = None,
+                   **kwargs) -> JudgeSettings:
+    """Registry defaults, then the model folder's unireward.json, then explicit (non-None) arguments."""
+    from .models.registry import DEFAULT_FAMILY, lookup, resolve
+
+    if backend == "openai":
+        spec = resolve(checkpoint) if checkpoint else resolve(kwargs.get("served_model") or kwargs.get("model") or "")
+        sidecar: dict = {}
+    else:
+        spec, sidecar = lookup(checkpoint or model)
+        if spec is not None and model.lower() in (spec.name.lower(), spec.checkpoint.lower()):
+            model = spec.checkpoint
+    if checkpoint and spec is None:
+        raise TaskError(f"checkpoint {checkpoint!r} is not registered; see `unireward models`")
+    defaults: dict[str, Any] = {"family": DEFAULT_FAMILY}
+    if spec is not None:
+        defaults.update(family=spec.family, variant=spec.variant, method=spec.method,
+                        max_new_tokens=spec.max_new_tokens, image_policy=spec.image_policy(),
+                        video_policy=spec.video_policy(), chat_template_kwargs=dict(spec.chat_template_kwargs))
+        if backend == "openai":
+            defaults["image_format"] = spec.request_image_format
+    defaults.update({k: v for k, v in sidecar.items() if k in ("family", "variant", "method", "max_new_tokens",
+                                                                 "chat_template_kwargs", "reasoning")})
+    if family is not None and family != defaults["family"]:
+        from .tasks import list_families
+
+        if family not in list_families():
+            raise TaskError(f"unknown family {family!r}; known: {', '.join(list_families())}")
+        defaults.update(family=family, variant=None)  # another family: its own default prompts
+    if backend == "openai" and defaults["family"] != DEFAULT_FAMILY:
+        defaults.setdefault("image_format", "jpeg")  # the released judges' client sends JPEG (quality 95)
+    for key, value in defaults.items():
+        if key != "family" and kwargs.get(key) is None and value is not None:
+            kwargs[key] = value
+    judge_kwargs = {k: kwargs.pop(k) for k in _JUDGE_KEYS if k in kwargs}
+    return JudgeSettings(model=model, spec=spec, family=defaults["family"],
+                         judge_kwargs={k: v for k, v in judge_kwargs.items() if v is not None},
+                         backend_kwargs={k: v for k, v in kwargs.items() if v is not None})
 
 
 def _chunks(items: list, size: int, progress: bool, desc: str) -> Iterable[list]:
