@@ -94,6 +94,16 @@ def group_rows(keys: Sequence[Hashable]) -> list[list[int]]:
     return list(groups.values())
 
 
+def media_key(m: Any) -> Hashable:
+    """What identifies the media a group's answers are about: a string as is, else a content hash (so two
+    decodes of the same dataset image fall in one group)."""
+    if m is None or isinstance(m, str):
+        return m
+    from ..media import content_hash
+
+    return content_hash(m)
+
+
 def group_rewards(rm, groups: Sequence[GroupRequest], *, task: str | Task | None = None, mode: str = "win-rate",
                   both_orders: bool = True, seed: int = 0) -> list[GroupReward]:
     t = resolve_task(task, mode)

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Sequence
 
-from .group import MODES, GroupRequest, GroupReward, group_rows
+from .group import MODES, GroupRequest, GroupReward, group_rows, media_key
 
 
 @dataclass
@@ -68,7 +68,7 @@ class RewardSpec:
         """Score flat rows (`prompts[i]`, `candidates[i]`), grouped by `keys` (default: the prompt, plus the media
         for understanding tasks). `judge` is anything with `group_reward_batch` (a RewardModel, a client)."""
         n = len(prompts)
-        keys = list(keys) if keys is not None else [(p, _media_key(media[i]) if media else None)
+        keys = list(keys) if keys is not None else [(p, media_key(media[i]) if media else None)
                                                     for i, p in enumerate(prompts)]
         groups = group_rows(keys)
         rewards: dict[str, list[float | None]] = {}
@@ -122,6 +122,3 @@ def summarise(values: Sequence[float | None]) -> dict[str, float]:
     std = math.sqrt(sum((v - mean) ** 2 for v in got) / len(got)) if got else float("nan")
     return {"mean": mean, "std": std, "missing": float(len(values) - len(got))}
 
-
-def _media_key(m: Any) -> Hashable:
-    return m if isinstance(m, (str, bytes)) else id(m)
