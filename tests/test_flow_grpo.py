@@ -77,3 +77,35 @@ def test_grpo_loss_on_policy_is_the_policy_gradient_and_kl_by_hand():
     k = grpo_loss(torch.zeros(2), torch.zeros(2), torch.zeros(2), mean=mean, ref_mean=torch.zeros(2, 1),
                   std=1.0, kl_beta=0.1)
     assert k.metrics["kl"] == pytest.approx((0.5 + 2.0) / 2) and k.loss.item() == pytest.approx(0.125)
+
+
+# -- a short GRPO run of the sandbox generator -----------------------------------------------------------------
+@pytest.mark.parametrize("reward", ["oracle", "judge-win-rate"])
+def test_short_sandbox_grpo_run_moves_the_unet(reward):
+    import numpy as np
+
+    from unireward.backends.scripted import ScriptedBackend
+    from unireward.judge import RewardModel
+    from unireward.rewards.adapters import flow_grpo_reward
+    from unireward.sandbox.generator import build_generator
+    from unireward.sandbox.grpo import SandboxGRPOConfig, grpo_generator, oracle_reward
+
+    def brighter(x, prefix, choices):  # a scripted judge preferring the brighter image
+        a, b = (float(np.asarray(im).mean()) for im in x.images)
+        p = 1 / (1 + math.exp(-(a - b) / 10))
+        return [0.9 * p, 0.9 * (1 - p), 0.1]
+
+    fn = oracle_reward if reward == "oracle" else flow_grpo_reward(RewardModel(ScriptedBackend(lambda x: "",
+                                                                                                 probs=brighter)))
+    gen = build_generator(seed=0)
+    before = [p.detach().clone() for p in gen.unet.parameters()]
+    cfg = SandboxGRPOConfig(iterations=2, prompts_per_iteration=2, group_size=4, sample_steps=4, lr=1e-3,
+                            kl_beta=0.01 if reward == "oracle" else 0.0)
+    new, history = grpo_generator(gen, fn, cfg, captions=["a red circle at the center", "a blue square at the top left"],
+                                  callback=lambda it, g: {"seen": it})
+    assert [h["samples"] for h in history] == [8, 16] and [h["seen"] for h in history] == [1, 2]
+    assert all(math.isfinite(h["loss"]) and h["missing"] == 0 for h in history)
+    assert ("kl" in history[0]) == (reward == "oracle")
+    moved = sum(not torch.equal(a, b) for a, b in zip(before, new.unet.parameters()))
+    assert moved > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, gen.unet.parameters()))  # the input generator is kept
