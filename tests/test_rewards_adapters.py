@@ -96,7 +96,7 @@ def test_trl_grpo_trainer_steps_with_judge_rewards(tmp_path, tiny_model_dir, jud
     args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=4,
                       max_completion_length=8, max_steps=1, learning_rate=1e-3, report_to=[], logging_steps=1,
                       use_cpu=True, bf16=False, save_strategy="no", temperature=1.0,
-                      gradient_checkpointing=False)
+                      activation_checkpointing=False)
     trainer = GRPOTrainer(model=tiny_model_dir("qwen2-vl"), reward_funcs=[point, vs_ref], args=args,
                           train_dataset=ds)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
