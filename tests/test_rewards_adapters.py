@@ -122,6 +122,24 @@ def test_trl_reward_groups_per_prompt_and_image_whatever_the_order():
     assert out[2] > out[0] and out[3] > out[1]
 
 
+def test_trl_win_rate_groups_spanning_processes_are_judged_whole():
+    """TRL can split a prompt's generations over devices; each process must still get the prompt's win rates."""
+    judge = RewardModel(LengthJudge())
+    im = grey(1)
+    rows = [("q", "a"), ("q", "aaaa"), ("q", "aa"), ("q", "aaa"), ("r", "b"), ("r", "bb")]
+    whole = trl_reward(judge, task="image-und/pair", mode="win-rate")(
+        prompts=[p for p, _ in rows], completions=[c for _, c in rows], image=[im] * 6)
+    shares = [rows[:2], rows[2:]]  # process 0 holds two of q's four answers; process 1 the rest and all of r
+    got = []
+    for rank, share in enumerate(shares):
+        everything = [(p, c, im) for p, c in rows]
+        fn = trl_reward(judge, task="image-und/pair", mode="win-rate",
+                        gather=lambda local, rank=rank: (everything, 0 if rank == 0 else 2))
+        got += fn(prompts=[p for p, _ in share], completions=[c for _, c in share], image=[im] * len(share))
+    assert got == pytest.approx(whole)
+    assert sum(whole[:4]) == pytest.approx(2.0)  # q's four answers: 6 pairs, a win rate mean of 0.5
+
+
 # -- flow_grpo style -----------------------------------------------------------------------------------------------
 def _flow_batch():
     import torch

@@ -32,59 +32,84 @@ from .group import GroupRequest, group_rows, media_key
 
 def trl_reward(judge, *, task: str = "image-und/point", mode: str | None = None, reference_column: str | None = None,
                image_column: str | None = None, both_orders: bool = True, asynchronous: bool = False,
-               name: str | None = None):
+               name: str | None = None, gather=None):
     """A TRL reward function. Without `reference_column`: `mode` "point" (default) scores each completion, or
-    "win-rate" / "bradley-terry" among each prompt's completions. With it: each completion against that
-    row's reference answer, reward P(completion > reference) over both orders."""
+    "win-rate" / "bradley-terry" among each prompt's completions (gathered across processes: TRL may split a
+    prompt's generations over devices, and a win rate over a device's share is not the prompt's). With it: each
+    completion against that row's reference answer, reward P(completion > reference) over both orders.
+    `gather(rows) -> (all rows, offset of this process's rows)`; default: torch.distributed when initialised."""
     judge = connect(judge)
+    gather = gather or gather_rows
     mode = mode or ("win-rate" if reference_column else "point")
     if reference_column and mode != "win-rate":
         raise ValueError("against a reference answer the reward is a win rate; use mode='win-rate'")
 
-    def build(prompts, completions, kwargs) -> tuple[list[GroupRequest], list[list[int]], list[int]]:
+    def build(prompts, completions, kwargs):
         texts = [_text(p) for p in prompts]
         answers = [_text(c) for c in completions]
         media = _images(prompts, kwargs, image_column)
-        if reference_column:
+        n = len(texts)
+        if reference_column:  # one pair per row: (completion, reference)
             refs = kwargs[reference_column]
-            groups = [[i] for i in range(len(texts))]
-            reqs = [GroupRequest(texts[i], [answers[i], str(refs[i])], media[i]) for i in range(len(texts))]
-            return reqs, groups, [0] * len(texts)
-        groups = group_rows([(t, media_key(m)) for t, m in zip(texts, media)])
-        reqs = [GroupRequest(texts[idx[0]], [answers[i] for i in idx], media[idx[0]]) for idx in groups]
-        return reqs, groups, []
+            reqs = [GroupRequest(texts[i], [answers[i], str(refs[i])], media[i]) for i in range(n)]
+            return reqs, [[i] for i in range(n)], True, 0, n
+        if mode == "point":  # no group needed; rows batched by prompt
+            groups = group_rows([(t, media_key(m)) for t, m in zip(texts, media)])
+            return [GroupRequest(texts[idx[0]], [answers[i] for i in idx], media[idx[0]]) for idx in groups], \
+                groups, False, 0, n
+        # pairwise among a prompt's completions: a prompt's group may span processes; gather every row, judge the
+        # groups that hold a local row, keep the local rewards
+        rows, start = gather(list(zip(texts, answers, media)))
+        keys = [(t, media_key(m)) for t, _, m in rows]
+        groups = [idx for idx in group_rows(keys) if any(start <= i < start + n for i in idx)]
+        reqs = [GroupRequest(rows[idx[0]][0], [rows[i][1] for i in idx], rows[idx[0]][2]) for idx in groups]
+        return reqs, groups, False, start, n
 
-    def unpack(results, groups, pick, kwargs) -> list[float | None]:
-        out: list[float | None] = [None] * sum(len(g) for g in groups)
-        for gi, (idx, g) in enumerate(zip(groups, results)):
+    def unpack(results, groups, pick, start, n, kwargs) -> list[float | None]:
+        out: list[float | None] = [None] * n
+        for idx, g in zip(groups, results):
             if pick:  # against a reference: the completion is candidate 0
                 out[idx[0]] = g.rewards[0]
-            else:
-                for i, r in zip(idx, g.rewards):
-                    out[i] = r
+                continue
+            for i, r in zip(idx, g.rewards):
+                if start <= i < start + n:
+                    out[i - start] = r
         log = kwargs.get("log_metric")
         got = [r for r in out if r is not None]
         if log is not None:
-            label = name or fn_name
             if got:
-                log(f"{label}/abs_mean", sum(got) / len(got))
-            log(f"{label}/missing", float(len(out) - len(got)))
+                log(f"{fn_name}/abs_mean", sum(got) / len(got))
+            log(f"{fn_name}/missing", float(len(out) - len(got)))
         return out
 
     fn_name = name or ("judge_vs_reference" if reference_column else f"judge_{mode}").replace("-", "_")
 
     if asynchronous:
         async def reward(prompts, completions, completion_ids=None, **kwargs):
-            reqs, groups, pick = build(prompts, completions, kwargs)
+            reqs, groups, pick, start, n = build(prompts, completions, kwargs)
             res = await judge.agroup_reward_batch(reqs, task=task, mode=mode, both_orders=both_orders)
-            return unpack(res, groups, pick, kwargs)
+            return unpack(res, groups, pick, start, n, kwargs)
     else:
         def reward(prompts, completions, completion_ids=None, **kwargs):
-            reqs, groups, pick = build(prompts, completions, kwargs)
+            reqs, groups, pick, start, n = build(prompts, completions, kwargs)
             res = judge.group_reward_batch(reqs, task=task, mode=mode, both_orders=both_orders)
-            return unpack(res, groups, pick, kwargs)
+            return unpack(res, groups, pick, start, n, kwargs)
     reward.__name__ = fn_name
     return reward
+
+
+def gather_rows(rows: list) -> tuple[list, int]:
+    """Every process's rows in rank order, and where this process's start (torch.distributed, when running)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return rows, 0
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return rows, 0
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, rows)
+    start = sum(len(p) for p in parts[: dist.get_rank()])
+    return [r for p in parts for r in p], start
 
 
 def flow_grpo_reward(judge, *, task: str = "image-gen/pair", mode: str = "win-rate", both_orders: bool = True):
