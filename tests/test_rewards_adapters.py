@@ -175,6 +175,20 @@ def test_flow_grpo_reward_from_a_thread_pool(judge_server, where):
     np.testing.assert_allclose(outs[0][0], outs[-1][0])
 
 
+def test_flow_grpo_reward_can_gather_a_group_split_over_processes():
+    judge = RewardModel(LengthJudge())
+    images, prompts, values = _flow_batch()
+    whole, _ = flow_grpo_reward(judge)(images, prompts, None)
+    from unireward.rewards.adapters import to_pil as pil
+
+    everything = list(zip(prompts, pil(images)))
+    parts = []
+    for start, stop in ((0, 3), (3, 8)):
+        fn = flow_grpo_reward(judge, gather=lambda rows, start=start: (everything, start))
+        parts.append(fn(images[start:stop], prompts[start:stop], None)[0])
+    np.testing.assert_allclose(np.concatenate(parts), whole, rtol=1e-6)
+
+
 def test_one_background_loop_serves_sync_and_async_callers(judge_server):
     srv, _ = judge_server
     judge = connect(srv.url, api_key=KEY)

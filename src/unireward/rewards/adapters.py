@@ -112,8 +112,11 @@ def gather_rows(rows: list) -> tuple[list, int]:
     return [r for p in parts for r in p], start
 
 
-def flow_grpo_reward(judge, *, task: str = "image-gen/pair", mode: str = "win-rate", both_orders: bool = True):
-    """`fn(images, prompts, metadata) -> (scores, info)` for flow_grpo-style trainers; thread-safe."""
+def flow_grpo_reward(judge, *, task: str = "image-gen/pair", mode: str = "win-rate", both_orders: bool = True,
+                     gather=None):
+    """`fn(images, prompts, metadata) -> (scores, info)` for flow_grpo-style trainers; thread-safe.
+    `gather` (opt-in, e.g. `gather_rows` when the trainer spreads a prompt's samples over processes and calls the
+    reward synchronously in the same order on every rank): `gather(rows) -> (all rows, offset of these)`."""
     import numpy as np
 
     judge = connect(judge)
@@ -123,14 +126,16 @@ def flow_grpo_reward(judge, *, task: str = "image-gen/pair", mode: str = "win-ra
         prompts = list(prompts)
         if len(pil) != len(prompts):
             raise ValueError(f"{len(pil)} images for {len(prompts)} prompts")
-        groups = group_rows(prompts)
-        reqs = [GroupRequest(prompts[idx[0]], [pil[i] for i in idx]) for idx in groups]
+        n = len(pil)
+        rows, start = gather(list(zip(prompts, pil))) if gather is not None else (list(zip(prompts, pil)), 0)
+        groups = [idx for idx in group_rows([p for p, _ in rows]) if any(start <= i < start + n for i in idx)]
+        reqs = [GroupRequest(rows[idx[0]][0], [rows[i][1] for i in idx]) for idx in groups]
         results = judge.group_reward_batch(reqs, task=task, mode=mode, both_orders=both_orders)
-        scores = np.full(len(pil), np.nan, dtype=np.float32)
+        scores = np.full(n, np.nan, dtype=np.float32)
         for idx, g in zip(groups, results):
             for i, r in zip(idx, g.rewards):
-                if r is not None:
-                    scores[i] = r
+                if r is not None and start <= i < start + n:
+                    scores[i - start] = r
         got = scores[~np.isnan(scores)]
         info = {"mode": mode, "task": results[0].task if results else task, "groups": len(groups),
                 "group_sizes": [len(g) for g in groups], "missing": int(np.isnan(scores).sum()),
