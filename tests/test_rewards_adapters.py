@@ -213,3 +213,8 @@ def test_to_pil_accepts_the_shapes_pipelines_return():
     assert [im.size for im in to_pil(t)] == [(5, 4)] * 2
     assert np.asarray(to_pil(a)[1]).tolist() == a[1].tolist()
     assert to_pil([grey(1)])[0].size == (8, 8)
+
+
+def test_adapters_over_one_model_share_one_worker():
+    rm = RewardModel(LengthJudge())
+    assert connect(rm) is connect(rm) and connect(connect(rm)) is connect(rm)

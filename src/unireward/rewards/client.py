@@ -19,6 +19,7 @@ import asyncio
 import base64
 import io
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Sequence
 
@@ -129,6 +130,10 @@ class RemoteJudge(_Judge):
         return [GroupReward.from_dict(d) for d in r.json()["results"]]
 
 
+_LOCAL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_LOCAL_LOCK = threading.Lock()
+
+
 def connect(target, *, kind: str = "unireward", **kwargs) -> _Judge:
     """A judge client: a RewardModel (or a client) as is; an http(s) URL: a `unireward serve` server
     (kind="unireward") or an OpenAI-compatible endpoint (kind="openai", through the OpenAI backend); a path or
@@ -137,8 +142,11 @@ def connect(target, *, kind: str = "unireward", **kwargs) -> _Judge:
         return target
     from ..judge import RewardModel
 
-    if isinstance(target, RewardModel):
-        return LocalJudge(target)
+    if isinstance(target, RewardModel):  # one worker per model, however many adapters share it
+        with _LOCAL_LOCK:
+            if target not in _LOCAL:
+                _LOCAL[target] = LocalJudge(target)
+            return _LOCAL[target]
     if isinstance(target, str) and target.startswith(("http://", "https://")) and kind == "unireward":
         return RemoteJudge(target, **kwargs)
     if kind == "openai":
