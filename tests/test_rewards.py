@@ -7,6 +7,7 @@ import math
 import random
 import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -155,3 +156,19 @@ def test_bad_media_fails_only_its_group(tmp_path):
     out = rm.group_reward_batch([GroupRequest("a", imgs), GroupRequest("b", [imgs[0], str(tmp_path / "no.png")])])
     assert out[0].status == "ok" and out[0].rewards == pytest.approx([0.5, 0.5, 0.5])
     assert out[1].status == "error" and "no.png" in out[1].reason and out[1].rewards == [None, None]
+
+
+def test_a_released_family_judge_renders_its_own_prompts_in_groups():
+    fam = get_task("image-gen/pair", family="1.0")
+    seen = []
+
+    def respond(x):  # the 1.0 judge: prefers the brighter image, answers in its own words
+        seen.append("".join(p for p in x.parts if isinstance(p, str)))
+        a, b = (float(np.asarray(im).mean()) for im in x.images)
+        return fam.answer.verdict(1 if a > b else 2)
+
+    rm = RewardModel(ScriptedBackend(respond), family="1.0")
+    imgs = [Image.new("RGB", (8, 8), (v, v, v)) for v in (10, 200, 90)]
+    g = rm.group_reward("a grey square", imgs)
+    assert g.rewards == pytest.approx([0.0, 1.0, 0.5]) and g.unparsed == 0
+    assert seen and all("Text Caption: [a grey square]" in s for s in seen)  # the family's template, not ours

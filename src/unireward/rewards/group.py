@@ -105,8 +105,12 @@ def media_key(m: Any) -> Hashable:
 
 
 def group_rewards(rm, groups: Sequence[GroupRequest], *, task: str | Task | None = None, mode: str = "win-rate",
-                  both_orders: bool = True, seed: int = 0) -> list[GroupReward]:
-    t = resolve_task(task, mode)
+                  both_orders: bool = True, seed: int = 0, variant: str | None = None) -> list[GroupReward]:
+    base = resolve_task(task, mode)
+    if isinstance(task, Task) and task.kind == base.kind:
+        t = task
+    else:  # the judge's own prompt family (a released judge renders its authors' prompts)
+        t = rm._task(base.name, base.kind, base.answer.dimensions or False, None, variant)
     if mode == "point":
         return _point_rewards(rm, t, groups)
     return _pair_rewards(rm, t, groups, mode, both_orders, seed)
