@@ -69,10 +69,11 @@ def main(argv=None) -> dict:
     p.add_argument("--prompts", type=int, default=8, help="captions per GRPO iteration")
     p.add_argument("--group", type=int, default=4, help="samples per caption (G)")
     p.add_argument("--sample-steps", type=int, default=10)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=3e-5)
     p.add_argument("--clip-range", type=float, default=1e-4)
     p.add_argument("--kl-beta", type=float, default=0.0)
     p.add_argument("--minibatches", type=int, default=2)
+    p.add_argument("--min-train-std", type=float, default=0.1, help="train only on transitions with this std or more")
     p.add_argument("--n", type=int, default=10, help="DPO: candidates per caption")
     p.add_argument("--dpo-steps", type=int, default=300)
     p.add_argument("--eval-samples", type=int, default=2, help="sampling seeds per evaluation caption")
@@ -133,7 +134,8 @@ def main(argv=None) -> dict:
             else:
                 cfg = SandboxGRPOConfig(iterations=args.iterations, prompts_per_iteration=args.prompts,
                                         group_size=args.group, sample_steps=args.sample_steps, lr=args.lr,
-                                        clip_range=args.clip_range, kl_beta=args.kl_beta, minibatches=args.minibatches)
+                                        clip_range=args.clip_range, kl_beta=args.kl_beta, minibatches=args.minibatches,
+                                        min_train_std=args.min_train_std)
                 gen, history = grpo_generator(base_gen, rewards[arm], cfg, seed=s)
             res = evaluate(gen, judge, caps, eval_seeds[s], args.ddim_steps)
             base = report["base"][s]
