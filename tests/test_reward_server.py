@@ -75,6 +75,10 @@ def test_http_rewards_equal_in_process_rewards(served):
     local = rm.group_reward("a grey square", imgs)
     assert got["rewards"] == pytest.approx(local.rewards) and got["pairs"] == 6 and got["unparsed"] == 0
     assert np.argsort(got["rewards"]).tolist() == [1, 3, 2, 0]
+    anchored = post(srv, {"prompt": "a grey square", "candidates": [_media_json(i) for i in imgs],
+                          "reference": _media_json(grey(100))}).json()["result"]
+    assert anchored["rewards"] == pytest.approx(got["rewards"])  # the reference is not one of the group
+    assert [d["vs_reference"] > 0.5 for d in anchored["details"]] == [True, False, True, False]
     point = post(srv, {"mode": "point", "task": "image-und/pair", "prompt": "What is it?", "candidates": ["A cat."],
                        "media": str(root / "dark.png")}).json()["result"]
     assert point["task"] == "image-und/point" and point["rewards"] == [6.0]

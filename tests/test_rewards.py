@@ -172,3 +172,21 @@ def test_a_released_family_judge_renders_its_own_prompts_in_groups():
     g = rm.group_reward("a grey square", imgs)
     assert g.rewards == pytest.approx([0.0, 1.0, 0.5]) and g.unparsed == 0
     assert seen and all("Text Caption: [a grey square]" in s for s in seen)  # the family's template, not ours
+
+
+def test_a_reference_gives_an_absolute_measure_beside_the_win_rates():
+    def probs(x, prefix, choices):  # P(first) = 0.5 + 0.1 * (k_first - k_second), no ties
+        a, b = (int(v[1:]) for v in _answers(x))
+        p1 = 0.5 + 0.1 * (a - b)
+        return [p1, 1 - p1, 0.0]
+
+    rm = RewardModel(ScriptedBackend(lambda x: "", probs=probs))
+    plain = rm.group_reward("Which?", ["q1", "q2", "q4"], task="image-und/pair", media=IMG)
+    backend_calls = rm.backend.calls
+    g = rm.group_reward_batch([GroupRequest("Which?", ["q1", "q2", "q4"], IMG, reference="q2")],
+                              task="image-und/pair")[0]
+    assert g.rewards == pytest.approx(plain.rewards)  # the reference never enters the win rates
+    assert [d["vs_reference"] for d in g.details] == pytest.approx([0.4, 0.5, 0.7])
+    assert g.vs_reference == pytest.approx((0.4 + 0.5 + 0.7) / 3)
+    assert rm.backend.calls - backend_calls == 6 + 6  # 3 pairs + 3 against the reference, both orders
+    assert plain.vs_reference is None and "vs_reference" not in plain.details[0]

@@ -160,6 +160,8 @@ def _group_json(g: GroupRequest) -> dict:
         d["media"] = _media_json(g.media)
     if g.id is not None:
         d["id"] = g.id
+    if g.reference is not None:
+        d["reference"] = _media_json(g.reference)
     return d
 
 

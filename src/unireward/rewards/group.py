@@ -12,6 +12,10 @@ Modes:
 - `bradley-terry`: the same comparisons, aggregated into Bradley-Terry log-strengths (`grouping.bradley_terry`).
 - `point`: each candidate's expected score (`PointResult.reward`) from the point task.
 
+A win rate's group mean is 0.5 by construction and says nothing about progress; give a group a `reference`
+(e.g. the starting policy's sample for that prompt) and each candidate is also judged against it, both orders:
+`GroupReward.vs_reference` is then an absolute measure to log (the rewards themselves stay within-group).
+
 All pairs of all groups go to the backend in one batched call. Groups are the caller's: `group_rows` forms them
 per prompt from a flat batch in any order.
 """
@@ -35,6 +39,7 @@ class GroupRequest:
     candidates: list[Any]  # generation: media; understanding: answer texts
     media: Any = None  # understanding: the image or video the answers are about
     id: str | None = None
+    reference: Any = None  # pairwise modes: a fixed anchor each candidate is also judged against (both orders)
 
 
 @dataclass
@@ -52,6 +57,7 @@ class GroupReward:
     status: str = "ok"  # "ok" | "error" (the whole group failed, e.g. undecodable media)
     reason: str | None = None
     id: str | None = None
+    vs_reference: float | None = None  # mean P(candidate > the reference): an absolute measure of progress
 
     @property
     def mean(self) -> float | None:
@@ -143,11 +149,13 @@ def _pair_rewards(rm, t: Task, groups: Sequence[GroupRequest], mode: str, both_o
     jobs: list[tuple[int, int, int]] = []  # (group, shown first, shown second)
     prepared, loaded_groups = [], []
     for g_idx, g in enumerate(groups):
-        loaded = rm._prepare(t, g.prompt, list(g.candidates), g.media)
+        anchor = [] if g.reference is None else [g.reference]
+        loaded = rm._prepare(t, g.prompt, list(g.candidates) + anchor, g.media)
         loaded_groups.append(loaded)
         if loaded.error is not None:
             continue
-        pairs = schedule_pairs(len(g.candidates), "round-robin", seed=seed + g_idx)
+        n = len(g.candidates)
+        pairs = schedule_pairs(n, "round-robin", seed=seed + g_idx) + [(k, n) for k in range(n) if anchor]
         for i, j in pairs:
             for a, b in ([(i, j), (j, i)] if both_orders else [(i, j)]):
                 jobs.append((g_idx, a, b))
@@ -164,7 +172,7 @@ def _pair_rewards(rm, t: Task, groups: Sequence[GroupRequest], mode: str, both_o
                                    details=[{"reward": None, "pairs": 0} for _ in range(n)], status="error",
                                    reason=loaded.error, id=g.id))
             continue
-        out.append(_aggregate(t, mode, n, judged, g.id))
+        out.append(_aggregate(t, mode, n, judged, g.id, g.reference is not None))
     return out
 
 
@@ -178,7 +186,8 @@ def order_score(r) -> float | None:
     return _WIN_SCORE.get(r.winner)
 
 
-def _aggregate(t: Task, mode: str, n: int, judged: list, gid) -> GroupReward:
+def _aggregate(t: Task, mode: str, n: int, judged: list, gid, anchored: bool = False) -> GroupReward:
+    """Pairs among the n candidates give the rewards; pairs with index n (the reference) give `vs_reference`."""
     orders: dict[tuple[int, int], list[tuple[float, Any]]] = {}
     unparsed_orders = 0
     for a, b, r in judged:
@@ -190,13 +199,18 @@ def _aggregate(t: Task, mode: str, n: int, judged: list, gid) -> GroupReward:
             continue
         orders[key].append((s if a == key[0] else 1.0 - s, r.winner if a == key[0] else _swap(r.winner)))
     outcomes = []  # (i, j, score of i)
+    vs_ref: list[float | None] = [None] * n
     agree, both = 0, 0
     unparsed = 0
     for (i, j), seen in orders.items():
         if not seen:
             unparsed += 1
             continue
-        outcomes.append((i, j, sum(s for s, _ in seen) / len(seen)))
+        score = sum(s for s, _ in seen) / len(seen)
+        if j == n:  # against the reference
+            vs_ref[i] = score
+        else:
+            outcomes.append((i, j, score))
         if len(seen) == 2:
             both += 1
             agree += seen[0][1] == seen[1][1]
@@ -214,9 +228,14 @@ def _aggregate(t: Task, mode: str, n: int, judged: list, gid) -> GroupReward:
         rewards = [won[k] / played[k] if played[k] else None for k in range(n)]
     details = [{"reward": rewards[k], "win_rate": won[k] / played[k] if played[k] else None, "pairs": played[k]}
                for k in range(n)]
+    got = [v for v in vs_ref if v is not None]
+    if anchored:
+        for k in range(n):
+            details[k]["vs_reference"] = vs_ref[k]
     return GroupReward(task=t.key, mode=mode, rewards=rewards, details=details, pairs=len(orders),
                        unparsed=unparsed, unparsed_orders=unparsed_orders,
-                       order_agreement=agree / both if both else None, id=gid)
+                       order_agreement=agree / both if both else None, id=gid,
+                       vs_reference=sum(got) / len(got) if got else None)
 
 
 def _swap(w):

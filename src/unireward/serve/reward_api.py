@@ -2,13 +2,14 @@
 
     {"task"?: "image-gen/pair", "mode"?: "win-rate" | "bradley-terry" | "point", "both_orders"?: true, "seed"?: 0,
      "idempotency_key"?: "step-12-rank-3",                       (or the header Idempotency-Key)
-     "groups": [{"prompt", "candidates": [...], "media"?, "id"?}, ...]}      (or one group's fields at top level)
+     "groups": [{"prompt", "candidates": [...], "media"?, "reference"?, "id"?}, ...]}   (or one group's fields)
  -> {"results": [{"rewards": [...], "details": [...], "pairs", "unparsed", "unparsed_orders", "order_agreement",
-                  "mean", "status", "reason", "id"}, ...]}                  (or {"result": {...}} for one group)
+                  "vs_reference", "mean", "status", "reason", "id"}, ...]}     (or {"result": {...}} for one group)
 
 Candidates are media for generation tasks and text answers (with the group's `media`) for understanding tasks;
 media fields follow inputs.py, under the server's path, URL, size and frame limits. The task defaults to
-image-gen/pair (image-gen/point for mode "point"); a task of the other kind maps to its sibling. Each group is
+image-gen/pair (image-gen/point for mode "point"); a task of the other kind maps to its sibling. A `reference`
+(pairwise modes) is judged against every candidate too: `vs_reference` is an absolute measure of progress. Each group is
 one item of the micro-batcher, so concurrent groups (from one request or many) share one batched judge call. A
 group whose media cannot be decoded gets its own error result; the other groups complete. A retry carrying the
 same idempotency key gets the first answer (joining it while it still runs) without judging again.
@@ -106,22 +107,26 @@ def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
                 raise RequestError(422, f"{where}media is required: task {t.name} judges answers about an "
                                         f"{t.modality}")
             cands = [check_text(c, f"{where}candidates[{i}]", cfg) for i, c in enumerate(cands)]
+        ref = g.get("reference")
+        if ref is not None and t.domain == "und":
+            ref = check_text(ref, f"{where}reference", cfg)
         gid = g.get("id")
         if gid is not None and not isinstance(gid, str):
             raise RequestError(422, f"{where}id must be a string")
-        return {"prompt": prompt, "candidates": cands, "media": media, "id": gid, "where": where}
+        return {"prompt": prompt, "candidates": cands, "media": media, "id": gid, "where": where, "reference": ref}
 
     def decode(t, g: dict) -> GroupRequest | str:
         """The group ready to judge, or the reason it cannot be (its own error, not the request's)."""
+        def media(value, field):
+            return load(raw_media(value, field, cfg), t.modality, field, cfg, rm.image_policy, rm.video_policy)
+
+        w, ref = g["where"], g["reference"]
         try:
             if t.domain == "gen":
-                cands = [load(raw_media(c, f"{g['where']}candidates[{i}]", cfg), t.modality,
-                              f"{g['where']}candidates[{i}]", cfg, rm.image_policy, rm.video_policy)
-                         for i, c in enumerate(g["candidates"])]
-                return GroupRequest(g["prompt"], cands, None, g["id"])
-            media = load(raw_media(g["media"], f"{g['where']}media", cfg), t.modality, f"{g['where']}media", cfg,
-                         rm.image_policy, rm.video_policy)
-            return GroupRequest(g["prompt"], list(g["candidates"]), media, g["id"])
+                cands = [media(c, f"{w}candidates[{i}]") for i, c in enumerate(g["candidates"])]
+                return GroupRequest(g["prompt"], cands, None, g["id"],
+                                    None if ref is None else media(ref, f"{w}reference"))
+            return GroupRequest(g["prompt"], list(g["candidates"]), media(g["media"], f"{w}media"), g["id"], ref)
         except RequestError as e:
             if e.status == 403:  # path and URL rules refuse the request, as on the other endpoints
                 raise
