@@ -432,6 +432,25 @@ class RewardModel:
     def _point_error(self, t: Task, reason: str) -> PointResult:
         return PointResult(task=t.key, score=None, status="error", reason=reason, **self._stamp(t))
 
+    # -- group rewards for online RL (unireward.rewards.group) ----------------------------------------------
+    def group_reward(self, prompt: str, candidates: Sequence[Any], *, task: str | Task | None = None,
+                     mode: str = "win-rate", both_orders: bool = True, media: Any = None, seed: int = 0,
+                     variant: str | None = None):
+        """One reward per candidate of one prompt's group: `win-rate` (all pairs, both orders), `bradley-terry`
+        or `point` (expected score). Returns a `rewards.GroupReward`."""
+        from .rewards.group import GroupRequest
+
+        return self.group_reward_batch([GroupRequest(prompt, list(candidates), media)], task=task, mode=mode,
+                                       both_orders=both_orders, seed=seed, variant=variant)[0]
+
+    def group_reward_batch(self, groups: Sequence[Any], *, task: str | Task | None = None, mode: str = "win-rate",
+                           both_orders: bool = True, seed: int = 0, variant: str | None = None) -> list:
+        """`group_reward` over many groups (`rewards.GroupRequest`s), all their judgements in one batched call."""
+        from .rewards.group import group_rewards
+
+        return group_rewards(self, groups, task=task, mode=mode, both_orders=both_orders, seed=seed,
+                             variant=variant)
+
 
 def _merge_orders(a: dict, b: dict) -> tuple[dict, dict]:
     """Both orders' dimensions, scores, category winners and reward in candidate 1's terms (b judged the
