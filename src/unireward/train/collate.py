@@ -43,7 +43,7 @@ def sample_chat(sample, root: str | Path, image_policy=None, video_policy=None) 
                             video_policy=video_policy or VideoPolicy()) for m in sample.media_paths(root)]
     except MediaError as e:
         raise DataError(f"sample {sample.id!r}: {e}") from None
-    if task.domain == "gen":
+    if task.domain in ("gen", "edit"):  # edit: media 0 is the source image, 1..k the edited candidates
         parts = task.render(sample.prompt, num_media=len(media))
         return ChatInput([media[p] if isinstance(p, int) else p for p in parts])
     if len(media) != 1:
