@@ -32,12 +32,14 @@ __all__ = ["IGNORE_INDEX", "JudgeCollator", "completion_text", "encode_prompts",
            "prompt_text", "sample_chat"]
 
 
-def sample_chat(sample, root: str | Path, image_policy=None, video_policy=None) -> ChatInput:
-    """The user turn the judge builds for `sample` (media loaded under the given policies)."""
+def sample_chat(sample, root: str | Path, image_policy=None, video_policy=None, family: str = "unireward",
+                variant: str | None = None) -> ChatInput:
+    """The user turn the judge builds for `sample` (media loaded under the given policies), with the prompt of
+    `family` / `variant` (a released family's template: a judge trained on or run with it)."""
     from ..media import ImagePolicy, VideoPolicy, load_media
     from ..tasks import get_task
 
-    task = get_task(sample.task)
+    task = get_task(sample.task, family=family, variant=variant)
     try:
         media = [load_media(m, task.modality, image_policy=image_policy or ImagePolicy(),
                             video_policy=video_policy or VideoPolicy()) for m in sample.media_paths(root)]
