@@ -139,3 +139,17 @@ def test_two_steps_move_the_parameters_with_a_finite_loss_log_rewards_and_resume
 
     again = run_grpo_judge(replace(config, max_steps=3))
     assert again.resumed_from and again.resumed_from.endswith("checkpoint-2") and again.global_step == 3
+
+
+def test_the_cli_resolves_both_recipes(capsys):
+    import yaml
+
+    from unireward.cli import main
+
+    assert main(["train", "grpo-judge", "--config", str(ROOT / "configs/grpo_judge/qwen2_5_vl_7b.yaml"),
+                 "--print-config", "num_generations=4"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert (resolved["num_generations"], resolved["variant"]) == (4, "qwen2.5")
+    assert main(["train", "reject", "--config", str(ROOT / "configs/reject/sandbox.yaml"), "--print-config",
+                 "k=8"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["k"] == 8
