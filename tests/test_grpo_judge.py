@@ -101,6 +101,25 @@ def test_video_tasks_are_refused_with_a_clear_error(pairs):
         build_grpo_dataset(read_mixture([str(pairs["video-gen/pair"])]), GRPOJudgeConfig())
 
 
+def test_a_family_that_sends_frames_trains_on_videos_exactly_as_the_judge_renders_them(pairs):
+    from unireward.backends.hf import _messages
+    from unireward.data.schema import read_samples
+    from unireward.judge import RewardModel
+    from unireward.train.sft import read_mixture
+
+    config = GRPOJudgeConfig(family="think", variant="qwen3")
+    data = build_grpo_dataset(read_mixture([str(pairs["video-gen/pair"])]), config)
+    sample = next(iter(read_samples(pairs["video-gen/pair"])))
+    rm = RewardModel(backend=None, family="think", variant="qwen3")  # rendering only: no backend call
+    task = get_task("video-gen/pair", family="think", variant="qwen3")
+    chat = rm._render(task, rm._prepare(task, sample.prompt, sample.media_paths(pairs["video-gen/pair"].parent),
+                                        None), swap=False)
+    row = data[0]
+    assert len(row["images"]) == 2 * task.video_frames and not chat.videos
+    assert row["prompt"] == _messages(chat)
+    assert [im.tobytes() for im in row["images"]] == [im.tobytes() for im in chat.images]
+
+
 def test_the_prompt_is_the_judges_own_message_with_its_images(pairs):
     from unireward.backends.hf import _messages
     from unireward.data.schema import read_samples

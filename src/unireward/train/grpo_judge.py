@@ -23,7 +23,9 @@ saves model + processor to `output_dir` (with `unireward.json`: judged by genera
 judges with it. Logged steps (loss, rewards per function, KL) go to `<output_dir>/log.jsonl`.
 
 Videos: TRL 1.16's `GRPOTrainer` passes images, not videos, to the model in its generation and scoring passes, so
-video tasks are refused with a ConfigError (train them with rejection sampling + SFT, which handles videos).
+tasks whose prompt shows a native video are refused with a ConfigError (train them with rejection sampling + SFT,
+which handles videos); a family that sends each video as frames (Think qwen3, 2.0: `Task.video_frames`) shows
+them as images, exactly as the judge does, and trains here.
 """
 
 from __future__ import annotations
@@ -180,11 +182,12 @@ def build_grpo_dataset(samples: list[tuple[Any, str]], config: GRPOJudgeConfig):
         samples = [(s, r) for s, r in samples if s.task in config.tasks]
         if not samples:
             raise ConfigError(f"no training samples of tasks {config.tasks}")
-    videos = sorted({s.task for s, _ in samples if get_task(s.task, family=config.family,
-                                                              variant=config.variant).modality == "video"})
+    videos = sorted({s.task for s, _ in samples if _native_video(get_task(s.task, family=config.family,
+                                                                          variant=config.variant))})
     if videos:
         raise ConfigError(f"grpo-judge: tasks {videos} show videos, which TRL's GRPOTrainer does not pass to the "
-                          "model; leave them out (tasks=[...]) and train them with `unireward train reject` + SFT")
+                          "model; leave them out (tasks=[...]) and train them with `unireward train reject` + SFT "
+                          "(families that send videos as frames, e.g. think qwen3, are trained here)")
     table = Dataset.from_dict({"id": [s.id for s, _ in samples], "record": [s.to_json() for s, _ in samples],
                                "root": [root for _, root in samples]})
     policy = config.image_policy()
@@ -203,6 +206,11 @@ def build_grpo_dataset(samples: list[tuple[Any, str]], config: GRPOJudgeConfig):
         return out
 
     return table.with_transform(transform)
+
+
+def _native_video(task) -> bool:
+    """Whether the judge sees this task's videos as video parts (not as frames sent as images)."""
+    return task.modality == "video" and not task.video_frames
 
 
 # ---------------------------------------------------------------- the recipe
