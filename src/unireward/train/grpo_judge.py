@@ -34,6 +34,7 @@ import dataclasses
 import json
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -285,7 +286,11 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     resume = _resume_path(config, get_last_checkpoint)
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume)
+    with warnings.catch_warnings():
+        # TRL 1.16 reads `model.is_gradient_checkpointing` around every generation, a property transformers 5
+        # deprecated; nothing on our side uses it
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        result = trainer.train(resume_from_checkpoint=resume)
     runtime = time.perf_counter() - start
     if config.use_lora and config.merge_lora:
         trainer.save_model(str(out / "adapter"))
