@@ -9,8 +9,9 @@ Stages (each skipped when its output exists, so a rerun continues):
    checklists), drawn from a seed the ladder's held-out evaluation never uses;
 2. reject: K sampled checklists per generation pair from the shipped judge (`unireward train reject`);
 3. rs-sft: SFT from the shipped judge on the kept (right) traces + the replay share;
-4. grpo: GRPO from rs-sft on image-gen pairs (the hard ones first, then others), image-und pairs as replay
-   (TRL's GRPOTrainer passes no videos, so video-gen pairs get rejection sampling only);
+4. grpo: GRPO from rs-sft on the image-gen pairs the judge was unsure of in rejection sampling (fewer than k
+   right traces), a few sure ones and image-und pairs as replay (TRL's GRPOTrainer passes no videos, so video-gen
+   pairs get rejection sampling only);
 5. control: SFT from the shipped judge on the gold targets of the same pairs + replay, for the rs-sft + grpo
    optimizer steps;
 6. eval: held-out accuracy (both orders) of shipped / rs-sft / grpo / control through `ladder.evaluate_judge` on
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     p.add_argument("--sft-lr", type=float, default=1e-4)
     p.add_argument("--grpo-steps", type=int, default=20)
     p.add_argument("--grpo-lr", type=float, default=1e-5)
-    p.add_argument("--generations", type=int, default=4)
+    p.add_argument("--generations", type=int, default=8, help="GRPO group size (2 prompts per step)")
     p.add_argument("--eval-gen", type=int, default=150, help="held-out pairs per generation task")
     p.add_argument("--eval-und", type=int, default=50, help="held-out pairs per understanding task")
     p.add_argument("--eval-seed", type=int, default=5)
@@ -140,27 +141,36 @@ def sft(dest: Path, model: str, data: list[str], steps: int, a) -> dict:
 
 
 def grpo(dest: Path, model: str, rej: dict, data: dict, a) -> dict:
-    from unireward.data.schema import read_samples, write_samples
+    """GRPO on the image-gen pairs the judge was unsure of in rejection sampling (fewer than k right traces: the
+    groups whose rewards vary), repeated, plus a few it always got right and image-und pairs as replay."""
+    import random
+
+    from unireward.construct.writer import read_records
+    from unireward.data.schema import Sample, read_samples, write_samples
     from unireward.train.grpo_judge import GRPOJudgeConfig, run_grpo_judge
 
-    root = Path(data["gen"]).parent
-    hard = [s for s in read_samples(rej["hard"]) if s.task == "image-gen/pair"]
-    hard_ids = {s.id for s in hard}
-    rest = [s for s in read_samples(data["gen"]) if s.task == "image-gen/pair" and s.id not in hard_ids]
-    for s in rest:  # media relative to the data folder -> absolute, like the hard set's
-        s.media = s.media_paths(str(root.resolve()))
+    root = Path(data["gen"]).parent.resolve()
+    records = [r for r in read_records(Path(rej["sft"]).parent / "records.jsonl")
+               if r["task"] == "image-gen/pair" and r["status"] != "error"]
+    unsure = [Sample.from_dict(r["sample"]) for r in records if r["correct"] < r["k"]]
+    sure = [Sample.from_dict(r["sample"]) for r in records if r["correct"] == r["k"]]
+    rng = random.Random(a.seed)
     und = [s for s in read_samples(data["replay"]) if s.task == "image-und/pair"]
-    for s in und:
-        s.media = s.media_paths(str(root.resolve()))
+    for s in und:  # media relative to the data folder -> absolute, like the records'
+        s.media = s.media_paths(str(root))
     mix = dest.parent / "grpo-data.jsonl"
-    write_samples(mix, hard * 3 + rest + und)  # the hard pairs three times: where the reward has variance
+    write_samples(mix, unsure * 4 + rng.sample(sure, min(20, len(sure))) + und)
     r = run_grpo_judge(GRPOJudgeConfig(model=model, data=[str(mix)], output_dir=str(dest), lr=a.grpo_lr,
-                                       max_steps=a.grpo_steps, batch_size=8, num_generations=a.generations,
-                                       max_completion_length=128, beta=0.04, format_weight=0.5,
-                                       logging_steps=1, save_steps=10 ** 6, seed=a.seed, num_threads=1,
-                                       progress=False))
+                                       max_steps=a.grpo_steps, batch_size=2 * a.generations,
+                                       num_generations=a.generations, max_completion_length=128, beta=0.04,
+                                       format_weight=0.5, logging_steps=1, save_steps=10 ** 6, seed=a.seed,
+                                       num_threads=1, progress=False))
+    logs = [json.loads(line) for line in (dest / "log.jsonl").read_text().splitlines()]
+    varied = [x for x in logs if "frac_reward_zero_std" in x]
     return {"steps": r.global_step, "train_loss": r.train_loss, "rewards": r.rewards, "samples": r.num_samples,
-            "hard_image_gen": len(hard), "runtime_s": r.runtime_s}
+            "unsure_image_gen": len(unsure), "runtime_s": r.runtime_s,
+            "mean_frac_reward_zero_std": round(sum(x["frac_reward_zero_std"] for x in varied) / max(1, len(varied)), 3),
+            "mean_accuracy_reward": round(sum(x["rewards/accuracy/mean"] for x in varied) / max(1, len(varied)), 3)}
 
 
 def _judge_defaults(dest: Path) -> None:
