@@ -1,0 +1,247 @@
+"""Judging a call's prompts at the cost of their distinct images and videos, not of their prompts.
+
+In a group of G candidates judged in both orders every image appears in 2(G-1) of the G(G-1) pair prompts; the
+plain path (`encode_prompts`, then the model's forward) runs the processor and the vision tower on it each time.
+`SharedMedia` prepares the prompts of one backend call instead, so that
+- each distinct medium (the same object, or the same pixels: `media.content_hash`) goes through the processor once and
+  through the vision tower once, when the first batch that needs it runs; its features are dropped after the last
+  batch that uses it, so memory follows the batches, not the call;
+- a prompt's token ids are assembled from its rendered chat text split at the media placeholders: each text piece
+  and each medium's placeholder expansion is tokenised once per call (the tokenizer splits at special tokens, so
+  the pieces tokenise exactly as the whole string does), and the chat template is rendered once per prompt shape
+  when it copies text parts verbatim (checked on the first prompt of each shape; otherwise once per prompt);
+- the forward pass gets `mm_encoder_outputs` (transformers' entry point for precomputed visual features: pooled
+  features and, for Qwen3-VL, the deepstack features it injects into early decoder layers) with `input_ids`,
+  `mm_token_type_ids` and the grids, so the model computes each prompt's multimodal rotary positions as usual.
+
+It applies to models whose `get_image_features` returns per-medium `pooler_output` and whose processor has
+`replace_image_token` (the Qwen2-VL, Qwen2.5-VL and Qwen3-VL families in transformers 5); `SharedMedia.supports`
+says whether a backend qualifies, and the backend keeps the plain path otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..errors import BackendError
+
+_SENTINEL = "\x00unireward-text-{}\x00"  # stands for text part k when a chat template is rendered once per shape
+
+
+@dataclass
+class _Medium:
+    kind: str  # "image" | "video"
+    source: Any  # the PIL image or Video
+    uses: int = 0  # rows of the call still to run that contain it
+    ids: list[int] = field(default_factory=list)  # its placeholder expansion, as token ids
+    grid: Any = None  # (3,) grid_thw
+    extra: dict = field(default_factory=dict)  # other per-medium model inputs (Qwen2.5-VL: second_per_grid_ts)
+    pixels: Any = None  # processed pixel rows, until encoded
+    features: Any = None  # pooled visual features, once encoded
+    deepstack: list | None = None  # Qwen3-VL: per injected layer, this medium's features
+
+
+class SharedMedia:
+    """One backend call's prompts, prepared with each distinct medium processed and encoded once."""
+
+    def __init__(self, backend: Any, inputs: Sequence[Any], repeat: int = 1):
+        """`inputs`: the call's ChatInputs; each is encoded `repeat` times (once per choice path)."""
+        self.backend = backend
+        self.processor = backend.processor
+        self.tokenizer = backend.tokenizer
+        self.media: dict[str, _Medium] = {}
+        self._keys: dict[int, str] = {}  # id(object) -> media key, for objects alive during the call
+        self._text_ids: dict[str, list[int]] = {}
+        self._shapes: dict[tuple, list | None] = {}  # prompt shape -> literal pieces of its rendering, or None
+        self._output_cls: dict[str, type] = {}
+        tokens = [t for t in (getattr(self.processor, "image_token", None),
+                              getattr(self.processor, "video_token", None)) if t]
+        self._split = re.compile("(" + "|".join(re.escape(t) for t in tokens) + ")")
+        self.rows = [self._row(x) for x in inputs]
+        for _, media in self.rows:
+            for m in media:
+                m.uses += repeat
+
+    @staticmethod
+    def supports(backend: Any) -> bool:
+        model, proc = backend.model, backend.processor
+        tok = backend.tokenizer
+        if not (hasattr(model, "get_image_features") and hasattr(proc, "replace_image_token")
+                and getattr(proc, "image_token", None) and hasattr(model.config, "image_token_id")):
+            return False
+        import inspect
+
+        if "mm_encoder_outputs" not in inspect.signature(model.forward).parameters:
+            return False
+        # the pieces are tokenised without special tokens: the tokenizer must not add any of its own
+        return tok("x", add_special_tokens=True)["input_ids"] == tok("x", add_special_tokens=False)["input_ids"]
+
+    # -- building rows -----------------------------------------------------------------------------------------
+    def _key(self, x: Any) -> str:
+        from ..media import content_hash
+
+        k = self._keys.get(id(x))
+        if k is None:
+            k = self._keys[id(x)] = content_hash(x)
+        return k
+
+    def _medium(self, x: Any) -> _Medium:
+        from PIL import Image
+
+        k = self._key(x)
+        if k not in self.media:
+            self.media[k] = _Medium("image" if isinstance(x, Image.Image) else "video", x)
+        return self.media[k]
+
+    def _render(self, x: Any) -> str:
+        """The prompt's chat text, rendered once per shape (the sequence of part kinds) where the template copies
+        text parts verbatim, as checked against a full rendering of the first prompt of each shape."""
+        from .base import ChatInput
+
+        texts = [p for p in x.parts if isinstance(p, str)]
+        shape = tuple("t" if isinstance(p, str) else type(p).__name__ for p in x.parts)
+        if shape not in self._shapes:
+            full = self.backend._prompt_text(x)
+            k = iter(range(len(texts)))
+            probe = self.backend._prompt_text(ChatInput([_SENTINEL.format(next(k)) if isinstance(p, str) else p
+                                                         for p in x.parts]))
+            pieces = re.split("\x00unireward-text-(\\d+)\x00", probe)
+            ok = len(pieces) == 2 * len(texts) + 1 and _fill(pieces, texts) == full
+            self._shapes[shape] = pieces if ok else None
+            return full
+        pieces = self._shapes[shape]
+        return _fill(pieces, texts) if pieces is not None else self.backend._prompt_text(x)
+
+    def _row(self, x: Any) -> tuple[list, list[_Medium]]:
+        """(pieces, media) of one prompt: pieces are text strings and `_Medium`s in order."""
+        media = [self._medium(p) for p in x.parts if not isinstance(p, str)]
+        pieces: list = []
+        queue = iter(media)
+        placeholders = {self.processor.image_token: "image", getattr(self.processor, "video_token", None): "video"}
+        for s in self._split.split(self._render(x)):
+            if s in placeholders:
+                m = next(queue, None)
+                if m is None or m.kind != placeholders[s]:
+                    raise BackendError("the chat template's media placeholders do not match the prompt's media")
+                pieces.append(m)
+            elif s:
+                pieces.append(s)
+        if next(queue, None) is not None:
+            raise BackendError("the chat template left out some of the prompt's media")
+        return pieces, media
+
+    # -- media: processor and vision tower, once each --------------------------------------------------------
+    def _prepare_media(self, media: list[_Medium]) -> None:
+        from .hf import encode_prompts
+
+        for kind in ("image", "video"):
+            todo = [m for m in media if m.kind == kind and m.grid is None]
+            if not todo:
+                continue
+            token = self.processor.image_token if kind == "image" else self.processor.video_token
+            srcs = [m.source for m in todo]
+            enc = encode_prompts(self.processor, [token] * len(todo), srcs if kind == "image" else [],
+                                 srcs if kind == "video" else [], padding_side="right")
+            grids = enc["image_grid_thw" if kind == "image" else "video_grid_thw"]
+            pixels = enc["pixel_values" if kind == "image" else "pixel_values_videos"].split(
+                grids.prod(-1).tolist())
+            for b, m in enumerate(todo):
+                m.ids = enc["input_ids"][b][enc["attention_mask"][b].bool()].tolist()
+                m.grid, m.pixels = grids[b], pixels[b]
+                if kind == "video" and "second_per_grid_ts" in enc:
+                    m.extra["second_per_grid_ts"] = enc["second_per_grid_ts"][b]
+
+    def _encode_media(self, media: list[_Medium]) -> None:
+        import torch
+
+        model = self.backend.model
+        for kind in ("image", "video"):
+            todo = [m for m in media if m.kind == kind and m.features is None]
+            if not todo:
+                continue
+            device = self.backend.device
+            pixels = torch.cat([m.pixels for m in todo]).to(device)
+            grids = torch.stack([m.grid for m in todo]).to(device)
+            with torch.inference_mode():
+                fn = model.get_image_features if kind == "image" else model.get_video_features
+                out = fn(pixels, grids, return_dict=True)
+            self._output_cls[kind] = type(out)
+            deep = getattr(out, "deepstack_features", None)
+            for b, m in enumerate(todo):
+                m.features, m.pixels = out.pooler_output[b], None
+                m.deepstack = [layer[b] for layer in deep] if deep else None
+
+    def _outputs(self, kind: str, media: list[_Medium]):
+        """The model's precomputed-encoder input for `media` in order of appearance in the batch."""
+        kwargs: dict[str, Any] = {"pooler_output": tuple(m.features for m in media)}
+        if media[0].deepstack is not None:
+            kwargs["deepstack_features"] = [tuple(m.deepstack[layer] for m in media)
+                                            for layer in range(len(media[0].deepstack))]
+        return self._output_cls[kind](**kwargs)
+
+    # -- a batch -------------------------------------------------------------------------------------------------
+    def encode(self, rows: Sequence[int], padding_side: str = "right") -> dict:
+        """Model inputs for the prompts `rows` (indices into the call's inputs), padded on `padding_side`:
+        input_ids, attention_mask, mm_token_type_ids, grids and `mm_encoder_outputs`."""
+        import torch
+
+        batch = [self.rows[r] for r in rows]
+        used = [m for _, media in batch for m in media]  # in order of appearance, repeats included
+        distinct = list({id(m): m for m in used}.values())
+        self._prepare_media(distinct)
+        self._encode_media(distinct)
+        new = [s for pieces, _ in batch for s in pieces if isinstance(s, str) and s not in self._text_ids]
+        new = list(dict.fromkeys(new))
+        if new:
+            self._text_ids.update(zip(new, self.tokenizer(new, add_special_tokens=False)["input_ids"]))
+        image_id, video_id = self.backend.model.config.image_token_id, getattr(
+            self.backend.model.config, "video_token_id", None)
+        seqs = []
+        for pieces, _ in batch:
+            seq: list[int] = []
+            for s in pieces:
+                seq.extend(self._text_ids[s] if isinstance(s, str) else s.ids)
+            seqs.append(seq)
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for b, s in enumerate(seqs):
+            cols = slice(0, len(s)) if padding_side == "right" else slice(width - len(s), width)
+            ids[b, cols] = torch.tensor(s, dtype=torch.long)
+            mask[b, cols] = 1
+        types = (ids == image_id).long() + 2 * (ids == video_id).long() if video_id is not None else (
+            ids == image_id).long()
+        enc: dict[str, Any] = {"input_ids": ids, "attention_mask": mask, "mm_token_type_ids": types * mask}
+        outputs = {}
+        for kind in ("image", "video"):
+            occ = [m for m in used if m.kind == kind]
+            if occ:
+                enc[f"{kind}_grid_thw"] = torch.stack([m.grid for m in occ])
+                outputs[kind] = self._outputs(kind, occ)
+                if kind == "video" and "second_per_grid_ts" in occ[0].extra:
+                    enc["second_per_grid_ts"] = torch.stack([m.extra["second_per_grid_ts"] for m in occ])
+        if outputs:
+            enc["mm_encoder_outputs"] = outputs
+        self._release(used)
+        return enc
+
+    def _release(self, used: list[_Medium]) -> None:
+        """Count the batch's uses; a medium no later batch needs gives its features back."""
+        for m in used:
+            m.uses -= 1
+        for m in used:
+            if m.uses <= 0:
+                m.features = m.deepstack = None
+
+
+def _fill(pieces: list[str], texts: list[str]) -> str:
+    """A rendering from its literal pieces (even positions) and text-part numbers (odd positions)."""
+    return "".join(p if i % 2 == 0 else texts[int(p)] for i, p in enumerate(pieces))
+
+
+def on_device(enc: dict, device: Any) -> dict:
+    """Model inputs on `device`: tensors moved, precomputed encoder outputs (already there) passed through."""
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in enc.items()}
