@@ -109,6 +109,17 @@ def test_token_ids_equal_the_processors(tiny_model_dir, images, video_file, fami
     shared = b._encode(xs, padding_side="right", shared=SharedMedia(b, xs), rows=range(len(xs)))
     for key in ("input_ids", "attention_mask", "mm_token_type_ids", "image_grid_thw", "video_grid_thw"):
         assert plain[key].tolist() == shared[key].tolist(), key
+    # the rotary positions assembled per medium equal the model's own computation over the whole batch
+    from unireward.backends.vision_cache import on_device
+
+    extra = {k: plain[k] for k in ("second_per_grid_ts",) if k in plain}
+    expected, _ = b.model.model.get_rope_index(plain["input_ids"], mm_token_type_ids=plain["mm_token_type_ids"],
+                                               image_grid_thw=plain["image_grid_thw"],
+                                               video_grid_thw=plain["video_grid_thw"],
+                                               attention_mask=plain["attention_mask"], **extra)
+    got = on_device(shared, "cpu")["position_ids"]
+    real = plain["attention_mask"].bool()
+    assert got[:, real].tolist() == expected[:, real].tolist()
 
 
 @pytest.mark.parametrize("family", ["qwen2.5-vl", "qwen3-vl"])

@@ -12,7 +12,8 @@ plain path (`encode_prompts`, then the model's forward) runs the processor and t
   when it copies text parts verbatim (checked on the first prompt of each shape; otherwise once per prompt);
 - the forward pass gets `mm_encoder_outputs` (transformers' entry point for precomputed visual features: pooled
   features and, for Qwen3-VL, the deepstack features it injects into early decoder layers) with `input_ids`,
-  `mm_token_type_ids` and the grids, so the model computes each prompt's multimodal rotary positions as usual.
+  `mm_token_type_ids` and the grids; the multimodal rotary positions of a right-padded batch are assembled
+  from one block per medium shape computed by the model's own `get_rope_index` (no per-token Python loop).
 
 It applies to models whose `get_image_features` returns per-medium `pooler_output` and whose processor has
 `replace_image_token` (the Qwen2-VL, Qwen2.5-VL and Qwen3-VL families in transformers 5); `SharedMedia.supports`
@@ -56,6 +57,9 @@ class SharedMedia:
         self._text_ids: dict[str, list[int]] = {}
         self._shapes: dict[tuple, list | None] = {}  # prompt shape -> literal pieces of its rendering, or None
         self._output_cls: dict[str, type] = {}
+        self._blocks: dict[tuple, tuple] = {}
+        inner = getattr(backend.model, "model", backend.model)
+        self._rope_index = getattr(inner, "get_rope_index", None)
         tokens = [t for t in (getattr(self.processor, "image_token", None),
                               getattr(self.processor, "video_token", None)) if t]
         self._split = re.compile("(" + "|".join(re.escape(t) for t in tokens) + ")")
@@ -134,24 +138,35 @@ class SharedMedia:
 
     # -- media: processor and vision tower, once each --------------------------------------------------------
     def _prepare_media(self, media: list[_Medium]) -> None:
+        """Pixels, grid and placeholder ids of each medium not yet prepared: images through the image processor
+        in one call (on the model's GPU when it has one) with the processor's own placeholder expansion; videos
+        through the full processor call, which also writes Qwen3-VL's frame timestamps."""
         from .hf import encode_prompts
 
-        for kind in ("image", "video"):
-            todo = [m for m in media if m.kind == kind and m.grid is None]
-            if not todo:
-                continue
-            token = self.processor.image_token if kind == "image" else self.processor.video_token
-            srcs = [m.source for m in todo]
-            enc = encode_prompts(self.processor, [token] * len(todo), srcs if kind == "image" else [],
-                                 srcs if kind == "video" else [], padding_side="right")
-            grids = enc["image_grid_thw" if kind == "image" else "video_grid_thw"]
-            pixels = enc["pixel_values" if kind == "image" else "pixel_values_videos"].split(
-                grids.prod(-1).tolist())
-            for b, m in enumerate(todo):
+        images = [m for m in media if m.kind == "image" and m.grid is None]
+        if images:
+            kwargs = {"device": self.backend.device} if self.backend.device.type == "cuda" else {}
+            enc = self.processor.image_processor(images=[m.source for m in images], return_tensors="pt", **kwargs)
+            pixels = enc["pixel_values"].split(enc["image_grid_thw"].prod(-1).tolist())
+            for b, m in enumerate(images):
+                m.ids = self._ids(self.processor.replace_image_token(enc, b))
+                m.grid, m.pixels = enc["image_grid_thw"][b].cpu(), pixels[b]
+        videos = [m for m in media if m.kind == "video" and m.grid is None]
+        if videos:
+            enc = encode_prompts(self.processor, [self.processor.video_token] * len(videos), [],
+                                 [m.source for m in videos], padding_side="right")
+            pixels = enc["pixel_values_videos"].split(enc["video_grid_thw"].prod(-1).tolist())
+            for b, m in enumerate(videos):
                 m.ids = enc["input_ids"][b][enc["attention_mask"][b].bool()].tolist()
-                m.grid, m.pixels = grids[b], pixels[b]
-                if kind == "video" and "second_per_grid_ts" in enc:
+                m.grid, m.pixels = enc["video_grid_thw"][b], pixels[b]
+                if "second_per_grid_ts" in enc:
                     m.extra["second_per_grid_ts"] = enc["second_per_grid_ts"][b]
+
+    def _ids(self, text: str) -> list[int]:
+        ids = self._text_ids.get(text)
+        if ids is None:
+            ids = self._text_ids[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return ids
 
     def _encode_media(self, media: list[_Medium]) -> None:
         import torch
@@ -225,8 +240,42 @@ class SharedMedia:
                     enc["second_per_grid_ts"] = torch.stack([m.extra["second_per_grid_ts"] for m in occ])
         if outputs:
             enc["mm_encoder_outputs"] = outputs
+        if padding_side == "right" and self._rope_index is not None:
+            enc["position_ids"] = _Positions([self._row_positions(pieces) for pieces, _ in batch])
         self._release(used)
         return enc
+
+    # -- multimodal rotary positions, without the model's per-token Python loop ---------------------------------
+    def _block(self, m: _Medium):
+        """(positions relative to the medium's start, how far it advances the position): the model's own
+        `get_rope_index` on the medium's placeholder ids followed by one text token. Every Qwen-VL family
+        offsets a medium's positions by the position where it starts, so one block serves every prompt."""
+        import torch
+
+        key = (m.kind, tuple(m.grid.tolist()), tuple(m.ids), tuple(float(v) for v in m.extra.values()))
+        if key not in self._blocks:
+            ids = torch.tensor([m.ids + [self.tokenizer.pad_token_id or 0]])
+            types = (ids == self.backend.model.config.image_token_id).long() + 2 * (
+                ids == getattr(self.backend.model.config, "video_token_id", -1)).long()
+            extra = {k: v.reshape(1) for k, v in m.extra.items()}
+            pos, _ = self._rope_index(ids, mm_token_type_ids=types, **{f"{m.kind}_grid_thw": m.grid[None]}, **extra)
+            self._blocks[key] = (pos[:, 0, :-1].numpy(), int(pos[0, 0, -1]))
+        return self._blocks[key]
+
+    def _row_positions(self, pieces: list):
+        import numpy as np
+
+        parts, p = [], 0
+        for s in pieces:
+            if isinstance(s, str):
+                n = len(self._text_ids[s])
+                parts.append(np.broadcast_to(np.arange(p, p + n), (3, n)))
+                p += n
+            else:
+                block, advance = self._block(s)
+                parts.append(block + p)
+                p += advance
+        return np.concatenate(parts, axis=1), p
 
     def _release(self, used: list[_Medium]) -> None:
         """Count the batch's uses; a medium no later batch needs gives its features back."""
@@ -242,6 +291,28 @@ def _fill(pieces: list[str], texts: list[str]) -> str:
     return "".join(p if i % 2 == 0 else texts[int(p)] for i, p in enumerate(pieces))
 
 
+class _Positions:
+    """The rotary positions of a right-padded batch, finished once its width is final: tokens appended after a
+    row's end (the forced answer) and the padding continue the row's text positions."""
+
+    def __init__(self, rows: list):
+        self.rows = rows  # per row: ((3, n) positions of its own tokens, the position after them)
+
+    def build(self, width: int):
+        import numpy as np
+        import torch
+
+        out = np.empty((3, len(self.rows), width), dtype=np.int64)
+        for b, (pos, end) in enumerate(self.rows):
+            n = pos.shape[1]
+            out[:, b, :n] = pos
+            out[:, b, n:] = end + np.arange(width - n)
+        return torch.from_numpy(out)
+
+
 def on_device(enc: dict, device: Any) -> dict:
-    """Model inputs on `device`: tensors moved, precomputed encoder outputs (already there) passed through."""
-    return {k: v.to(device) if hasattr(v, "to") else v for k, v in enc.items()}
+    """Model inputs on `device`: tensors moved, positions finished at the batch's width, precomputed encoder
+    outputs (already there) passed through."""
+    width = enc["input_ids"].shape[1]
+    return {k: v.build(width).to(device) if isinstance(v, _Positions) else v.to(device) if hasattr(v, "to") else v
+            for k, v in enc.items()}
