@@ -36,14 +36,14 @@ def _last_logits(rm, xs, share):
     """The model's next-token logits at each prompt's end, from the shared or the plain encoding."""
     import torch
 
-    from unireward.backends.vision_cache import SharedMedia, on_device
+    from unireward.backends.vision_cache import SharedMedia, model_inputs, on_device
 
     b = rm.backend
     shared = SharedMedia(b, xs) if share else None
     enc = b._encode(xs, padding_side="right", shared=shared, rows=range(len(xs)))
     ends = enc["attention_mask"].sum(dim=1)
     with torch.inference_mode():
-        out = b.model(**on_device(enc, b.device), logits_to_keep=(ends - 1)[:, None])
+        out = b.model(**model_inputs(on_device(enc, b.device)), logits_to_keep=(ends - 1)[:, None])
     return out.logits[:, 0].double()
 
 
@@ -166,3 +166,30 @@ def test_template_that_rewrites_text_is_rendered_per_prompt(tiny_model_dir, imag
         assert "PROMPT 2" in rewriting._render(xs[2])
     finally:
         b.processor.chat_template = original
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_shared_prefix_runs_fewer_tokens_for_the_same_results(tiny_model_dir, images, family):
+    rm = _judge(tiny_model_dir, family, batch_size=4)
+    t, xs = _group_inputs(rm, images)
+    b = rm.backend
+    tokens = []
+    hook = b.model.model.language_model.register_forward_pre_hook(
+        lambda m, a, kw: tokens.append(kw["inputs_embeds"].shape[:2].numel()), with_kwargs=True)
+    out = {}
+    try:
+        for prefix in (True, False):
+            b.share_prefix = prefix
+            tokens.clear()
+            out[prefix] = (_probs(rm, t, xs, True), sum(tokens))
+    finally:
+        b.share_prefix = True
+        hook.remove()
+    plain = _probs(rm, t, xs, False)
+    assert np.abs(out[True][0] - plain).max() < 1e-4 and np.abs(out[False][0] - plain).max() < 1e-4
+    # 12 prompts, 3 distinct prefixes (text + first image, the fourth candidate being a copy of the first): the
+    # prefix path runs each prefix once, so it saves 9 prefixes' worth of tokens
+    from unireward.backends.vision_cache import SharedMedia
+
+    n = SharedMedia(b, xs).encode([0])["_prefix"][0][0]
+    assert out[False][1] - out[True][1] == 9 * n

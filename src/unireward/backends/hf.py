@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from ..errors import BackendError, PromptTooLongError
 from .base import Backend, ChatInput
 from .choices import ChoicePlan, plan_choices
-from .vision_cache import on_device
+from .vision_cache import model_inputs, on_device
 
 
 def _messages(x: ChatInput) -> list[dict]:
@@ -124,6 +124,7 @@ class HFBackend(Backend):
             self._plans[key] = plan_choices(seqs, self._terminator())
         return self._plans[key]
 
+    share_prefix = True  # and run a prefix shared by several rows (text + first medium) once
     share_media = True  # encode each distinct image/video once per call where the model allows (vision_cache.py)
 
     def _shared_media(self, inputs: Sequence[ChatInput], repeat: int = 1):
@@ -170,14 +171,18 @@ class HFBackend(Backend):
         rows = [(i, p) for i in range(len(inputs)) for p in range(len(plan.paths))]
         scores = torch.zeros(len(inputs), len(choices), dtype=torch.float64)
         shared = self._shared_media(inputs, repeat=len(plan.paths))
-        for batch in self._batches(rows, key=lambda r: self._size_key(inputs[rows[r][0]])):
+        for batch in self._batches(rows, key=lambda r: self._size_key(inputs[rows[r][0]]) + (
+                shared.prefix_key(rows[r][0]) if shared is not None and self.share_prefix else ())):
             enc = self._encode([inputs[rows[r][0]] for r in batch], padding_side="right", shared=shared,
                                rows=[rows[r][0] for r in batch])
             ends = self._append_right(enc, [list(plan.common) + list(plan.paths[rows[r][1]]) for r in batch])
             self._check_length(int(ends.max()))
             window = ends[:, None] - keep + torch.arange(keep)  # each row's last `keep` positions
             with torch.inference_mode():
-                out = self.model(**on_device(enc, self.device), logits_to_keep=window.to(self.device))
+                if shared is not None and self.share_prefix:
+                    out = shared.forward(on_device(enc, self.device), window.to(self.device))
+                else:
+                    out = self.model(**model_inputs(on_device(enc, self.device)), logits_to_keep=window.to(self.device))
             if tuple(out.logits.shape[:-1]) != (len(batch), keep):  # a 2-D logits_to_keep needs transformers 5.21+
                 raise BackendError(f"the model returned logits of shape {tuple(out.logits.shape)} for per-row "
                                    f"positions; upgrade transformers to >= 5.21 (`pip install -U transformers`) "
@@ -259,7 +264,7 @@ class HFBackend(Backend):
             self._check_length(start)
             criteria = StoppingCriteriaList([_stop_on_strings(tok, start, stop)]) if stop else None
             with torch.inference_mode():
-                out = self.model.generate(**on_device(enc, self.device),
+                out = self.model.generate(**model_inputs(on_device(enc, self.device)),
                                           max_new_tokens=max_new_tokens, do_sample=False,
                                           stopping_criteria=criteria, pad_token_id=tok.pad_token_id,
                                           return_dict_in_generate=True, output_logits=output_logits)

@@ -23,6 +23,8 @@ says whether a backend qualifies, and the backend keeps the plain path otherwise
 from __future__ import annotations
 
 import re
+from collections import Counter
+from copy import copy
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -64,6 +66,8 @@ class SharedMedia:
                               getattr(self.processor, "video_token", None)) if t]
         self._split = re.compile("(" + "|".join(re.escape(t) for t in tokens) + ")")
         self.rows = [self._row(x) for x in inputs]
+        self._kv: dict[tuple, list] = {}  # prefix key -> per layer (keys, values) of its one row
+        self._prefix_uses = Counter(self.prefix_key(i) for i in range(len(self.rows)) for _ in range(repeat))
         for _, media in self.rows:
             for m in media:
                 m.uses += repeat
@@ -242,8 +246,64 @@ class SharedMedia:
             enc["mm_encoder_outputs"] = outputs
         if padding_side == "right" and self._rope_index is not None:
             enc["position_ids"] = _Positions([self._row_positions(pieces) for pieces, _ in batch])
+            enc["_prefix"] = [self._prefix(pieces) for pieces, _ in batch]
         self._release(used)
         return enc
+
+    def _prefix(self, pieces: list):
+        """(length, identity, its media, the other media) of a prompt's prefix through its first medium."""
+        n, key = 0, []
+        for k, s in enumerate(pieces):
+            n += len(self._text_ids[s]) if isinstance(s, str) else len(s.ids)
+            key.append(s if isinstance(s, str) else self._key(s.source))
+            if not isinstance(s, str):  # (shallow copies keep the features after the batch releases them)
+                return n, tuple(key), [copy(s)], [copy(m) for m in pieces[k + 1:] if not isinstance(m, str)]
+        return 0, (), [], []
+
+    def prefix_key(self, row: int) -> tuple:
+        """Sort key that puts prompts with the same prefix (text and first medium) next to each other."""
+        key = []
+        for s in self.rows[row][0]:
+            key.append(s if isinstance(s, str) else self._key(s.source))
+            if not isinstance(s, str):
+                break
+        return tuple(key)
+
+    def forward(self, enc: dict, logits_to_keep):
+        """The model's forward on a batch from `encode` (on device) where prompts share a prefix through their
+        first medium with other prompts of the call: each distinct prefix runs once per call (its KV cache is kept
+        until the last prompt that shares it has run), and each prompt runs only its remainder on a cache
+        gathered from its prefix's. Falls back to the plain forward when the batch has nothing to share."""
+        import torch
+        from transformers import DynamicCache
+
+        info, model = enc.get("_prefix"), self.backend.model
+        plain = {k: v for k, v in enc.items() if not k.startswith("_")}
+        if not info or len({n for n, *_ in info}) != 1 or info[0][0] == 0 or all(
+                self._prefix_uses[k] <= 1 and k not in self._kv for _, k, _, _ in info):
+            return model(**plain, logits_to_keep=logits_to_keep)
+        n, ids, pos = info[0][0], enc["input_ids"], enc["position_ids"]
+        new = [k for k in dict.fromkeys(k for _, k, _, _ in info) if k not in self._kv]
+        if new:
+            reps = [next(b for b, i in enumerate(info) if i[1] == k) for k in new]
+            head = model(input_ids=ids[reps, :n], position_ids=pos[:, reps, :n], use_cache=True, logits_to_keep=1,
+                         mm_encoder_outputs=self._batch_outputs([m for r in reps for m in info[r][2]]))
+            for j, k in enumerate(new):
+                self._kv[k] = [(layer.keys[j: j + 1], layer.values[j: j + 1]) for layer in head.cache.layers]
+        rows = [self._kv[k] for _, k, _, _ in info]
+        cache = DynamicCache([(torch.cat([r[layer][0] for r in rows]), torch.cat([r[layer][1] for r in rows]))
+                              for layer in range(len(rows[0]))], config=model.config)
+        for _, k, _, _ in info:
+            self._prefix_uses[k] -= 1
+            if self._prefix_uses[k] <= 0:
+                self._kv.pop(k, None)
+        return model(input_ids=ids[:, n:], position_ids=pos[:, :, n:], cache=cache, logits_to_keep=logits_to_keep - n,
+                     mm_encoder_outputs=self._batch_outputs([m for i in info for m in i[3]]))
+
+    def _batch_outputs(self, media: list[_Medium]) -> dict | None:
+        out = {kind: self._outputs(kind, [m for m in media if m.kind == kind]) for kind in ("image", "video")
+               if any(m.kind == kind for m in media)}
+        return out or None
 
     # -- multimodal rotary positions, without the model's per-token Python loop ---------------------------------
     def _block(self, m: _Medium):
@@ -316,3 +376,8 @@ def on_device(enc: dict, device: Any) -> dict:
     width = enc["input_ids"].shape[1]
     return {k: v.build(width).to(device) if isinstance(v, _Positions) else v.to(device) if hasattr(v, "to") else v
             for k, v in enc.items()}
+
+
+def model_inputs(enc: dict) -> dict:
+    """An encoding without the shared path's own notes (keys starting with `_`), as the model takes it."""
+    return {k: v for k, v in enc.items() if not k.startswith("_")}
