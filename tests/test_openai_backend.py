@@ -14,6 +14,7 @@ from unireward.backends.openai import OpenAIBackend
 from unireward.errors import BackendError, PromptTooLongError
 from unireward.judge import RewardModel
 from unireward.media import Video
+from unireward.tasks import get_task
 
 
 def entry(token, dist):
@@ -182,3 +183,81 @@ def test_videos_go_as_jpeg_frame_lists():
     (part,) = [p for p in b._content(ChatInput(["v:", video])) if p["type"] == "video_url"]
     url = part["video_url"]["url"]
     assert url.startswith("data:video/jpeg;base64,") and len(url.split(",")) == 4
+
+
+# ---------------------------------------------------------------- released judges: request bodies
+
+
+def _jpeg(url: str) -> Image.Image:
+    import base64
+    import io
+
+    assert url.startswith("data:image/jpeg;base64,")
+    im = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert im.format == "JPEG"
+    return im
+
+
+def test_greedy_always_and_chat_template_options_in_every_body():
+    judge = Judge({"": {"Final Score: 4": 1.0}})
+    b = backend(judge, use_logprobs=True, chat_template_kwargs={"enable_thinking": False},
+                extra_body={"temperature": 0.7, "do_sample": True, "top_p": 0.9, "repetition_penalty": 1.05})
+    b.generate([ChatInput(["score it"])], max_new_tokens=16)
+    b.choice_probs([ChatInput(["score it"])], "Final Score: ", ["1", "2"])
+    assert len(judge.bodies) >= 2
+    for body in judge.bodies:
+        assert body["temperature"] == 0 and "do_sample" not in body and "top_p" not in body
+        assert body["chat_template_kwargs"] == {"enable_thinking": False}
+        assert body["repetition_penalty"] == 1.05  # other extra_body fields still go through
+    plain = Judge({})
+    backend(plain, use_logprobs=False).generate([ChatInput(["x"])])
+    assert "chat_template_kwargs" not in plain.bodies[0] and plain.bodies[0]["temperature"] == 0
+
+
+def test_images_as_jpeg_quality_95_in_the_order_given():
+    judge = Judge({})
+    b = backend(judge, use_logprobs=False, image_format="jpeg")
+    red = Image.fromarray(np.linspace(0, 255, 16 * 16 * 3).astype(np.uint8).reshape(16, 16, 3))
+    blue = Image.new("RGB", (12, 10), "blue")
+    b.generate([ChatInput([red, blue, "Which edit is better?"])])
+    content = judge.bodies[0]["messages"][0]["content"]
+    assert [p["type"] for p in content] == ["image_url", "image_url", "text"]
+    first, second = (_jpeg(p["image_url"]["url"]) for p in content[:2])
+    assert first.size == (16, 16) and second.size == (12, 10)
+    import io
+
+    ref = io.BytesIO()
+    red.save(ref, "JPEG", quality=95)  # the authors' client: RGB, JPEG, quality 95
+    assert np.array_equal(np.asarray(first), np.asarray(Image.open(ref)))
+    with pytest.raises(ValueError):
+        backend(judge, image_format="webp")
+
+
+def test_a_released_checkpoint_on_a_server_gets_its_request_layout():
+    judge = Judge({"": {"Final Judgment: Image 1 is better than Image 2.": 1.0}}, logprobs=False)
+    rm = RewardModel.load("http://judge:8000/v1", backend="openai", served_model="UnifiedReward",
+                          checkpoint="unifiedreward-2.0-qwen35-9b", transport=httpx.MockTransport(judge),
+                          use_logprobs=False)
+    assert rm.family == "2.0" and rm.max_new_tokens == 4096
+    img = Image.new("RGB", (8, 8), "red")
+    rm.rank("a red square", img, img)  # the reply's verdict does not matter here, the request does
+    body = judge.bodies[-1]
+    assert body["model"] == "UnifiedReward" and body["temperature"] == 0 and body["max_tokens"] == 4096
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}
+    images = [p for p in body["messages"][0]["content"] if p["type"] == "image_url"]
+    assert len(images) == 2 and all(p["image_url"]["url"].startswith("data:image/jpeg;base64,") for p in images)
+
+
+def test_a_released_family_sends_video_frames_as_jpeg_images_before_the_text(video_file):
+    judge = Judge({"": {"Alignment Score:\n Video 1: 0.6\n Video 2: 0.4": 1.0}}, logprobs=False)
+    rm = RewardModel.load("http://judge:8000/v1", backend="openai", served_model="UnifiedReward", family="2.0",
+                          transport=httpx.MockTransport(judge), use_logprobs=False)
+    rm.rank("a ball rolls", video_file, video_file, task="video-gen/pair")
+    body = judge.bodies[-1]
+    content = body["messages"][0]["content"]
+    assert [p["type"] for p in content] == ["image_url"] * 16 + ["text"]  # video 1's 8 frames, video 2's, text
+    sizes = {_jpeg(p["image_url"]["url"]).size for p in content[:16]}
+    assert len(sizes) == 1 and body["temperature"] == 0 and "chat_template_kwargs" not in body
+    (text,) = [p for p in get_task("video-gen/pair", family="2.0").render("a ball rolls", num_media=2)
+               if isinstance(p, str)]
+    assert content[16]["text"] == text

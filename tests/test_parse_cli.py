@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from unireward.tasks import get_task
+
 FIXTURES = Path(__file__).parent / "fixtures" / "judge_outputs.jsonl"
 RECORDS = [json.loads(line) for line in FIXTURES.read_text().splitlines() if line.strip()]
 
@@ -68,7 +70,8 @@ def test_dimensions_variant():
     text = "Alignment: Video 2 is better than Video 1.\nPhysics: Both videos are equally good.\n" \
            "Final Judgment: Video 2 is better than Video 1."
     proc = unireward("parse", "--task", "video-gen/pair+dims", stdin=json.dumps({"text": text}) + "\n")
-    assert outputs(proc) == [{"winner": 2, "dimensions": {"alignment": 2, "physics": "tie"}}]
+    reward = get_task("video-gen/pair+dims").parse(text).reward  # the family's scalar for RL, printed as given
+    assert outputs(proc) == [{"winner": 2, "dimensions": {"alignment": 2, "physics": "tie"}, "reward": reward}]
 
 
 def test_bad_lines_are_reported_and_the_rest_goes_on():
@@ -85,12 +88,14 @@ def test_bad_lines_are_reported_and_the_rest_goes_on():
     assert proc.returncode == 1
     got = outputs(proc)
     assert len(got) == 6
-    assert got[0] == {"id": "a", "score": 4}
+    reward = get_task("image-gen/point").parse("Final Score: 4").reward
+    assert reward is not None and got[0] == {"id": "a", "score": 4, "reward": reward}
     assert got[1]["line"] == 2 and "line 2" in got[1]["error"] and "JSON" in got[1]["error"]
     assert got[2]["line"] == 4 and "text" in got[2]["error"]
     assert got[3]["line"] == 5 and "error" in got[3]
     assert got[4]["score"] is None and got[4]["reason"]
-    assert got[5] == {"id": "c", "score": 3.5}  # parsed fields replace stale ones
+    # parsed fields replace stale ones
+    assert got[5] == {"id": "c", "score": 3.5, "reward": get_task("image-gen/point").parse("Final Score: 3.5").reward}
 
 
 def test_unparsed_outputs_are_not_errors():

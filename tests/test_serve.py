@@ -242,7 +242,10 @@ def test_graceful_shutdown_finishes_in_flight_work():
     results = []
     sender = threading.Thread(target=lambda: results.extend(fire(srv.url, [rank_body(i) for i in range(8)])))
     sender.start()
-    time.sleep(0.15)  # requests are in flight
+    deadline = time.monotonic() + 20
+    while sum(judge.batches) < 4 and time.monotonic() < deadline:  # the first batch is being judged
+        time.sleep(0.01)
+    time.sleep(0.1)  # the others are queued behind it
     srv.stop()
     sender.join()
     assert [r.status_code for r in results] == [200] * 8

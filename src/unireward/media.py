@@ -69,6 +69,9 @@ class VideoPolicy:
     max_source_pixels: int = 16_000_000  # per-frame decode limit
     max_duration_s: float = 600.0  # longer videos are refused
     rounding: str = "floor"  # how linspace positions become frame indices: "floor" or "nearest"
+    # Qwen2/3-VL video processors: apply qwen-vl-utils' per-frame pixel cap on top of `max_pixels` (True) or not
+    # (False, transformers' behaviour so far, which every shipped result used); passed to the processor explicitly
+    cap_pixels_per_frame: bool = False
 
     def __post_init__(self) -> None:
         if self.rounding not in ("floor", "nearest"):
@@ -240,15 +243,18 @@ def load_video(src: Any, policy: VideoPolicy = VideoPolicy(), allow_urls: bool =
         data = bytes(src)
         if not data:
             raise MediaEmptyError("video bytes are empty; pass the file's contents")
+        _refuse_still_image(lambda: io.BytesIO(data), "<bytes>", policy)
         return _decode_video(lambda: io.BytesIO(data), "<bytes>", policy, source="bytes")
     if isinstance(src, str) and _URL_RE.match(src):
         data = _fetch(src, allow_urls)
+        _refuse_still_image(lambda: io.BytesIO(data), src, policy)
         return _decode_video(lambda: io.BytesIO(data), src, policy, source=src)
     if isinstance(src, (str, os.PathLike)):
         if Path(src).is_dir():
-            frames = _frame_files(Path(src))
+            frames = frame_files(Path(src))
             return _sample_frames(frames, policy.fps or 1.0, policy, str(src))
         path = _existing_file(src)
+        _refuse_still_image(lambda: open(path, "rb"), str(path), policy)
         return _decode_video(lambda: str(path), str(path), policy, source=str(path))
     raise UnsupportedMediaError(f"cannot load a video from {type(src).__name__}; pass a path, bytes, a frame "
                                 "directory, a list of frames or a (T, H, W, 3) array")
@@ -289,7 +295,30 @@ def _sample_frames(frames: list[Any], source_fps: float, policy: VideoPolicy, so
     return Video(picked, source_fps * len(idx) / len(frames), orig, source, policy)
 
 
-def _frame_files(folder: Path) -> list[Path]:
+def _refuse_still_image(open_input: Callable[[], Any], name: str, policy: VideoPolicy) -> None:
+    """Before any video decoder sees the data: an image file is checked against the pixel limit from its
+    header (so a decompression bomb is never decoded), and a still image is refused (it is not a video, and
+    judging it as k copies of one frame would be a silent guess)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with open_input() as f, Image.open(f) as img:
+                fmt, size, frames = img.format, img.size, getattr(img, "n_frames", 1)
+        except Image.DecompressionBombError as e:
+            raise MediaTooLargeError(f"image is too large to decode safely ({e})", name) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            return  # not an image PIL knows: a video container, left to PyAV
+    if fmt == "MPEG":  # PIL names MPEG-1 video files but cannot read them: a video
+        return
+    _check_pixels(size, policy.max_source_pixels, name)
+    if frames == 1:
+        raise UnsupportedMediaError(f"a still image ({fmt} {size[0]}x{size[1]}) was given where a video is "
+                                    "expected; pass a video file, a frame folder or a list of frames, or use an "
+                                    "image task", name)
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The image files of a frame folder, in natural sort order (frame2 before frame10)."""
     exts = set(Image.registered_extensions())
     files = [p for p in folder.iterdir()
              if p.is_file() and p.suffix.lower() in exts and not p.name.startswith(".")]
@@ -443,7 +472,7 @@ def _feed(h: Any, obj: Any) -> None:
         tagged("url", obj.encode())
     elif isinstance(obj, (str, os.PathLike)):
         if Path(obj).is_dir():
-            _feed(h, _frame_files(Path(obj)))
+            _feed(h, frame_files(Path(obj)))
             return
         path = _existing_file(obj)
         h.update(f"bytes:{path.stat().st_size}:".encode())

@@ -13,6 +13,11 @@ class PairResult:
     winner: 1, 2, "tie", or None when the output did not parse (never a silent default).
     probs: {"1": p, "2": p, "tie": p} read from token probabilities, when the backend exposes them.
     consistent: with both orders judged, whether the two verdicts agreed (None for one order).
+    dimensions: name -> winner (unireward's formats) or [s1, s2] (released pair scores; None where unparsed).
+    scores: [candidate 1's, candidate 2's] overall score, where the family's format gives scores.
+    category_winners: Flex's per-category winners.
+    reward: candidate 1's reward in [0, 1]: p_first when probabilities were read, else the family's mapping of
+        the verdict (tasks/family_formats.py; unireward's formats: 1 win, 0 loss, 0.5 tie), None if unparsed.
     """
 
     task: str
@@ -28,6 +33,11 @@ class PairResult:
     template_hash: str = ""
     media_policy: dict[str, Any] | None = None
     latency_s: float | None = None
+    scores: list[float | None] | None = None
+    category_winners: dict[str, Any] | None = None
+    reward: float | None = None
+    family: str = "unireward"
+    variant: str = "default"
 
     @property
     def p_first(self) -> float | None:
@@ -48,6 +58,8 @@ class PointResult:
 
     score: the parsed (or most probable) score on the task's scale, None when unparsed.
     expected_score: the mean of the score-token distribution, when the backend exposes probabilities.
+    dimensions: per-dimension scores (None where one did not parse); scores: several axes (Edit: two).
+    reward: see the property.
     """
 
     task: str
@@ -63,14 +75,22 @@ class PointResult:
     template_hash: str = ""
     media_policy: dict[str, Any] | None = None
     latency_s: float | None = None
+    scores: list[float | None] | None = None
+    family: str = "unireward"
+    variant: str = "default"
+    family_reward: float | None = field(default=None, repr=False)  # a released family's mapping, when set
 
     @property
     def reward(self) -> float | None:
-        """The smoothest available number: expected score if known, else the parsed score."""
+        """A released family's documented scalar (normalised to [0, 1]; tasks/family_formats.py) when set;
+        else the smoothest available number: the expected score if known, else the parsed score."""
+        if self.family_reward is not None:
+            return self.family_reward
         return self.expected_score if self.expected_score is not None else self.score
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("family_reward")
         d["reward"] = self.reward
         return d
 
@@ -85,6 +105,8 @@ class GroupResult:
     comparisons: list[dict[str, Any]] = field(default_factory=list)  # {"i","j","winner","p_first"}
     schedule: str = "round-robin"
     unparsed: int = 0
+    status: str = "ok"  # "ok" | "error" (the group could not be judged: `reason` says why)
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -44,6 +44,8 @@ def encode_prompts(processor: Any, texts: Sequence[str], images: Sequence[Any], 
     if videos:
         kwargs["videos"] = [v.to_array() for v in videos]
         kwargs["do_sample_frames"] = False
+        if hasattr(getattr(processor, "video_processor", None), "cap_pixels_per_frame"):  # Qwen2/3-VL: say it
+            kwargs["cap_pixels_per_frame"] = videos[0].policy.cap_pixels_per_frame
         kwargs["video_metadata"] = [
             {"fps": v.fps, "total_num_frames": len(v.frames), "frames_indices": list(range(len(v.frames)))}
             for v in videos]
@@ -57,8 +59,9 @@ class HFBackend(Backend):
     name = "transformers"
 
     def __init__(self, model: Any, processor: Any, batch_size: int = 8, max_length: int | None = None,
-                 model_id: str = ""):
+                 model_id: str = "", chat_template_kwargs: dict | None = None):
         self.model = model.eval()
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})  # e.g. Qwen3.5 judges: enable_thinking=False
         self.processor = processor
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.tokenizer.padding_side = "left"
@@ -70,7 +73,8 @@ class HFBackend(Backend):
 
     @classmethod
     def load(cls, path: str, device: str | None = None, dtype: str | None = "auto", batch_size: int = 8,
-             attn_implementation: str | None = None, trust_remote_code: bool = False) -> "HFBackend":
+             attn_implementation: str | None = None, trust_remote_code: bool = False,
+             chat_template_kwargs: dict | None = None) -> "HFBackend":
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -85,7 +89,8 @@ class HFBackend(Backend):
         except OSError as e:
             raise BackendError(f"could not load model {path!r}: {e}. Pass a local directory or a hub id "
                                "(with network access or a filled HF cache).") from None
-        return cls(model.to(device), processor, batch_size=batch_size, model_id=str(path))
+        return cls(model.to(device), processor, batch_size=batch_size, model_id=str(path),
+                   chat_template_kwargs=chat_template_kwargs)
 
     @property
     def device(self):
@@ -96,13 +101,15 @@ class HFBackend(Backend):
                 "device": str(self.device)}
 
     # -- tokenisation helpers ----------------------------------------------------------------------------------
+    def _chat_text(self, messages: list[dict], **kwargs) -> str:
+        return self.processor.apply_chat_template(messages, tokenize=False, **kwargs, **self.chat_template_kwargs)
+
     def _prompt_text(self, x: ChatInput) -> str:
-        return self.processor.apply_chat_template(_messages(x), add_generation_prompt=True, tokenize=False)
+        return self._chat_text(_messages(x), add_generation_prompt=True)
 
     def _answer_ids_uncached(self, answer: str) -> tuple[int, ...]:
         """Token ids of `answer` as the start of the assistant turn (tokenised in context)."""
-        ctx = self.processor.apply_chat_template([{"role": "user", "content": "x"}], add_generation_prompt=True,
-                                                 tokenize=False)
+        ctx = self._chat_text([{"role": "user", "content": "x"}], add_generation_prompt=True)
         base = self.tokenizer(ctx, add_special_tokens=False)["input_ids"]
         full = self.tokenizer(ctx + answer, add_special_tokens=False)["input_ids"]
         if full[: len(base)] != base:
@@ -111,8 +118,7 @@ class HFBackend(Backend):
         return tuple(full[len(base):])
 
     def _terminator(self) -> int | None:
-        ctx = self.processor.apply_chat_template(
-            [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}], tokenize=False)
+        ctx = self._chat_text([{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}])
         tail = ctx[ctx.rindex("y") + 1:]
         ids = self.tokenizer(tail, add_special_tokens=False)["input_ids"] if tail else []
         return ids[0] if ids else self.tokenizer.eos_token_id

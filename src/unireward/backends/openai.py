@@ -20,7 +20,11 @@ through the later branching points (the usual case for a trained judge) one requ
 Choices absent from the top-k at a branching point get probability 0. Without log-probabilities (the server
 omits them, or `use_logprobs=False`), `supports_probs` is False and the judge generates and parses.
 
-Media go as base64 data URLs: images as PNG `image_url`s; videos as `video_url`s holding the already sampled
+Chat template options (`chat_template_kwargs=`, e.g. `{"enable_thinking": false}` for Qwen3.5 judges) go with
+every request as `"chat_template_kwargs"`, which vLLM and SGLang pass to the chat template.
+
+Media go as base64 data URLs: images as PNG `image_url`s (or JPEG at `jpeg_quality` with `image_format="jpeg"`,
+as the released judges' own client sends them, frames of videos sent as images included); videos as `video_url`s holding the already sampled
 frames, `data:video/jpeg;base64,<frame>,<frame>,...` (vLLM's frame-list form; start vLLM with
 `--media-io-kwargs '{"video": {"num_frames": -1}}'` so it keeps all of them), or lossless
 `data:video/png;...` with `video_format="png"` (unireward's server only). The frames are exactly those the
@@ -44,6 +48,7 @@ from .base import Backend, ChatInput
 
 _END_TOKENS = {"<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<eos>"}
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_GREEDY_KEYS = ("temperature", "do_sample", "top_p", "top_k")  # decoding is greedy whatever extra_body says
 _CONTEXT_HINTS = ("context length", "maximum context", "too long", "max_model_len", "prompt is too long")
 
 
@@ -61,7 +66,8 @@ class OpenAIBackend(Backend):
                  api_key: str | None = None, concurrency: int = 8, timeout: float = 60.0, retries: int = 3,
                  backoff: float = 0.5, balance: str = "least-busy", use_logprobs: bool | None = None,
                  top_logprobs: int = 20, lookahead: int = 4, video_format: str = "jpeg", jpeg_quality: int = 95,
-                 extra_body: dict | None = None, model: str | None = None, transport: Any = None):
+                 extra_body: dict | None = None, model: str | None = None, transport: Any = None,
+                 image_format: str = "png", chat_template_kwargs: dict | None = None):
         import httpx
 
         urls = base_url_or_urls.split(",") if isinstance(base_url_or_urls, str) else list(base_url_or_urls)
@@ -70,8 +76,8 @@ class OpenAIBackend(Backend):
             raise BackendError("OpenAIBackend needs at least one base URL, e.g. http://127.0.0.1:8000/v1")
         if balance not in ("least-busy", "round-robin"):
             raise ValueError("balance must be least-busy or round-robin")
-        if video_format not in ("jpeg", "png"):
-            raise ValueError("video_format must be jpeg or png")
+        if video_format not in ("jpeg", "png") or image_format not in ("jpeg", "png"):
+            raise ValueError("image_format and video_format must be jpeg or png")
         self.served_model = served_model or model
         self.concurrency = max(1, int(concurrency))
         self.retries = max(0, int(retries))
@@ -81,8 +87,11 @@ class OpenAIBackend(Backend):
         self.top_logprobs = top_logprobs
         self.lookahead = max(1, int(lookahead))
         self.video_format = video_format
+        self.image_format = image_format
         self.jpeg_quality = jpeg_quality
-        self.extra_body = dict(extra_body or {})
+        # sent with every request, as vLLM and SGLang accept it (e.g. Qwen3.5 judges: enable_thinking=False)
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self.extra_body = {k: v for k, v in (extra_body or {}).items() if k not in _GREEDY_KEYS}
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         n = self.concurrency * len(self.urls)
         self._client = httpx.Client(headers=headers, timeout=timeout, transport=transport,
@@ -192,8 +201,8 @@ class OpenAIBackend(Backend):
             if isinstance(p, str):
                 content.append({"type": "text", "text": p})
             elif isinstance(p, Image.Image):
-                content.append({"type": "image_url",
-                                "image_url": {"url": "data:image/png;base64," + self._encode_image(p, "png")}})
+                url = f"data:image/{self.image_format};base64," + self._encode_image(p, self.image_format)
+                content.append({"type": "image_url", "image_url": {"url": url}})
             elif isinstance(p, Video):
                 frames = ",".join(self._encode_image(f, self.video_format) for f in p.frames)
                 content.append({"type": "video_url",
@@ -209,6 +218,8 @@ class OpenAIBackend(Backend):
         if prefix:
             messages.append({"role": "assistant", "content": prefix})
             payload.update(continue_final_message=True, add_generation_prompt=False)
+        if self.chat_template_kwargs:
+            payload["chat_template_kwargs"] = dict(self.chat_template_kwargs)
         payload.update(self.extra_body)
         payload.update(extra)
         return payload

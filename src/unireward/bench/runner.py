@@ -40,7 +40,10 @@ class BenchConfig:
     backend: str = "hf"  # "hf" or "openai"
     served_model: str | None = None  # openai backend: the model name on the server
     template: str | None = None  # a Jinja template file replacing the task's own
-    frames: int = 8  # video frames per clip, uniform over the whole clip
+    frames: int | None = None  # video frames per clip, uniform; None: the judge's own (registered checkpoints
+    # bring their authors' policy; else 8)
+    family: str | None = None  # prompt family; None: the registered checkpoint's own, else unireward's
+    checkpoint: str | None = None  # openai backend: the registered checkpoint the server runs
     method: str | None = None  # "probs", "generate" or None (the model's default; auto)
     split: str | None = None  # dataset split (GenAI-Bench and VL-RewardBench: default "test")
     task: str | None = None  # pairs: the task of every record (default: from the record or inferred)
@@ -163,7 +166,8 @@ def _manifest(cfg: BenchConfig, bench: Benchmark, items: list[Item], judge: Any,
 
     tasks = {}
     for name in dict.fromkeys(it.task for it in bench.items):
-        t = get_task(name, template=cfg.template)
+        t = get_task(name, family=getattr(judge, "family", "unireward"), variant=getattr(judge, "variant", None),
+                     template=cfg.template)
         tasks[t.key] = {"template": t.template_name, "template_hash": t.template_hash, "version": t.version}
     return {
         "benchmark": bench.name,
@@ -173,6 +177,7 @@ def _manifest(cfg: BenchConfig, bench: Benchmark, items: list[Item], judge: Any,
         "model": cfg.model or getattr(judge.backend, "model_id", None) or judge.backend.name,
         "backend": judge.backend.describe(),
         "method": judge.method,
+        "family": getattr(judge, "family", "unireward"),
         "tasks": tasks,
         "video_policy": judge.video_policy.to_dict(),
         "image_policy": judge.image_policy.to_dict(),
@@ -208,8 +213,9 @@ def _load_judge(cfg: BenchConfig):
 
     if not cfg.model:
         raise ConfigError("pass --model (a model folder or hub id, or a server URL with --backend openai)")
-    kwargs: dict[str, Any] = {"video_policy": VideoPolicy(num_frames=cfg.frames, max_frames=max(32, cfg.frames)),
-                              "method": cfg.method}
+    kwargs: dict[str, Any] = {"method": cfg.method, "family": cfg.family, "checkpoint": cfg.checkpoint}
+    if cfg.frames is not None:
+        kwargs["video_policy"] = VideoPolicy(num_frames=cfg.frames, max_frames=max(32, cfg.frames))
     if cfg.backend == "openai" and cfg.served_model:
         kwargs["served_model"] = cfg.served_model
     return RewardModel.load(cfg.model, backend=cfg.backend, batch_size=cfg.batch_size, **kwargs)

@@ -8,6 +8,12 @@
     unireward bench pairs       --model path/to/judge --data my_pairs.jsonl
     unireward bench samples     --model path/to/judge --data heldout.jsonl
     unireward bench sandbox     --model runs/judge [--data runs/world]
+    unireward bench genai-image --model unifiedreward-2.0-qwen3vl-8b --data ~/data/GenAI-Bench
+    unireward bench genai-image --model http://gpu1:8000/v1 --backend openai --served-model UnifiedReward \
+        --checkpoint unifiedreward-think-qwen3vl-8b --data ~/data/GenAI-Bench
+
+A registered checkpoint (`unireward models`: by short name, hub id, or a local copy) is judged with its own prompt
+family and its authors' settings; --family chooses another family's prompts.
 
 Protocols: `reference` reproduces how published UnifiedReward numbers were computed (one order, seeded swap
 where the published script swapped); `clean` judges both candidate orders, counts ties only when said
@@ -38,7 +44,10 @@ def register(subparsers) -> None:
     p.add_argument("--backend", choices=("hf", "openai"), default="hf")
     p.add_argument("--served-model", help="openai backend: the model name on the server")
     p.add_argument("--template", help="Jinja template file replacing the task's own")
-    p.add_argument("--frames", type=int, default=8, help="frames per video, uniform over the clip (default 8)")
+    p.add_argument("--frames", type=int, default=None, help="frames per video, uniform over the clip (default: "
+                   "a registered checkpoint's own policy, else 8)")
+    p.add_argument("--family", help="prompt family (default: a registered checkpoint's own, else unireward)")
+    p.add_argument("--checkpoint", help="--backend openai: the registered checkpoint the server runs")
     p.add_argument("--method", default=None, choices=["auto", "probs", "generate"],
                    help="decisions from token probabilities, or generate and parse (judges that write a "
                         "rationale or checklist first); default: what the judge folder's unireward.json says, else auto")
@@ -57,6 +66,7 @@ def run(args) -> int:
     cfg = BenchConfig(name=args.name, data=args.data, model=args.model, protocol=args.protocol, seed=args.seed,
                       out=args.out, limit=args.limit, batch_size=args.batch_size, backend=args.backend,
                       served_model=args.served_model, template=args.template, frames=args.frames, method=args.method,
+                      family=args.family, checkpoint=args.checkpoint,
                       split=args.split, task=args.task, swap=not args.no_swap, fresh=args.fresh,
                       progress=not args.no_progress)
     results = run_bench(cfg)

@@ -5,11 +5,15 @@
     unireward score --model DIR --task video-gen/point --prompt "a ball rolling" clip.mp4
     unireward rank-group --model DIR --task image-gen/pair --prompt "a cat" 1.png 2.png 3.png 4.png
     unireward rank --model DIR --task image-gen/pair --input requests.jsonl > verdicts.jsonl
+    unireward rank --model unifiedreward-edit-qwen3vl-8b --task image-edit/pair --source in.png \
+        --prompt "make the car red" edit1.png edit2.png
 
 With --input, each line is a JSON object: rank {"prompt", "a", "b", "media"?, "id"?}; score {"prompt",
 "candidate", "media"?, "id"?}; rank-group {"prompt", "candidates": [...], "media"?, "id"?}. Relative media paths
 are resolved against the input file's folder. Generation tasks take media as candidates; understanding tasks
-take text answers as candidates and the image or video as --media / "media".
+take text answers as candidates and the image or video as --media / "media"; edit tasks take the edited images
+as candidates and the source image as --source / "source". A registered checkpoint (`unireward models`) is
+judged with its own prompt family; --family and --variant choose another.
 """
 
 from __future__ import annotations
@@ -17,14 +21,21 @@ from __future__ import annotations
 import argparse
 
 
-def _common(p: argparse.ArgumentParser, default_task: str) -> None:
-    p.add_argument("--model", required=True, help="judge: local directory, hub id, or server URL with --backend openai")
+def _common(p: argparse.ArgumentParser, default_task: str, model_required: bool = True) -> None:
+    p.add_argument("--model", required=model_required, help="judge: a short name from `unireward models`, a hub "
+                   "id, a local directory, or a server URL with --backend openai")
+    p.add_argument("--family", default=None, help="prompt family (1.0, 2.0, think, edit, flex, unireward); "
+                   "default: the registered checkpoint's own, else unireward")
+    p.add_argument("--variant", default=None, help="a non-default prompt of the family, by name")
+    p.add_argument("--checkpoint", default=None, help="--backend openai: the registered checkpoint the server runs "
+                   "(its family and chat template options)")
     p.add_argument("--backend", default="hf", choices=["hf", "openai"], help="in-process transformers or an "
                    "OpenAI-compatible server (vLLM, SGLang, unireward serve)")
     p.add_argument("--served-model", default=None, help="model name on the server (--backend openai)")
     p.add_argument("--task", default=default_task, help=f"task name (default {default_task}); see `unireward models --tasks`")
     p.add_argument("--prompt", help="caption (generation tasks) or question (understanding tasks)")
     p.add_argument("--media", help="the image or video that understanding tasks ask about")
+    p.add_argument("--source", help="edit tasks: the source image that was edited (same as --media)")
     p.add_argument("--input", help="JSONL file of requests instead of --prompt and candidates")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--template", help="a Jinja template file to use instead of the task's own")
@@ -67,19 +78,38 @@ def load_judge(args):
     from ..judge import RewardModel
     from ..media import ImagePolicy, VideoPolicy
 
+    kwargs = {"served_model": args.served_model} if args.backend == "openai" else {"device": args.device,
+                                                                                   "dtype": args.dtype}
+    if args.no_progress:  # also the "Loading weights" bars of transformers and the hub's download bars
+        quiet_loading()
+    return RewardModel.load(args.model, backend=args.backend, batch_size=args.batch_size,
+                            **judge_options(args, ImagePolicy, VideoPolicy), **kwargs)
+
+
+def judge_options(args, image_policy_cls, video_policy_cls) -> dict:
+    """The judge's keyword arguments from the common options; media policies only when an option sets them
+    (a registered checkpoint otherwise brings its own)."""
     vp: dict = {}
     if args.fps is not None:
         vp.update(fps=args.fps, num_frames=None)
     elif args.frames is not None:
-        vp.update(num_frames=args.frames, max_frames=max(args.frames, VideoPolicy().max_frames))
+        vp.update(num_frames=args.frames, max_frames=max(args.frames, video_policy_cls().max_frames))
     if args.max_pixels:
         vp["max_pixels"] = args.max_pixels
-    ip = {"max_pixels": args.max_pixels} if args.max_pixels else {}
-    kwargs = {"served_model": args.served_model} if args.backend == "openai" else {"device": args.device,
-                                                                                   "dtype": args.dtype}
-    return RewardModel.load(args.model, backend=args.backend, batch_size=args.batch_size,
-                            image_policy=ImagePolicy(**ip), video_policy=VideoPolicy(**vp), method=args.method,
-                            max_new_tokens=args.max_new_tokens, allow_urls=args.allow_urls, **kwargs)
+    return {"image_policy": image_policy_cls(max_pixels=args.max_pixels) if args.max_pixels else None,
+            "video_policy": video_policy_cls(**vp) if vp else None, "method": args.method,
+            "max_new_tokens": args.max_new_tokens, "allow_urls": args.allow_urls, "family": args.family,
+            "variant": args.variant, "checkpoint": args.checkpoint}
+
+
+def quiet_loading() -> None:
+    """Hide the progress bars that loading a model draws (transformers' "Loading weights", hub downloads)."""
+    import os
+
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def _requests(args, need: int | None) -> list[dict]:
@@ -94,16 +124,18 @@ def _requests(args, need: int | None) -> list[dict]:
         if not path.is_file():
             raise ConfigError(f"--input {path}: no such file")
         out = []
-        for i, line in enumerate(path.read_text().splitlines(), 1):
+        for i, line in enumerate(path.read_text(errors="surrogateescape").splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            if "prompt" not in d:
-                raise ConfigError(f"{path}:{i}: missing field 'prompt'")
-            d = {k: _resolve(v, path.parent) if k in ("a", "b", "candidate", "candidates", "media") else v
+            except json.JSONDecodeError as e:  # this row is an error line; the others are judged
+                out.append({"id": str(i), "error": f"{path}:{i}: not valid JSON ({e.msg})"})
+                continue
+            if not isinstance(d, dict):
+                out.append({"id": str(i), "error": f"{path}:{i}: expected a JSON object, got {type(d).__name__}"})
+                continue
+            d = {k: _resolve(v, path.parent) if k in ("a", "b", "candidate", "candidates", "media", "source") else v
                  for k, v in d.items()}
             d.setdefault("id", str(i))
             out.append(d)
@@ -112,7 +144,13 @@ def _requests(args, need: int | None) -> list[dict]:
         raise ConfigError("pass --prompt and the candidates, or --input FILE.jsonl")
     if need is not None and len(args.candidates) != need:
         raise ConfigError(f"expected {need} candidate(s), got {len(args.candidates)}")
-    return [{"prompt": args.prompt, "candidates": list(args.candidates), "media": args.media, "id": "0"}]
+    return [{"prompt": args.prompt, "candidates": list(args.candidates), "media": args.media,
+             "source": getattr(args, "source", None), "id": "0"}]
+
+
+def context(req: dict):
+    """The request's media beside the candidates: an edit's source image, or what an answer is about."""
+    return req.get("source") or req.get("media")
 
 
 def _resolve(v, root):
@@ -125,10 +163,39 @@ def _resolve(v, root):
     return v
 
 
-def _emit(req: dict, result) -> None:
+def _emit(req: dict, result: dict) -> bool:
+    """Print one result line; True when the item failed (status "error")."""
     import json
 
-    print(json.dumps({"id": req.get("id"), **result.to_dict()}, ensure_ascii=False), flush=True)
+    line = json.dumps({"id": req.get("id"), **result}, ensure_ascii=True)
+    print(line, flush=True)
+    return result.get("status") == "error"
+
+
+def _finish(reqs: list[dict], results: list[dict]) -> int:
+    """Exit status: 1 when any item failed (its line has status "error" and the reason), else 0. Unparsed
+    verdicts are results (status "unparsed") and do not fail the command."""
+    failed = sum(_emit(r, res) for r, res in zip(reqs, results))
+    if failed:
+        import sys
+
+        print(f"unireward: {failed} of {len(results)} item(s) failed (status \"error\")", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _candidates(r: dict, fields: list[str], need: int) -> list:
+    """The row's candidates: its "candidates" list, else its named fields (None where one is missing)."""
+    given = r.get("candidates")
+    if isinstance(given, list) and len(given) == need:
+        return given
+    return [r.get(f) for f in fields]
+
+
+def _judge_rows(reqs: list[dict], judge_ok) -> list[dict]:
+    """Judge the well-formed rows in one batch; rows that could not be read keep their error."""
+    ok = [r for r in reqs if "error" not in r]
+    done = iter(judge_ok(ok) if ok else [])
+    return [{"status": "error", "reason": r["error"]} if "error" in r else next(done).to_dict() for r in reqs]
 
 
 def run_rank(args) -> int:
@@ -136,13 +203,11 @@ def run_rank(args) -> int:
 
     reqs = _requests(args, 2)
     rm = load_judge(args)
-    batch = [PairRequest(r["prompt"], *(r.get("candidates") or [r.get("a"), r.get("b")]), media=r.get("media"),
-                         id=r.get("id")) for r in reqs]
-    results = rm.rank_batch(batch, task=args.task, both_orders=args.both_orders, dimensions=args.dimensions,
-                            template=args.template, progress=not args.no_progress)
-    for r, res in zip(reqs, results):
-        _emit(r, res)
-    return 0
+    results = _judge_rows(reqs, lambda ok: rm.rank_batch(
+        [PairRequest(r.get("prompt"), *_candidates(r, ["a", "b"], 2), media=context(r), id=r.get("id"))
+         for r in ok], task=args.task, both_orders=args.both_orders, dimensions=args.dimensions,
+        template=args.template, progress=not args.no_progress, variant=args.variant))
+    return _finish(reqs, results)
 
 
 def run_score(args) -> int:
@@ -150,13 +215,11 @@ def run_score(args) -> int:
 
     reqs = _requests(args, 1)
     rm = load_judge(args)
-    batch = [PointRequest(r["prompt"], (r.get("candidates") or [r.get("candidate")])[0], media=r.get("media"),
-                          id=r.get("id")) for r in reqs]
-    results = rm.score_batch(batch, task=args.task, dimensions=args.dimensions, template=args.template,
-                             progress=not args.no_progress)
-    for r, res in zip(reqs, results):
-        _emit(r, res)
-    return 0
+    results = _judge_rows(reqs, lambda ok: rm.score_batch(
+        [PointRequest(r.get("prompt"), _candidates(r, ["candidate"], 1)[0], media=context(r), id=r.get("id"))
+         for r in ok], task=args.task, dimensions=args.dimensions, template=args.template,
+        progress=not args.no_progress, variant=args.variant))
+    return _finish(reqs, results)
 
 
 def run_group(args) -> int:
@@ -164,8 +227,11 @@ def run_group(args) -> int:
 
     reqs = _requests(args, None)
     rm = load_judge(args)
+    results = []
     for r in tqdm(reqs, desc="groups", disable=args.no_progress or len(reqs) < 2):
-        res = rm.rank_group(r["prompt"], r["candidates"], task=args.task, media=r.get("media"),
-                            schedule=args.schedule, both_orders=args.both_orders, seed=args.seed)
-        _emit(r, res)
-    return 0
+        if "error" in r:
+            results.append({"status": "error", "reason": r["error"]})
+            continue
+        results.append(rm.rank_group(r.get("prompt"), r.get("candidates"), task=args.task, media=context(r),
+                                     schedule=args.schedule, both_orders=args.both_orders, seed=args.seed).to_dict())
+    return _finish(reqs, results)

@@ -38,8 +38,12 @@ def register(subparsers) -> None:
     p.add_argument("--max-frames", type=int, default=64, help="frames per video")
     p.add_argument("--max-prompt-chars", type=int, default=16000, help="characters per text field")
     p.add_argument("--max-logprobs", type=int, default=20, help="cap on top_logprobs (default: 20)")
+    p.add_argument("--max-new-tokens", type=int, default=1024,
+                   help="generation budget of a chat completion; a larger max_tokens is capped to it and the "
+                        "response says so in `warnings` (default: 1024)")
     p.add_argument("--dtype", default="auto", help="hf backend: auto, bfloat16, float16 or float32")
     p.add_argument("--device", default=None, help="hf backend: cuda, cuda:1, cpu (default: cuda if available)")
+    p.add_argument("--no-progress", action="store_true", help="hide the model loading progress bars")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=run)
 
@@ -57,7 +61,11 @@ def run(args) -> int:
         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, timeout_s=args.timeout, cache_size=args.cache_size,
         max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_pixels=args.max_pixels,
         max_frames=args.max_frames, max_prompt_chars=args.max_prompt_chars, max_logprobs=args.max_logprobs,
-        served_model_name=args.served_model_name)
+        max_new_tokens=args.max_new_tokens, served_model_name=args.served_model_name)
+    if args.no_progress:
+        from .judge import quiet_loading
+
+        quiet_loading()
     if args.backend == "hf":
         rm = RewardModel.load(args.model, dtype=args.dtype, device=args.device, batch_size=args.max_batch_size,
                               allow_urls=args.allow_urls)

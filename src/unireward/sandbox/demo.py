@@ -121,7 +121,11 @@ def run_demo(config: DemoConfig) -> dict:
     path = write_report(
         out / "report.html", title="unireward sandbox demo",
         summary=f"preset {config.preset}; judge trained in {summary['judge']['train_time_s']} s; {judge_note}.",
-        judge_table=table, pairs=pairs, before_after=before_after,
+        judge_table=table, columns=JUDGE_COLUMNS, pairs=pairs, before_after=before_after,
+        judge_note=("n: held-out samples per task, each judged in both orders (pairwise accuracy averages the two; "
+                    "ties count as answers); point tasks: Spearman of the expected score against the oracle's score. "
+                    "The README's table is the ladder's own evaluation on another draw of 100 samples per task, so "
+                    "these numbers differ from it by sampling noise (about +-0.05 at n = 40)."),
         gains={"generator (all attributes right, evaluation captions)": {
             k: gen_summary[k] for k in ("base", "control", "dpo")}},
         notes=["Evaluation captions: every held-out combination plus 9 seen captions, fixed sampling "
@@ -168,23 +172,32 @@ def _shipped_report(shipped: dict, out: Path, n: int, config: DemoConfig) -> dic
     return {"final_model": str(SHIPPED_JUDGE), "train_time_s": shipped["train_time_s"], "eval": ev}
 
 
+# the judge table's columns: metric key -> header (pairwise accuracy is over both orders, ties count as answers)
+JUDGE_COLUMNS = {"acc": "pairwise acc.", "acc_crisp": "crisp renders", "acc_generated": "generated looks",
+                 "acc_both_orders": "right in both orders", "spearman": "Spearman", "exact": "exact score",
+                 "unparsed": "unparsed"}
+
+
 def _judge_table(ev: dict) -> list[dict]:
+    """One row per task: {"task", "n", <metric>: value, ...} (the metrics that task has; see JUDGE_COLUMNS)."""
     rows = []
     for task, m in ev.items():
         if not isinstance(m, dict):
             continue
-        for metric in ("acc", "acc_both_orders", "acc_generated", "acc_crisp", "spearman", "exact", "unparsed"):
-            if m.get(metric) is not None:
-                rows.append({"task": task, "metric": metric, "value": float(m[metric])})
+        row = {"task": task, "n": m.get("n", ev.get("n"))}
+        row.update({k: float(m[k]) for k in JUDGE_COLUMNS if m.get(k) is not None})
+        rows.append(row)
     return rows
 
 
 def _print_table(rows: list[dict]) -> None:
     if not rows:
         return
-    print(f"{'task':30s} {'metric':16s} value")
+    cols = [k for k in JUDGE_COLUMNS if any(k in r for r in rows)]
+    print(f"{'task':18s} {'n':>4s} " + " ".join(f"{JUDGE_COLUMNS[c]:>13s}" for c in cols))
     for r in rows:
-        print(f"{r['task']:30s} {r['metric']:16s} {r['value']:.3f}")
+        cells = " ".join(f"{r[c]:13.3f}" if c in r else f"{'':13s}" for c in cols)
+        print(f"{r['task']:18s} {str(r.get('n', '')):>4s} {cells}")
 
 
 def _generator_loop(config: DemoConfig, preset: dict, out: Path, ladder_report: dict):
@@ -237,6 +250,11 @@ def _generator_loop(config: DemoConfig, preset: dict, out: Path, ladder_report: 
 
 
 def _pairs_for_report(records: Path, limit: int) -> list[dict]:
+    """Kept pairs as the report shows them: the chosen and rejected images, their point scores (with the scale)
+    and raw score texts, and the verdicts of the comparisons those two candidates took part in (never the
+    verdicts of the prompt's other pairs)."""
+    from ..tasks import get_task
+
     out = []
     if not records.is_file():
         return out
@@ -244,10 +262,22 @@ def _pairs_for_report(records: Path, limit: int) -> list[dict]:
         r = json.loads(line)
         if r.get("status") != "kept":
             continue
-        verdicts = [p["raw"][0] for p in r.get("pairs", []) if p.get("raw")]
+        c, x = r["chosen"]["index"], r["rejected"]["index"]
+        fmt = get_task(f"{r.get('task', 'image-gen')}/point").answer
+        verdicts = []
+        for p in r.get("pairs", []):
+            if {p["a"], p["b"]} & {c, x} and p.get("raw"):
+                role = {c: "chosen", x: "rejected"}
+                names = [f"candidate {k}" + (f" ({role[k]})" if k in role else "") for k in (p["a"], p["b"])]
+                won = {1: names[0], 2: names[1]}.get(p.get("winner"), str(p.get("winner")))
+                verdicts.append(f"Image 1 = {names[0]}, Image 2 = {names[1]}; winner: {won}\n{p['raw'][0]}")
+        score_raw = {k: s.get("raw") for k in ("chosen", "rejected") for s in r.get("scores", [])
+                     if s.get("index") == (c if k == "chosen" else x)}
         out.append({"prompt": r["prompt"], "chosen": records.parent / r["chosen"]["path"],
-                    "rejected": records.parent / r["rejected"]["path"], "verdicts": verdicts[:2],
-                    "scores": {"chosen": r["chosen"].get("score"), "rejected": r["rejected"].get("score")}})
+                    "rejected": records.parent / r["rejected"]["path"], "verdicts": verdicts,
+                    "labels": {"chosen": f"candidate {c}", "rejected": f"candidate {x}"},
+                    "scores": {"chosen": r["chosen"].get("score"), "rejected": r["rejected"].get("score")},
+                    "score_raw": score_raw, "scale": f"{fmt.low}-{fmt.high}"})
         if len(out) >= limit:
             break
     return out

@@ -3,9 +3,10 @@
     write_report(path, title="unireward sandbox demo", judge_table=..., pairs=..., before_after=..., gains=...)
 
 Sections (each optional):
-- judge_table: rows of {"task", "metric", "value"} from the held-out evaluation;
+- judge_table: one row per task, {"task", "n", <metric>: value, ...}, drawn as a task x metric table with `columns`
+  ({metric: header}) naming the metrics in order and `judge_note` saying what they are;
 - pairs: constructed preference pairs, each {"prompt", "chosen": image, "rejected": image, "verdicts": [str],
-  "scores": {"chosen": x, "rejected": y}} shown side by side;
+  "scores": {"chosen": x, "rejected": y}, "scale"?: "1-5", "labels"?: {...}, "score_raw"?: {...}} side by side;
 - before_after: {"caption": [image before, image after]} samples of a model before and after DPO;
 - gains: {"label": {"base": x, "dpo": y, "control": z}} drawn as a bar chart.
 Images are PIL images, numpy arrays or file paths.
@@ -35,6 +36,12 @@ def _data_url(image: Any, scale: int = 4) -> str:
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return html.escape("" if v is None else str(v))
 
 
 def _bar_chart(gains: dict[str, dict[str, float]]) -> str:
@@ -72,19 +79,23 @@ th{background:#f3f3f3}.pair{display:inline-block;margin:0 1.5em 1.5em 0;vertical
 def write_report(path: str | Path, *, title: str = "unireward sandbox demo", summary: str = "",
                  judge_table: list[dict] | None = None, pairs: list[dict] | None = None,
                  before_after: dict[str, list[Any]] | None = None, gains: dict[str, dict[str, float]] | None = None,
-                 notes: list[str] | None = None) -> Path:
+                 notes: list[str] | None = None, columns: dict[str, str] | None = None, judge_note: str = "") -> Path:
     e = html.escape
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style>"
            f"</head><body><h1>{e(title)}</h1>"]
     if summary:
         out.append(f"<p>{e(summary)}</p>")
     if judge_table:
-        out.append("<h2>The judge on the held-out split</h2><table><tr><th>task</th><th>metric</th><th>value</th></tr>")
+        metrics = columns or {k: k for row in judge_table for k in row if k not in ("task", "n")}
+        metrics = {k: h for k, h in metrics.items() if any(k in row for row in judge_table)}
+        out.append("<h2>The judge on the held-out split</h2><table><tr><th>task</th><th>n</th>"
+                   + "".join(f"<th>{e(h)}</th>" for h in metrics.values()) + "</tr>")
         for row in judge_table:
-            v = row.get("value")
-            v = f"{v:.3f}" if isinstance(v, float) else e(str(v))
-            out.append(f"<tr><td>{e(str(row.get('task')))}</td><td>{e(str(row.get('metric')))}</td><td>{v}</td></tr>")
+            cells = "".join(f"<td>{_cell(row.get(k))}</td>" for k in metrics)
+            out.append(f"<tr><td>{e(str(row.get('task')))}</td><td>{e(str(row.get('n', '')))}</td>{cells}</tr>")
         out.append("</table>")
+        if judge_note:
+            out.append(f"<p class='tag'>{e(judge_note)}</p>")
     if gains:
         out.append(f"<h2>Gains from DPO</h2><img id='gains' alt='gains' src='{_bar_chart(gains)}'>")
         out.append("<table><tr><th>model</th>" + "".join(f"<th>{e(a)}</th>" for a in next(iter(gains.values())))
@@ -95,13 +106,17 @@ def write_report(path: str | Path, *, title: str = "unireward sandbox demo", sum
     if pairs:
         out.append("<h2>Constructed preference pairs</h2>")
         for p in pairs:
-            scores = p.get("scores", {})
+            scores, labels = p.get("scores", {}), p.get("labels", {})
+            scale = f" on the {p['scale']} scale" if p.get("scale") else ""
+            side = {k: f"{k} {labels.get(k, '')}".strip() for k in ("chosen", "rejected")}
             out.append(f"<div class='pair'><div class='tag'>{e(str(p.get('prompt', '')))}</div>"
                        f"<img alt='chosen' src='{_data_url(p['chosen'])}'><img alt='rejected' "
-                       f"src='{_data_url(p['rejected'])}'><div class='tag'><span class='win'>chosen "
-                       f"{e(str(scores.get('chosen', '')))}</span> / <span class='lose'>rejected "
-                       f"{e(str(scores.get('rejected', '')))}</span></div>")
-            for v in p.get("verdicts", [])[:3]:
+                       f"src='{_data_url(p['rejected'])}'><div class='tag'><span class='win'>{e(side['chosen'])}: "
+                       f"score {_cell(scores.get('chosen'))}</span> / <span class='lose'>{e(side['rejected'])}: "
+                       f"score {_cell(scores.get('rejected'))}</span>{e(scale)}</div>")
+            for k, raw in (p.get("score_raw") or {}).items():
+                out.append(f"<div class='tag verdict'>score of the {e(k)}: {e(str(raw))}</div>")
+            for v in p.get("verdicts", []):
                 out.append(f"<div class='tag verdict'>{e(str(v))}</div>")
             out.append("</div>")
     if before_after:

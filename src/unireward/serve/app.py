@@ -27,7 +27,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ..errors import TaskError, UnirewardError
+from ..errors import MediaError, MediaTooLargeError, TaskError, UnirewardError
 from ..judge import PairRequest, PointRequest, RewardModel
 from .batcher import MicroBatcher, QueueFull, ShuttingDown
 from .cache import ResultCache, cache_key
@@ -212,6 +212,19 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
         rid = item.get("id")
         return {"prompt": prompt, "cands": cands, "media": media, "id": rid}
 
+    def per_item(step):
+        """Run `step(t, spec)` on each spec; a refused item keeps its RequestError and the others go on."""
+        def run(t, specs: list[dict]) -> None:
+            for s in specs:
+                if "error" not in s:
+                    try:
+                        step(t, [s])
+                    except RequestError as e:
+                        s["error"] = e
+                    except MediaError as e:  # e.g. a local path that vanished (hashing reads the file)
+                        s["error"] = RequestError(413 if isinstance(e, MediaTooLargeError) else 422, str(e))
+        return run
+
     def resolve(t, specs: list[dict]) -> None:
         """In a thread: fetch raw media and hash it (no decoding yet)."""
         for s in specs:
@@ -260,16 +273,32 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
             raise RequestError(422, "items must be a non-empty list")
         if len(items) > cfg.max_items:
             raise RequestError(413, f"{len(items)} items, over the limit of {cfg.max_items} per request")
-        specs = [spec_of(t, it, "" if single else f"items[{i}].", fields) for i, it in enumerate(items)]
-        await asyncio.to_thread(resolve, t, specs)
+        specs = []
+        for i, it in enumerate(items):  # in a batch, a refused item answers with its own error; the rest go on
+            try:
+                specs.append(spec_of(t, it, "" if single else f"items[{i}].", fields))
+            except RequestError as e:
+                specs.append({"error": e, "id": it.get("id") if isinstance(it, dict) else None})
+
+        def refused() -> None:
+            if single and "error" in specs[0]:
+                raise specs[0]["error"]
+
+        refused()
+        await asyncio.to_thread(per_item(resolve), t, specs)
+        refused()
         policy = (rm.video_policy if t.modality == "video" else rm.image_policy).to_dict()
-        keys = [cache_key(endpoint, t.key, t.version, t.template_hash, options, policy, rm.method, s["prompt"],
-                          s["hashes"]) for s in specs]
-        results: list[Any] = [cache.get(k) for k in keys]
+        keys = [None if "error" in s else cache_key(endpoint, t.key, t.version, t.template_hash, options, policy,
+                                                     rm.method, s["prompt"], s["hashes"]) for s in specs]
+        results: list[Any] = [None if k is None else cache.get(k) for k in keys]
+        await asyncio.to_thread(per_item(decode), t, [specs[i] for i, r in enumerate(results) if r is None])
+        refused()
+        for i, s in enumerate(specs):
+            if "error" in s:
+                results[i] = {"status": "error", "reason": s["error"].message, "code": s["error"].status}
         missing = [i for i, r in enumerate(results) if r is None]
         if missing:
             todo = [specs[i] for i in missing]
-            await asyncio.to_thread(decode, t, todo)
             if endpoint == "rank":
                 payloads: list[Any] = [PairRequest(s["prompt"], s["loaded"][0], s["loaded"][1], s["media_loaded"])
                                        for s in todo]
@@ -286,7 +315,7 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
                 results[i] = r
         for i, r in enumerate(results):
             if i not in missing:
-                r["cached"] = True
+                r["cached"] = "error" not in specs[i]
             if specs[i]["id"] is not None:
                 r["id"] = specs[i]["id"]
         return {"result": results[0]} if single else {"results": results}
@@ -322,7 +351,8 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
         key = ("chat", parsed["prefix"], parsed["max_tokens"], parsed["top_logprobs"], parsed["stop"],
                parsed["include_stop"])
         (result,) = await submit_all([key], [chat_input], started)
-        return completion(result, body.get("model") or cfg.served_model_name, parsed["top_logprobs"] is not None)
+        return completion(result, body.get("model") or cfg.served_model_name, parsed["top_logprobs"] is not None,
+                          parsed["warnings"])
 
     @app.get("/v1/models")
     async def models():

@@ -38,10 +38,15 @@ class RequestError(Exception):
 
 
 def check_text(value: Any, field: str, cfg: ServeConfig) -> str:
+    from ..judge import text_problem
+
     if not isinstance(value, str):
         raise RequestError(422, f"{field} must be a string, got {type(value).__name__}")
     if len(value) > cfg.max_prompt_chars:
         raise RequestError(413, f"{field} has {len(value):,} characters, over the limit of {cfg.max_prompt_chars:,}")
+    problem = text_problem(value, field, allow_empty=True)  # a lone surrogate: no tokenizer can encode it
+    if problem:
+        raise RequestError(422, problem)
     return value
 
 
@@ -63,11 +68,24 @@ def _local_path(path: str, field: str, cfg: ServeConfig) -> Path:
     p = Path(path).expanduser()
     if not p.is_absolute():
         raise RequestError(422, f"{field}: local paths must be absolute, got {path!r}")
+    resolved = _inside_roots(p, path, field, cfg)
+    if resolved.is_dir():  # a video as a frame folder: every frame file read must be under a root too
+        from ..media import frame_files
+
+        try:
+            frames = frame_files(resolved)
+        except MediaError as e:
+            raise RequestError(422, f"{field}: {e}") from None
+        return [_inside_roots(f, f"{path}/{f.name}", field, cfg) for f in frames]
+    return resolved
+
+
+def _inside_roots(p: Path, shown: str, field: str, cfg: ServeConfig) -> Path:
     resolved = p.resolve()  # follows symlinks and '..', so neither can escape a root
     for root in cfg.allowed_roots:
         if resolved == Path(root) or resolved.is_relative_to(root):
             return resolved
-    raise RequestError(403, f"{field}: {path} is outside the allowed roots")
+    raise RequestError(403, f"{field}: {shown} is outside the allowed roots")
 
 
 def _fetch(url: str, field: str, cfg: ServeConfig) -> bytes:

@@ -72,11 +72,7 @@ def parse_chat(body: Any, cfg: ServeConfig) -> dict:
                                         "video_url")
         if m.get("role") != "user" and parts and parts[-1][0] == "text":
             parts[-1] = ("text", parts[-1][1] + "\n")
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or min(256, cfg.max_new_tokens)
-    if not isinstance(max_tokens, int) or max_tokens < 1:
-        raise RequestError(422, "max_tokens must be a positive integer")
-    if max_tokens > cfg.max_new_tokens:
-        raise RequestError(413, f"max_tokens={max_tokens} is over the server's limit of {cfg.max_new_tokens}")
+    max_tokens, warnings = _max_tokens(body, cfg)
     top = None
     if body.get("logprobs"):
         top = body.get("top_logprobs") or 0
@@ -90,7 +86,23 @@ def parse_chat(body: Any, cfg: ServeConfig) -> dict:
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 16:
         raise RequestError(422, "stop must be a string or a list of at most 16 strings")
     return {"parts": parts, "prefix": prefix, "max_tokens": max_tokens, "top_logprobs": top,
-            "stop": tuple(stop), "include_stop": bool(body.get("include_stop_str_in_output", False))}
+            "stop": tuple(stop), "include_stop": bool(body.get("include_stop_str_in_output", False)),
+            "warnings": warnings}
+
+
+def _max_tokens(body: dict, cfg: ServeConfig) -> tuple[int, list[str]]:
+    """The generation budget: the request's max_completion_tokens / max_tokens, capped to the server's budget
+    (`serve --max-new-tokens`) as OpenAI-compatible servers do, with a warning saying so; 256 when not given."""
+    name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    value = body.get(name)
+    if value is None:
+        return min(256, cfg.max_new_tokens), []
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise RequestError(422, f"{name} must be a positive integer, got {value!r}")
+    if value > cfg.max_new_tokens:
+        return cfg.max_new_tokens, [f"{name}={value} was capped to this server's budget of {cfg.max_new_tokens} "
+                                    "tokens (raise it with `unireward serve --max-new-tokens N`)"]
+    return value, []
 
 
 def _text_only(content: Any, field: str) -> str:
@@ -111,7 +123,7 @@ def to_chat_input(parts: list[tuple[str, Any]]) -> ChatInput:
     return ChatInput(out)
 
 
-def completion(result: dict, model: str, want_logprobs: bool) -> dict:
+def completion(result: dict, model: str, want_logprobs: bool, warnings: list[str] | None = None) -> dict:
     logprobs = None
     if want_logprobs and result.get("tokens") is not None:
         logprobs = {"content": [
@@ -128,4 +140,5 @@ def completion(result: dict, model: str, want_logprobs: bool) -> dict:
                      "stop_reason": result.get("stop_reason")}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
+        **({"warnings": list(warnings)} if warnings else {}),  # e.g. max_tokens capped to the server's budget
     }

@@ -23,11 +23,25 @@ def _uvicorn_config(app, cfg: ServeConfig, log_level: str):
 
 
 def serve(rm: RewardModel, cfg: ServeConfig, log_level: str = "info") -> None:
+    """Run in the foreground until SIGINT/SIGTERM; returns normally after a clean drain (so the process exits 0
+    on SIGTERM, where uvicorn would re-raise the signal and die of it)."""
+    import contextlib
+    import signal
+
     import uvicorn
 
     from .app import create_app
 
-    uvicorn.Server(_uvicorn_config(create_app(rm, cfg), cfg, log_level)).run()
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                try:
+                    yield
+                finally:  # the drain finished: a SIGTERM asked for exactly that, do not die of it afterwards
+                    self._captured_signals[:] = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+    _Server(_uvicorn_config(create_app(rm, cfg), cfg, log_level)).run()
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -7,6 +7,7 @@ targets, the logit reader and the parsers all take their strings from here.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 Winner = int | str  # 1, 2 or "tie"
@@ -30,9 +31,23 @@ class PairFormat:
     dimensions: tuple[str, ...] = ()
     kind: str = field(default="pair", init=False)
 
+    readable = True  # choice probabilities can be read after `prefix`
+
     @property
     def plural(self) -> str:
         return self.noun.lower() + "s"
+
+    @property
+    def reasoning_stop(self) -> str:
+        """Where a judge that writes reasoning first (e.g. per-aspect lines) stops and the verdict is read."""
+        return self.prefix
+
+    def parse(self, text: str, strict: bool = False):
+        """The verdict, with `reward` = candidate 1's: 1.0 win, 0.0 loss, 0.5 tie."""
+        from .parsing import parse_pair
+
+        v = parse_pair(text, self, strict=strict)
+        return dataclasses.replace(v, reward={1: 1.0, 2: 0.0, TIE: 0.5}.get(v.winner))
 
     def verdict(self, winner: Winner) -> str:
         """The verdict sentence (after the prefix) for winner 1, 2 or "tie"."""
@@ -82,6 +97,20 @@ class PointFormat:
     dimensions: tuple[str, ...] = ()
     subject: str = "image"
     kind: str = field(default="point", init=False)
+
+    readable = True
+    allow_ties = False
+
+    @property
+    def reasoning_stop(self) -> str:
+        return self.prefix
+
+    def parse(self, text: str, strict: bool = False):
+        """The score, with `reward` = the score itself (raw, on the task's scale)."""
+        from .parsing import parse_point
+
+        v = parse_point(text, self, strict=strict)
+        return dataclasses.replace(v, reward=v.score)
 
     def values(self) -> list[int]:
         return list(range(self.low, self.high + 1))

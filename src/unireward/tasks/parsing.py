@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from .formats import DIMENSION_LABELS, TIE, PairFormat, PointFormat
 
@@ -73,8 +74,11 @@ _LABELS = {label.lower(): key for key, label in DIMENSION_LABELS.items()}
 @dataclass(frozen=True)
 class PairVerdict:
     winner: int | str | None  # 1, 2, "tie", or None when unparsed
-    dimensions: dict[str, int | str] = field(default_factory=dict)
+    dimensions: dict[str, Any] = field(default_factory=dict)  # name -> winner, or [s1, s2] (None: unparsed)
     reason: str | None = None  # why it did not parse
+    scores: list[float | None] | None = None  # candidate 1's and 2's overall scores, where the format has them
+    category_winners: dict[str, int | str | None] | None = None  # Flex: category -> winner
+    reward: float | None = None  # candidate 1's reward in [0, 1] (tasks/family_formats.py documents it)
 
     @property
     def parsed(self) -> bool:
@@ -84,8 +88,10 @@ class PairVerdict:
 @dataclass(frozen=True)
 class PointVerdict:
     score: float | None  # None when unparsed or outside the scale
-    dimensions: dict[str, float] = field(default_factory=dict)
+    dimensions: dict[str, float | None] = field(default_factory=dict)
     reason: str | None = None
+    scores: list[float | None] | None = None  # several axes (Edit: two scores)
+    reward: float | None = None  # the family's scalar for RL (tasks/family_formats.py documents it)
 
     @property
     def parsed(self) -> bool:
@@ -171,16 +177,43 @@ def _sentence_verdict(sent: str) -> int | str | None:
     return max(hits)[1] if hits else None
 
 
+# "overall, ...", "on the whole": a sentence that sums up; "better in colour", "for its composition": one aspect
+_OVERALL = re.compile(r"\b(?:overall|in\s+conclusion|in\s+summary|all\s+in\s+all|on\s+balance|on\s+the\s+whole"
+                      r"|altogether|all\s+things\s+considered)\b", re.I)
+_ASPECT = re.compile(r"\b(?:in\s+terms\s+of|with\s+respect\s+to|when\s+it\s+comes\s+to|regarding|concerning|in|for"
+                     r"|on)\s+(?!(?:my|our|the\s+end|short|conclusion|summary|general|every|all|both|the\s+whole)\b)"
+                     r"(?:its\s+|their\s+|the\s+)?[a-z]", re.I)
+
+
+def _overrules(last: str, earlier: str) -> bool:
+    """Whether the deciding sentence settles an earlier, different verdict instead of contradicting it: it sums
+    up ("Overall, Image 2 is better"), or it is unqualified while the earlier one was about one aspect
+    ("Image 1 is better in colour. ... Image 2 is better.")."""
+    if _OVERALL.search(last):
+        return True
+    return bool(_ASPECT.search(_MENTION.sub("", earlier))) and not _ASPECT.search(_MENTION.sub("", last))
+
+
 def _decide(fragment: str) -> tuple[int | str | None, str | None]:
-    """The verdict of `fragment`: decided by the last sentence that names a candidate or states a tie."""
+    """The verdict of `fragment`: decided by the last sentence that names a candidate or states a tie, and
+    unparsed when an earlier sentence states a different verdict (one per aspect, say): the last sentence
+    does not silently win over a contradiction."""
     bare = _BARE.match(fragment)
     if bare:
         return int(bare.group(1)), None
-    for sent in reversed(_sentences(fragment)):
+    sentences = _sentences(fragment)
+    for k in range(len(sentences) - 1, -1, -1):
+        sent = sentences[k]
         verdict = _sentence_verdict(sent)
         if verdict == _UNDECIDED:
             return None, f"the verdict is negated or hedged: {sent.strip()[:80]!r}"
         if verdict is not None:
+            for earlier in sentences[:k]:
+                other = _sentence_verdict(earlier)
+                if other in (None, _UNDECIDED, verdict) or _overrules(sent, earlier):
+                    continue
+                return None, (f"contradicting verdicts: {earlier.strip()[:60]!r} ({other}) and "
+                              f"{sent.strip()[:60]!r} ({verdict})")
             return verdict, None
         if _MENTION.search(sent):
             return None, f"the last sentence about a candidate states no verdict: {sent.strip()[:80]!r}"

@@ -196,7 +196,7 @@ def build_trainer(config: DPORecipeConfig, model: Any, processor: Any, dataset: 
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr, lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup,
         num_train_epochs=config.epochs, max_steps=config.max_steps or -1, weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm, bf16=bf16, fp16=False, gradient_checkpointing=config.gradient_checkpointing,
+        max_grad_norm=config.max_grad_norm, bf16=bf16, fp16=False, activation_checkpointing=config.gradient_checkpointing,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, seed=config.seed, data_seed=config.seed,
         report_to=config.report_to, remove_unused_columns=False, max_length=None,

@@ -47,7 +47,9 @@ class SFTRecipeConfig:
     trust_remote_code: bool = False  # allow custom model code from the hub
     # ---- data
     data: list[Any] = field(default_factory=list)  # unified Sample JSONL files: a path, or {path: ..., weight: w};
-    #                      weight w repeats a file floor(w) times plus a seeded random fraction w - floor(w)
+    #                      weight w repeats a file floor(w) times plus a seeded random fraction w - floor(w);
+    #                      or {sandbox_world: DIR, n_per_task: N, seed: s, weight: w}: the train split of a sandbox
+    #                      world in DIR, drawn there on first use (a DIR holding another world is an error)
     max_samples: int | None = None  # cap on the mixed set (after weighting; a seeded random subset)
     image_max_pixels: int = 1024 * 1024  # ImagePolicy: images larger than this are resized down (aspect kept)
     video_frames: int | None = 8  # VideoPolicy: frames per video, uniform over the clip (None: use video_fps)
@@ -200,8 +202,8 @@ def _run_sft(config: SFTRecipeConfig) -> SFTResult:
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup, num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
         weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm, optim=config.optim, bf16=bf16,
-        fp16=False, gradient_checkpointing=config.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+        fp16=False, activation_checkpointing=config.gradient_checkpointing,  # transformers 5's name for it
+        activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, seed=config.seed, data_seed=config.seed,
         report_to=config.report_to, remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
@@ -243,7 +245,7 @@ def read_mixture(data: Sequence[Any], seed: int = 0, max_samples: int | None = N
 
     if not data:
         raise ConfigError("no training data: set data to one or more unified Sample JSONL files "
-                          "(e.g. data=runs/world/train.jsonl)")
+                          "(e.g. data=runs/sft-world/train.jsonl) or a sandbox world entry (configs/sft/tiny.yaml)")
     rng = random.Random(seed)
     mixed: list[tuple[Any, str]] = []
     for entry in data:
@@ -280,7 +282,44 @@ def expand_path(value: str, field_name: str) -> str:
     return out
 
 
+_WORLD_KEYS = {"sandbox_world", "n_per_task", "seed", "image_size", "video_frames", "rationale", "weight"}
+
+
+def sandbox_world(folder: str | Path, n_per_task: int = 50, seed: int = 0, image_size: int = 32,
+                  video_frames: int = 8, rationale: bool = False) -> Path:
+    """The train split of a sandbox world drawn into `folder` with these settings: drawn on first use, reused
+    after; a folder that holds another world (its manifest says other settings, e.g. the benchmark's held-out
+    world) is never overwritten: that is an error naming both."""
+    import json
+
+    from ..sandbox.data import generate_dataset
+
+    out = Path(expand_path(str(folder), "sandbox_world"))
+    want = {"seed": seed, "image_size": image_size, "video_frames": video_frames, "rationale": rationale}
+    manifest_path = out / "manifest.json"
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text())
+        counts = set((manifest.get("train") or {}).values())
+        same = all(manifest.get(k) == v for k, v in want.items()) and counts == {n_per_task}
+        if same and (out / "train.jsonl").is_file():
+            return out / "train.jsonl"
+        raise ConfigError(f"sandbox_world {out} holds another world ({manifest_path}: train {manifest.get('train')}, "
+                          f"seed {manifest.get('seed')}, image_size {manifest.get('image_size')}); it is not "
+                          f"overwritten: pick another folder for n_per_task={n_per_task}, seed={seed}")
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"sandbox_world {out} is a non-empty folder without a world manifest; it is not "
+                          "overwritten: pick another folder")
+    return generate_dataset(out, n_per_task, seed, image_size=image_size, video_frames=video_frames,
+                            rationale=rationale)["train"]
+
+
 def _data_entry(entry: Any) -> tuple[Path, float]:
+    if isinstance(entry, dict) and "sandbox_world" in entry:
+        if not set(entry) <= _WORLD_KEYS:
+            raise ConfigError(f"data entry {entry}: unknown key(s) {sorted(set(entry) - _WORLD_KEYS)}; a sandbox "
+                              f"world entry takes {sorted(_WORLD_KEYS)}")
+        settings = {k: v for k, v in entry.items() if k not in ("sandbox_world", "weight")}
+        return sandbox_world(entry["sandbox_world"], **settings), float(entry.get("weight", 1.0))
     if isinstance(entry, (str, os.PathLike)):
         return Path(expand_path(entry, "data")), 1.0
     if isinstance(entry, dict) and "path" in entry and set(entry) <= {"path", "weight"}:
