@@ -129,13 +129,15 @@ def main() -> None:
 
 
 def reasoning_ratio(rm, images, args) -> float:
-    """Greedy generation of `args.reasoning` tokens (no stop: random weights never stop) for the group's first
-    `batch_size` pair prompts: one batched call against one call per prompt. Returns one-by-one / batched."""
+    """Greedy generation of exactly `args.reasoning` tokens (end token off) for the group's first `batch_size`
+    pair prompts: one batched call against one call per prompt. Returns one-by-one / batched."""
     t = rm._task("image-gen/pair", "pair", False, None)
     pairs = [(i, j) for i in range(len(images)) for j in range(len(images)) if i != j][: args.batch_size]
     xs = [rm._render(t, rm._prepare(t, "a red cube on a blue sphere", [images[i], images[j]], None), False)
           for i, j in pairs]
     backend = rm.backend
+    eos = backend.model.generation_config.eos_token_id
+    backend.model.generation_config.eos_token_id = None  # every row decodes the full budget, as a reasoning judge
     start = time.perf_counter()
     backend.generate(xs, max_new_tokens=args.reasoning)
     batched = time.perf_counter() - start
@@ -143,6 +145,7 @@ def reasoning_ratio(rm, images, args) -> float:
     for x in xs:
         backend.generate([x], max_new_tokens=args.reasoning)
     single = time.perf_counter() - start
+    backend.model.generation_config.eos_token_id = eos
     print(f"reasoning: {len(xs)} prompts x {args.reasoning} new tokens: batched {batched:.2f} s, one at a time "
           f"{single:.2f} s")
     return single / batched

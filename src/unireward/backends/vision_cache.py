@@ -149,8 +149,11 @@ class SharedMedia:
 
         images = [m for m in media if m.kind == "image" and m.grid is None]
         if images:
+            # same-sized images resized and normalised as one stack (on CPU the processor's default is one at a
+            # time, 1.7x slower for 64 px images; the pixels are identical)
             kwargs = {"device": self.backend.device} if self.backend.device.type == "cuda" else {}
-            enc = self.processor.image_processor(images=[m.source for m in images], return_tensors="pt", **kwargs)
+            enc = self.processor.image_processor(images=[m.source for m in images], return_tensors="pt",
+                                                 disable_grouping=False, **kwargs)
             pixels = enc["pixel_values"].split(enc["image_grid_thw"].prod(-1).tolist())
             for b, m in enumerate(images):
                 m.ids = self._ids(self.processor.replace_image_token(enc, b))
