@@ -130,8 +130,10 @@ class HFBackend(Backend):
             self._plans[key] = plan_choices(seqs, self._terminator())
         return self._plans[key]
 
-    share_prefix = True  # and run a prefix shared by several rows (text + first medium) once
-    share_media = True  # encode each distinct image/video once per call where the model allows (vision_cache.py)
+    # the shared path (vision_cache.py), where the model allows: each distinct image/video of a call processed and
+    # encoded once, and (choice_probs) each prompt prefix through the first medium run once for the rows sharing it
+    share_media = True
+    share_prefix = True
 
     def _shared_media(self, inputs: Sequence[ChatInput], repeat: int = 1):
         """The call's prompts with each distinct medium processed and encoded once, or None (plain path)."""
@@ -178,17 +180,15 @@ class HFBackend(Backend):
         scores = torch.zeros(len(inputs), len(choices), dtype=torch.float64)
         shared = self._shared_media(inputs, repeat=len(plan.paths))
         for batch in self._batches(rows, key=lambda r: self._size_key(inputs[rows[r][0]]) + (
-                shared.prefix_key(rows[r][0]) if shared is not None and self.share_prefix else ())):
+                shared.prefix_key(rows[r][0]) if shared is not None else ())):  # rows sharing a prefix together
             enc = self._encode([inputs[rows[r][0]] for r in batch], padding_side="right", shared=shared,
                                rows=[rows[r][0] for r in batch])
             ends = self._append_right(enc, [list(plan.common) + list(plan.paths[rows[r][1]]) for r in batch])
             self._check_length(int(ends.max()))
             window = ends[:, None] - keep + torch.arange(keep)  # each row's last `keep` positions
             with torch.inference_mode():
-                if shared is not None and self.share_prefix:
-                    out = shared.forward(on_device(enc, self.device), window.to(self.device))
-                else:
-                    out = self.model(**model_inputs(on_device(enc, self.device)), logits_to_keep=window.to(self.device))
+                enc, window = on_device(enc, self.device), window.to(self.device)
+                out = shared.forward(enc, window) if shared is not None else self.model(**enc, logits_to_keep=window)
             if tuple(out.logits.shape[:-1]) != (len(batch), keep):  # a 2-D logits_to_keep needs transformers 5.21+
                 raise BackendError(f"the model returned logits of shape {tuple(out.logits.shape)} for per-row "
                                    f"positions; upgrade transformers to >= 5.21 (`pip install -U transformers`) "

@@ -281,8 +281,8 @@ class SharedMedia:
         from transformers import DynamicCache
 
         info, model = enc.get("_prefix"), self.backend.model
-        plain = {k: v for k, v in enc.items() if not k.startswith("_")}
-        if not info or len({n for n, *_ in info}) != 1 or info[0][0] == 0 or all(
+        plain = model_inputs(enc)
+        if not self.backend.share_prefix or not info or len({n for n, *_ in info}) != 1 or info[0][0] == 0 or all(
                 self._prefix_uses[k] <= 1 and k not in self._kv for _, k, _, _ in info):
             return model(**plain, logits_to_keep=logits_to_keep)
         n, ids, pos = info[0][0], enc["input_ids"], enc["position_ids"]
