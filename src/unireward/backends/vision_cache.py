@@ -13,7 +13,8 @@ plain path (`encode_prompts`, then the model's forward) runs the processor and t
 - the forward pass gets `mm_encoder_outputs` (transformers' entry point for precomputed visual features: pooled
   features and, for Qwen3-VL, the deepstack features it injects into early decoder layers) with `input_ids`,
   `mm_token_type_ids` and the grids; the multimodal rotary positions of a right-padded batch are assembled
-  from one block per medium shape computed by the model's own `get_rope_index` (no per-token Python loop).
+  from one block per medium shape computed by the model's own `get_rope_index` (no per-token Python loop);
+- prompts that open with the same prefix (instruction and first medium) run it once per call (`shared_prefix.py`).
 
 It applies to models whose `get_image_features` returns per-medium `pooler_output` and whose processor has
 `replace_image_token` (the Qwen2-VL, Qwen2.5-VL and Qwen3-VL families in transformers 5); `SharedMedia.supports`
@@ -23,8 +24,6 @@ says whether a backend qualifies, and the backend keeps the plain path otherwise
 from __future__ import annotations
 
 import re
-from collections import Counter
-from copy import copy
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -66,8 +65,9 @@ class SharedMedia:
                               getattr(self.processor, "video_token", None)) if t]
         self._split = re.compile("(" + "|".join(re.escape(t) for t in tokens) + ")")
         self.rows = [self._row(x) for x in inputs]
-        self._kv: dict[tuple, list] = {}  # prefix key -> per layer (keys, values) of its one row
-        self._prefix_uses = Counter(self.prefix_key(i) for i in range(len(self.rows)) for _ in range(repeat))
+        from .shared_prefix import PrefixCache
+
+        self.prefixes = PrefixCache(self, repeat)
         for _, media in self.rows:
             for m in media:
                 m.uses += repeat
@@ -249,61 +249,20 @@ class SharedMedia:
             enc["mm_encoder_outputs"] = outputs
         if padding_side == "right" and self._rope_index is not None:
             enc["position_ids"] = _Positions([self._row_positions(pieces) for pieces, _ in batch])
-            enc["_prefix"] = [self._prefix(pieces) for pieces, _ in batch]
+            enc["_prefix"] = [self.prefixes.info(pieces) for pieces, _ in batch]
         self._release(used)
         return enc
 
-    def _prefix(self, pieces: list):
-        """(length, identity, its media, the other media) of a prompt's prefix through its first medium."""
-        n, key = 0, []
-        for k, s in enumerate(pieces):
-            n += len(self._text_ids[s]) if isinstance(s, str) else len(s.ids)
-            key.append(s if isinstance(s, str) else self._key(s.source))
-            if not isinstance(s, str):  # (shallow copies keep the features after the batch releases them)
-                return n, tuple(key), [copy(s)], [copy(m) for m in pieces[k + 1:] if not isinstance(m, str)]
-        return 0, (), [], []
-
+    # -- shared prefixes (shared_prefix.py) -------------------------------------------------------------------
     def prefix_key(self, row: int) -> tuple:
-        """Sort key that puts prompts with the same prefix (text and first medium) next to each other."""
-        key = []
-        for s in self.rows[row][0]:
-            key.append(s if isinstance(s, str) else self._key(s.source))
-            if not isinstance(s, str):
-                break
-        return tuple(key)
+        return self.prefixes.key(row)
 
     def forward(self, enc: dict, logits_to_keep):
-        """The model's forward on a batch from `encode` (on device) where prompts share a prefix through their
-        first medium with other prompts of the call: each distinct prefix runs once per call (its KV cache is kept
-        until the last prompt that shares it has run), and each prompt runs only its remainder on a cache
-        gathered from its prefix's. Falls back to the plain forward when the batch has nothing to share."""
-        import torch
-        from transformers import DynamicCache
+        """The model's forward on a batch from `encode` (on device), prefixes shared where they can be."""
+        return self.prefixes.forward(enc, logits_to_keep)
 
-        info, model = enc.get("_prefix"), self.backend.model
-        plain = model_inputs(enc)
-        if not self.backend.share_prefix or not info or len({n for n, *_ in info}) != 1 or info[0][0] == 0 or all(
-                self._prefix_uses[k] <= 1 and k not in self._kv for _, k, _, _ in info):
-            return model(**plain, logits_to_keep=logits_to_keep)
-        n, ids, pos = info[0][0], enc["input_ids"], enc["position_ids"]
-        new = [k for k in dict.fromkeys(k for _, k, _, _ in info) if k not in self._kv]
-        if new:
-            reps = [next(b for b, i in enumerate(info) if i[1] == k) for k in new]
-            head = model(input_ids=ids[reps, :n], position_ids=pos[:, reps, :n], use_cache=True, logits_to_keep=1,
-                         mm_encoder_outputs=self._batch_outputs([m for r in reps for m in info[r][2]]))
-            for j, k in enumerate(new):
-                self._kv[k] = [(layer.keys[j: j + 1], layer.values[j: j + 1]) for layer in head.cache.layers]
-        rows = [self._kv[k] for _, k, _, _ in info]
-        cache = DynamicCache([(torch.cat([r[layer][0] for r in rows]), torch.cat([r[layer][1] for r in rows]))
-                              for layer in range(len(rows[0]))], config=model.config)
-        for _, k, _, _ in info:
-            self._prefix_uses[k] -= 1
-            if self._prefix_uses[k] <= 0:
-                self._kv.pop(k, None)
-        return model(input_ids=ids[:, n:], position_ids=pos[:, :, n:], cache=cache, logits_to_keep=logits_to_keep - n,
-                     mm_encoder_outputs=self._batch_outputs([m for i in info for m in i[3]]))
-
-    def _batch_outputs(self, media: list[_Medium]) -> dict | None:
+    def outputs_for(self, media: list[_Medium]) -> dict | None:
+        """`mm_encoder_outputs` for `media` in order of appearance (None when there are none)."""
         out = {kind: self._outputs(kind, [m for m in media if m.kind == kind]) for kind in ("image", "video")
                if any(m.kind == kind for m in media)}
         return out or None
