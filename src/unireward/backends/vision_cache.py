@@ -152,8 +152,12 @@ class SharedMedia:
             # same-sized images resized and normalised as one stack (on CPU the processor's default is one at a
             # time, 1.7x slower for 64 px images; the pixels are identical)
             kwargs = {"device": self.backend.device} if self.backend.device.type == "cuda" else {}
-            enc = self.processor.image_processor(images=[m.source for m in images], return_tensors="pt",
-                                                 disable_grouping=False, **kwargs)
+            srcs = [m.source for m in images]
+            try:
+                enc = self.processor.image_processor(images=srcs, return_tensors="pt", disable_grouping=False,
+                                                     **kwargs)
+            except (TypeError, ValueError):  # an image processor without torch ops: its own defaults
+                enc = self.processor.image_processor(images=srcs, return_tensors="pt")
             pixels = enc["pixel_values"].split(enc["image_grid_thw"].prod(-1).tolist())
             for b, m in enumerate(images):
                 m.ids = self._ids(self.processor.replace_image_token(enc, b))
