@@ -158,8 +158,6 @@ def test_loading_a_local_copy_of_a_released_checkpoint_selects_its_family(releas
     from unireward.backends.base import ChatInput
 
     assert rm.backend._prompt_text(ChatInput(["hi"])) == "thinking=Falsehi"
-    assert RewardModel.load(released_copy("CodeGoat24/UnifiedReward-2.0-qwen35-9b"), dtype=None,
-                            family="unireward").family == "unireward"
 
 
 def test_an_unknown_local_model_keeps_unireward_templates(tiny_model_dir):
@@ -176,7 +174,10 @@ def test_bench_judges_a_released_checkpoint_with_its_family_prompts(released_cop
     original = HFBackend._prompt_text
     monkeypatch.setattr(HFBackend, "_prompt_text", lambda self, x: seen.append(original(self, x)) or seen[-1])
     data = Path(__file__).parent / "fixtures" / "bench" / "pairs" / "pairs.jsonl"
-    cfg = BenchConfig(name="pairs", data=str(data), model=released_copy("CodeGoat24/UnifiedReward-qwen-7b"),
+    model = released_copy("CodeGoat24/UnifiedReward-qwen-7b")
+    # a random tiny model never stops on its own: the folder's unireward.json caps the registry's 4096 tokens
+    (Path(model) / JUDGE_DEFAULTS_FILE).write_text(json.dumps({"max_new_tokens": 8}))
+    cfg = BenchConfig(name="pairs", data=str(data), model=model,
                       out=str(tmp_path / "out"), limit=2, batch_size=2, method="generate", progress=False)
     results = run_bench(cfg)
     man = results["manifest"]

@@ -74,6 +74,8 @@ class RewardModel:
 
         if method not in ("auto", "probs", "generate"):
             raise ValueError("method must be auto, probs or generate")
+        if family not in list_families():
+            raise ValueError(f"unknown family {family!r}; known: {', '.join(list_families())}")
         self.backend = backend
         self.family = family  # the prompt family of every task this judge renders
         self.variant = variant  # the family's prompt variant used when a call names none
@@ -82,10 +84,6 @@ class RewardModel:
         self.method = method
         self.max_new_tokens = max_new_tokens
         self.allow_urls = allow_urls
-        if family not in list_families():
-            raise ValueError(f"unknown family {family!r}; known: {', '.join(list_families())}")
-        self.family = family
-        self.variant = variant
 
     @classmethod
     def load(cls, model: str, *, backend: str = "hf", device: str | None = None, dtype: str | None = "auto",
