@@ -156,7 +156,7 @@ def test_default_world_is_redrawn_when_its_manifest_is_stale(tmp_path, monkeypat
         calls.append(kw)
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "heldout.jsonl").write_text("")
-        (Path(out) / "manifest.json").write_text(json.dumps(kw))
+        (Path(out) / "manifest.json").write_text(json.dumps({**kw, "eval": {t: 100 for t in sandbox_data.ALL_TASKS}}))
         return {"heldout": Path(out) / "heldout.jsonl"}
 
     monkeypatch.setattr(loaders, "DEFAULT_SANDBOX_DATA", str(tmp_path / "world"))
@@ -169,6 +169,11 @@ def test_default_world_is_redrawn_when_its_manifest_is_stale(tmp_path, monkeypat
     (tmp_path / "world" / "manifest.json").write_text(json.dumps({**manifest, "generated_share": 0.0}))
     find_heldout(None)
     assert len(calls) == 2  # drawn with other settings: drawn again
+    manifest = json.loads((tmp_path / "world" / "manifest.json").read_text())
+    eight = {t: 100 for t in sandbox_data.TASKS}
+    (tmp_path / "world" / "manifest.json").write_text(json.dumps({**manifest, "eval": eight}))
+    find_heldout(None)
+    assert len(calls) == 3  # a world drawn before the edit tasks existed: drawn again
 
 
 # ---------------------------------------------------------------- end to end, scripted judge

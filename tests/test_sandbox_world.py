@@ -12,7 +12,7 @@ from PIL import Image
 
 from unireward.data.schema import Sample, read_samples
 from unireward.sandbox import oracle
-from unireward.sandbox.data import HELDOUT_COMBOS, TASKS, combos, generate_dataset
+from unireward.sandbox.data import ALL_TASKS, HELDOUT_COMBOS, TASKS, combos, generate_dataset
 from unireward.sandbox.ladder_data import captioning_examples, text_copy_examples, text_match_examples
 from unireward.sandbox.world import (ANSWER_STYLES, DIRECTIONS, PHYSICS, Scene, answer, question, render_image,
                                      render_video, sample_scene)
@@ -100,12 +100,12 @@ def test_pixel_oracle_reads_video_motion_and_physics(size):
 def test_records_are_valid_and_targets_parse_to_labels(dataset):
     samples, _ = dataset
     for split, recs in samples.items():
-        assert Counter(s.task for s in recs) == {t: 60 if split == "train" else 30 for t in TASKS}
+        assert Counter(s.task for s in recs) == {t: 60 if split == "train" else 30 for t in ALL_TASKS}
         for s in recs:
             Sample.from_dict(json.loads(s.to_json()))
             assert _label_of(s.task, s.target) == s.label, s.target
             assert s.rationale and s.rationale == s.meta["checklist"]
-            assert len(s.answers) == (0 if "-gen/" in s.task else get_task(s.task).num_candidates)
+            assert len(s.answers) == (get_task(s.task).num_candidates if "-und/" in s.task else 0)
     assert {s.label for s in samples["train"] if s.task.endswith("pair")} == {1, 2, "tie"}
     lo, hi = get_task("video-und/point").answer.low, get_task("video-und/point").answer.high
     assert all(lo <= s.label <= hi for s in samples["train"] if s.task == "video-und/point")
@@ -116,6 +116,8 @@ def test_labels_come_from_the_oracle(dataset):
     for s in samples["train"] + samples["heldout"]:
         if "-und/" in s.task:
             scene_scores = [oracle.answer_score(s.prompt, a, _scene(s.meta["facts"])) for a in s.answers]
+        elif "-edit/" in s.task:
+            scene_scores = [oracle.edit_score(s.prompt, s.meta["source"], f) for f in s.meta["facts"]]
         else:
             scene_scores = [oracle.score(s.prompt, f) for f in s.meta["facts"]]
         assert scene_scores == s.meta["scores"]
@@ -148,6 +150,8 @@ def test_understanding_pairs_include_two_bare_answers(tmp_path):
 def _combos(s: Sample) -> set:
     """Every held-out combination a record shows (media facts) or says (caption, answers)."""
     facts = list(s.meta["facts"]) if isinstance(s.meta["facts"], list) else [s.meta["facts"]]
+    if "-edit/" in s.task:  # the source image and the scene the instruction asks for
+        facts += [s.meta["source"], oracle.edit_targets(s.prompt, s.meta["source"])]
     facts.append(oracle.parse_caption(s.prompt) or {})  # a caption (gen); a question parses to nothing
     facts += [oracle.parse_answer(s.prompt, a) for a in s.answers]
     return set().union(*(combos(f) for f in facts))
@@ -175,7 +179,8 @@ def test_heldout_combinations_never_reach_training(dataset):
             for a in s.answers:  # also no held-out pair of words anywhere in an answer
                 assert not _said(a)
     for s in samples["heldout"]:
-        main = s.meta["facts"] if "-und/" in s.task else oracle.required_facts(s.prompt)
+        main = (s.meta["facts"] if "-und/" in s.task else oracle.edit_targets(s.prompt, s.meta["source"])
+                if "-edit/" in s.task else oracle.required_facts(s.prompt))
         assert combos(main), s.id
     train_examples = (captioning_examples(40) + captioning_examples(40, video=True) + text_copy_examples(40)
                       + text_match_examples(40) + text_match_examples(40, kind="point"))
@@ -189,6 +194,7 @@ def test_media_exist_load_and_show_the_recorded_facts(dataset):
     root = paths["train"].parent
     for s in samples["train"][::3] + samples["heldout"][::5]:
         facts = s.meta["facts"] if isinstance(s.meta["facts"], list) else [s.meta["facts"]]
+        facts = [s.meta["source"], *facts] if "-edit/" in s.task else facts  # media 0 is the edit's source
         for path, f in zip(s.media_paths(root), facts):
             if path.endswith(".png"):
                 pix = np.asarray(Image.open(path).convert("RGB"))

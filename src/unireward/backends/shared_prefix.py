@@ -19,10 +19,10 @@ from typing import Any
 class PrefixCache:
     """Per call: how many prompts each prefix opens, and the KV rows of the prefixes already run."""
 
-    def __init__(self, shared: Any, repeat: int = 1):
+    def __init__(self, shared: Any, repeat: list[int]):
         self.shared = shared
         self.kv: dict[tuple, list] = {}  # prefix key -> per layer (keys, values) of its one row
-        self.uses = Counter(self.key(i) for i in range(len(shared.rows)) for _ in range(repeat))
+        self.uses = Counter(self.key(i) for i in range(len(shared.rows)) for _ in range(repeat[i]))
 
     def key(self, row: int) -> tuple:
         """Identity of a prompt's prefix through its first medium: text pieces and the medium's content hash.

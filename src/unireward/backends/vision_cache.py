@@ -48,8 +48,10 @@ class _Medium:
 class SharedMedia:
     """One backend call's prompts, prepared with each distinct medium processed and encoded once."""
 
-    def __init__(self, backend: Any, inputs: Sequence[Any], repeat: int = 1):
-        """`inputs`: the call's ChatInputs; each is encoded `repeat` times (once per choice path)."""
+    def __init__(self, backend: Any, inputs: Sequence[Any], repeat: int | Sequence[int] = 1):
+        """`inputs`: the call's ChatInputs; each is encoded `repeat` times (once per choice path; one count for
+        all or one per input)."""
+        repeat = [repeat] * len(inputs) if isinstance(repeat, int) else list(repeat)
         self.backend = backend
         self.processor = backend.processor
         self.tokenizer = backend.tokenizer
@@ -68,9 +70,9 @@ class SharedMedia:
         from .shared_prefix import PrefixCache
 
         self.prefixes = PrefixCache(self, repeat)
-        for _, media in self.rows:
+        for (_, media), times in zip(self.rows, repeat):
             for m in media:
-                m.uses += repeat
+                m.uses += times
 
     @staticmethod
     def supports(backend: Any) -> bool:

@@ -295,7 +295,9 @@ def load_samples(path: str | Path) -> Benchmark:
     for s in read_samples(p):
         t = get_task(s.task)
         media = s.media_paths(p.parent)
-        if t.is_pair:
+        if t.domain == "edit":  # media 0 is the source image (the context), 1..k the edited candidates
+            fetch = (lambda m=media: (m[1], m[2], m[0])) if t.is_pair else (lambda m=media: (m[1], m[0]))
+        elif t.is_pair:
             fetch = ((lambda m=media: (m[0], m[1], None)) if t.domain == "gen"
                      else (lambda s=s, m=media: (s.answers[0], s.answers[1], m[0])))
         else:
@@ -325,7 +327,7 @@ def find_heldout(data: str | Path | None) -> Path:
 
 
 def _default_world() -> Path:
-    from ..sandbox.data import generate_dataset
+    from ..sandbox.data import ALL_TASKS, generate_dataset
     from ..sandbox.ladder import LadderConfig
 
     world, root = LadderConfig(), Path(DEFAULT_SANDBOX_DATA)
@@ -335,7 +337,9 @@ def _default_world() -> Path:
         manifest = json.loads((root / "manifest.json").read_text())
     except (OSError, ValueError):
         manifest = {}
-    if (root / "heldout.jsonl").is_file() and all(manifest.get(k) == v for k, v in settings.items()):
+    fresh = all(manifest.get(k) == v for k, v in settings.items())
+    fresh = fresh and all(manifest.get("eval", {}).get(t) for t in ALL_TASKS)  # a world without edits: redrawn
+    if (root / "heldout.jsonl").is_file() and fresh:
         return root / "heldout.jsonl"
     return generate_dataset(root, 0, n_eval=100, **settings)["heldout"]  # held-out split only
 

@@ -27,12 +27,28 @@ answer (and never as pixels: a generated-look render that reads as one is redraw
 sample's main scene (the caption or the context) has one.
 val is drawn like train from another seed stream.
 
+EDITS (`image-edit/pair`, `image-edit/point`): a crisp source scene, a world instruction changing ONE attribute
+of its object ("Make the red circle blue.", `world.edit_instruction`), and edited candidates of four kinds:
+faithful (exactly the instructed change), over-edited (that change plus another), wrong attribute (another
+attribute changed instead) and untouched (the source image itself); one time in five an over-edit or a wrong
+edit changes both other attributes. Media 0 is the source, 1..k the candidates, rendered with the source's
+nuisances (background, jitter) so that only the edited attributes differ; with `generated_share` > 0, that share
+of samples show their edited candidates (not an untouched one) the way the sandbox generator draws, labelled by
+what the oracle reads. Labels are `oracle.edit_score`: faithful 1 > over-edited 0.75 > untouched 0.5 > wrong
+0.25 (pairs: the higher wins, equal scores tie; points: 1 + 4 x score on the 1-5 scale). Pairs: 70% two
+different kinds, 30% the same kind twice. Split rule: the faithful result (the scene the instruction asks for)
+holds a held-out combination in every heldout sample; train and val never show one (source, result,
+candidates, readings).
+
 `rationale=True` adds a checklist before the verdict, one line per caption element, from the world's facts:
 each line names the element, then what every candidate shows (or states) for it and whether that matches, so
 every step is one lookup next to the thing it compares: "colour red: Image 1 red yes, Image 2 blue no"; pairs
 end with a tally of matches ("Tally: Image 1 3, Image 2 2"), points are "colour red: red yes" (a from-scratch
 language model cannot compare a reading with the options held far apart in its context; next to each other it
-can). Ladder stages (captioning, text copy and matching) live in `ladder_data.py`.
+can). Edit checklists list the faithful edit's facts, the instructed one first and named with the source's
+value ("colour red to blue: Image 1 blue yes, Image 2 red no", then "shape circle: ..."), and the tally weighs
+the instructed line as much as the others together ("Tally: Image 1 4, Image 2 1" = 4 x the edit score).
+Ladder stages (captioning, text copy and matching) live in `ladder_data.py`.
 """
 
 from __future__ import annotations
@@ -48,7 +64,7 @@ from ..data.schema import Sample, write_samples
 from ..tasks import get_task
 from . import oracle
 from .world import COLOURS, DIRECTIONS, IMAGE_ATTRIBUTES, POSITIONS, SHAPES, VALUES, VIDEO_ATTRIBUTES, Obj, Scene, \
-    answer, question, render_generated, render_image, render_video, sample_scene
+    answer, edit_instruction, question, render_generated, render_image, render_video, sample_scene
 
 # Each held-out combination is a colour+shape+place triple ("a red triangle at the top left"; videos: colour,
 # shape, motion) whose every two-attribute part is seen in training (red triangles elsewhere, other red objects
@@ -70,6 +86,9 @@ HELDOUT_COMBOS = _triples()
 SPLITS = ("train", "val", "heldout")
 TASKS = ("image-gen/pair", "image-gen/point", "video-gen/pair", "video-gen/point",
          "image-und/pair", "image-und/point", "video-und/pair", "video-und/point")
+EDIT_TASKS = ("image-edit/pair", "image-edit/point")
+ALL_TASKS = TASKS + EDIT_TASKS  # TASKS are the shipped judge's eight (its tokenizer's corpus); edits are extra
+EDIT_KINDS = ("faithful", "over-edited", "untouched", "wrong-attribute")  # best first (oracle.edit_score)
 VIDEO_FORMATS = ("mp4", "frames", "h264")
 _H264 = {"qp": "0", "preset": "ultrafast"}  # near-lossless (RGB -> YUV 4:4:4 rounding only)
 
@@ -145,20 +164,23 @@ def attributes(video: bool, for_answers: bool = False) -> tuple[str, ...]:
     return VIDEO_ATTRIBUTES if for_answers else VIDEO_ATTRIBUTES + ("physics",)
 
 
-def checklist(elements: dict[str, str], shown: list[dict[str, str]], noun: str | None) -> str:
+def checklist(elements: dict[str, str], shown: list[dict[str, str]], noun: str | None,
+              labels: dict[str, str] | None = None, weights: dict[str, int] | None = None) -> str:
     """One line per element with what each candidate shows and whether it matches, then (pairs) the tally:
 
     "colour red: Image 1 red yes, Image 2 blue no" ... "Tally: Image 1 3, Image 2 2" (pairs);
-    "colour red: red yes" (points). A candidate that states nothing for an element shows "none"."""
+    "colour red: red yes" (points). A candidate that states nothing for an element shows "none".
+    `labels` replace an element's line label (default "colour red"), `weights` its count in the tally (1)."""
     def cell(a: str, v: str, facts: dict) -> str:
         got = facts.get(a)
         return f"{got or 'none'} {'yes' if got == v else 'no'}"
 
+    name = {a: (labels or {}).get(a, f"{a} {v}") for a, v in elements.items()}
     if noun is None:
-        return "\n".join(f"{a} {v}: {cell(a, v, shown[0])}" for a, v in elements.items())
-    lines = [f"{a} {v}: " + ", ".join(f"{noun} {k + 1} {cell(a, v, f)}" for k, f in enumerate(shown))
+        return "\n".join(f"{name[a]}: {cell(a, v, shown[0])}" for a, v in elements.items())
+    lines = [f"{name[a]}: " + ", ".join(f"{noun} {k + 1} {cell(a, v, f)}" for k, f in enumerate(shown))
              for a, v in elements.items()]
-    tally = [sum(f.get(a) == v for a, v in elements.items()) for f in shown]
+    tally = [sum((weights or {}).get(a, 1) for a, v in elements.items() if f.get(a) == v) for f in shown]
     return "\n".join(lines + ["Tally: " + ", ".join(f"{noun} {k + 1} {t}" for k, t in enumerate(tally))])
 
 
@@ -236,6 +258,73 @@ def _und_sample(ctx: _Ctx, i: int, first: int) -> Sample:
     return sample
 
 
+def edit_source(ctx: _Ctx) -> tuple[Scene, str, str]:
+    """(source, attribute, value) of one edit: the faithful result is held out exactly in the heldout split, and
+    a train / val source is never held out."""
+    ok = allowed_in(ctx.split)
+    for _ in range(1000):
+        result, attr = ctx.main_scene(False), str(ctx.rng.choice(IMAGE_ATTRIBUTES))
+        value = result.facts()[attr]
+        source = result.replace(**{attr: str(ctx.rng.choice([v for v in VALUES[attr] if v != value]))})
+        if ok is None or ok(source):
+            return source, attr, value
+    raise RuntimeError(f"no edit source in split {ctx.split}")
+
+
+def edit_candidate(ctx: _Ctx, source: Scene, attr: str, value: str, kind: str) -> Scene:
+    """An edit of `source` of one of EDIT_KINDS (for the instruction setting `attr` to `value`)."""
+    others = tuple(a for a in IMAGE_ATTRIBUTES if a != attr)
+    n_other = 2 if ctx.rng.random() < 0.2 else 1
+    if kind == "faithful":
+        return source.replace(**{attr: value})
+    if kind == "over-edited":
+        return ctx.perturb(source.replace(**{attr: value}), n_other, others)
+    if kind == "wrong-attribute":
+        return ctx.perturb(source, n_other, others)
+    if kind == "untouched":
+        return source
+    raise ValueError(f"edit kind must be one of {EDIT_KINDS}, got {kind!r}")
+
+
+def edit_kinds(rng: np.random.Generator, pair: bool) -> list[str]:
+    """Candidate kinds: points one of EDIT_KINDS; pairs 70% two different kinds (better first), 30% one twice."""
+    if not pair:
+        return [EDIT_KINDS[int(rng.integers(len(EDIT_KINDS)))]]
+    if rng.random() < 0.7:
+        return [EDIT_KINDS[k] for k in sorted(rng.choice(len(EDIT_KINDS), 2, replace=False))]
+    return [EDIT_KINDS[int(rng.integers(len(EDIT_KINDS)))]] * 2
+
+
+def _edit_sample(ctx: _Ctx, i: int, first: int) -> Sample:
+    task = get_task(ctx.task)
+    source, attr, value = edit_source(ctx)
+    instruction = edit_instruction(source, attr, value)
+    kinds = edit_kinds(ctx.rng, task.is_pair)
+    kinds = kinds[::-1] if task.is_pair and first == 2 else kinds
+    cands = [edit_candidate(ctx, source, attr, value, k) for k in kinds]
+    seed = int(ctx.rng.integers(2**31))  # one render seed: the edits keep the source's background and jitter
+    images = [render_image(c, ctx.image_size, seed) for c in cands]
+    shown, looks = [c.facts() for c in cands], False
+    if ctx.generated_share > 0 and ctx.rng.random() < ctx.generated_share:
+        edited = [k for k, kind in enumerate(kinds) if kind != "untouched"]
+        drawn = generated_looks(ctx, [cands[k] for k in edited])
+        if drawn is not None and edited:
+            looks = True
+            for k, im, seen in zip(edited, *drawn):
+                images[k], shown[k] = im, seen
+    targets = oracle.edit_targets(instruction, source)
+    scores = [oracle.edit_score(instruction, source, f) for f in shown]
+    label = pair_label(scores) if task.is_pair else 1 + round(4 * scores[0])
+    lines = checklist(targets, shown, task.answer.noun if task.is_pair else None,
+                      labels={attr: f"{attr} {source.facts()[attr]} to {value}"},
+                      weights=oracle.edit_weights(targets))
+    media = [ctx.media(source, f"{i:05d}_src", render_image(source, ctx.image_size, seed))]
+    media += [ctx.media(c, f"{i:05d}_{k}", im) for k, (c, im) in enumerate(zip(cands, images))]
+    return _sample(ctx, i, instruction, media, label, lines,
+                   dict(source=source.facts(), attribute=attr, value=value, kinds=kinds, facts=shown,
+                        scores=scores, generated=looks))
+
+
 def _sample(ctx: _Ctx, i: int, prompt: str, media: list, label, lines: str, meta: dict) -> Sample:
     meta.update(split=ctx.split, heldout=ctx.split == "heldout", checklist=lines)
     return Sample(id=f"sandbox/{ctx.split}/{ctx.task}/{i:05d}", task=ctx.task, prompt=prompt, media=media,
@@ -250,13 +339,14 @@ def build_samples(task: str, n: int, split: str, seed: int = 0, *, image_size: i
 
     `generated_share`: the fraction of image-gen samples whose candidates are drawn the way the sandbox
     generator draws (`world.render_generated`, 16 px, blurred outlines), labelled by what the oracle reads."""
-    if split not in SPLITS or task not in TASKS or video_format not in VIDEO_FORMATS:
-        raise ValueError(f"split must be one of {SPLITS}, task one of {TASKS}, video_format one of {VIDEO_FORMATS}")
-    rng = np.random.default_rng([seed, SPLITS.index(split), TASKS.index(task)])
+    if split not in SPLITS or task not in ALL_TASKS or video_format not in VIDEO_FORMATS:
+        raise ValueError(f"split must be one of {SPLITS}, task one of {ALL_TASKS}, video_format one of "
+                         f"{VIDEO_FORMATS}")
+    rng = np.random.default_rng([seed, SPLITS.index(split), ALL_TASKS.index(task)])
     ctx = _Ctx(rng, split, task, image_size, video_size or image_size, video_frames, rationale, video_format,
                generated_share)
     firsts = rng.permutation(np.arange(n) % 2) + 1
-    make = _gen_sample if "-gen/" in task else _und_sample
+    make = _gen_sample if "-gen/" in task else _edit_sample if "-edit/" in task else _und_sample
     return [make(ctx, i, int(firsts[i])) for i in range(n)], ctx.jobs
 
 
@@ -296,21 +386,22 @@ def generate_dataset(out_dir: str | Path, n_per_task: int | dict[str, int] = 500
                      image_size: int = 32, video_frames: int = 8, rationale: bool = False, *,
                      n_eval: int | dict[str, int] | None = None, video_size: int | None = None,
                      video_format: str = "mp4", workers: int = 1, generated_share: float = 0.0) -> dict[str, Path]:
-    """Write train / val / heldout JSONL files for all eight tasks; returns split -> JSONL path.
+    """Write train / val / heldout JSONL files for all ten tasks (the eight and the two edit tasks); returns
+    split -> JSONL path.
 
     `n_per_task` counts training samples per task (a dict names tasks; others get none); val and heldout get
     `n_eval` per task (default: a fifth of the training count, at least 1).
     """
     out = Path(out_dir)
-    train_n = {t: (n_per_task if isinstance(n_per_task, int) else n_per_task.get(t, 0)) for t in TASKS}
+    train_n = {t: (n_per_task if isinstance(n_per_task, int) else n_per_task.get(t, 0)) for t in ALL_TASKS}
     if n_eval is None:
         eval_n = {t: max(1, n // 5) if n else 0 for t, n in train_n.items()}
     else:
-        eval_n = {t: (n_eval if isinstance(n_eval, int) else n_eval.get(t, 0)) for t in TASKS}
+        eval_n = {t: (n_eval if isinstance(n_eval, int) else n_eval.get(t, 0)) for t in ALL_TASKS}
     paths, jobs = {}, []
     for split in SPLITS:
         samples = []
-        for task in TASKS:
+        for task in ALL_TASKS:
             s, j = build_samples(task, (train_n if split == "train" else eval_n)[task], split, seed,
                                  image_size=image_size, video_size=video_size, video_frames=video_frames,
                                  rationale=rationale, video_format=video_format, generated_share=generated_share)

@@ -12,7 +12,11 @@ checklist rationales), with a share of captioning replay, and a "text" stage tra
 checklist matching of readings (`ladder_data.text_*_examples`). Each stage saves `<out>/<i>-<name>/` (model +
 processor, loadable by `RewardModel.load`) and a `stage.json` with its config key, loss curve and timing; a
 second run with the same config skips every finished stage whose key (its config and all earlier stages')
-matches. `<out>/ladder.json` gathers timings, curves and the final evaluation.
+matches. `<out>/ladder.json` gathers timings, curves and the final evaluation. `init` starts from a trained judge
+(e.g. the shipped one) instead of a new base model, and `eval_before` evaluates it first on the same held-out
+draw as the final evaluation (ladder.json "eval_before"). A stage may also train the two edit tasks
+(`image-edit/pair`, `image-edit/point`: name them in its `tasks`); the evaluations then report them too
+(configs/sandbox/edit.yaml fine-tunes the shipped judge on edits with a replay share of the eight tasks).
 
 Training is a small in-process loop (AdamW, warm-up + cosine, per-part learning rates: language / vision /
 merger, a learning rate of 0 freezes the part) over batches encoded by the SFT recipe's own `JudgeCollator`, so
@@ -39,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .data import TASKS
+from .data import ALL_TASKS, EDIT_TASKS, TASKS
 
 TEXT_TASKS = ("text-copy", "text-match-pair", "text-match-point")
 PAIR_TASKS = tuple(t for t in TASKS if t.endswith("/pair"))
@@ -59,7 +63,7 @@ class StageConfig:
     merger_lr: float | None = None  # merger (None: vision_lr; 0 freezes)
     warmup: int = 20  # warm-up steps
     tasks: dict[str, float] = field(default_factory=dict)  # judge / text: task -> sampling weight (judge, empty:
-    #                        all eight; text, empty: the three text tasks)
+    #                        all eight; the edit tasks only when named; text, empty: the three text tasks)
     rationale: bool = True  # judge: checklist rationale before the verdict
     caption_share: float = 0.0  # judge: fraction of each batch that is captioning replay
     video_share: float = 0.5  # caption: fraction of videos
@@ -72,6 +76,9 @@ class LadderConfig:
 
     out_dir: str = "runs/ladder"
     seed: int = 0
+    init: str | None = None  # start from this trained judge folder (e.g. src/unireward/sandbox/judge), not a
+    #                          new base model (then family and size are the judge's own)
+    eval_before: bool = False  # evaluate the starting model first, on the final evaluation's draw
     family: str = "qwen2-vl"
     size: dict[str, int] = field(default_factory=lambda: dict(hidden=128, layers=4, heads=4, kv_heads=2,
                                                               intermediate=256, vision_hidden=64))
@@ -110,8 +117,12 @@ def train_ladder(config: LadderConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"config": dataclasses.asdict(config), "stages": []}
     t0 = time.perf_counter()
-    prev = build_base(config, out / "base")
+    prev = Path(config.init) if config.init else build_base(config, out / "base")
+    if config.init and not (prev / "config.json").is_file():
+        raise ValueError(f"init: no model in {prev} (expected a judge folder with config.json)")
     key = _key({"base": _base_part(config)})
+    if config.eval_before and config.final_eval_n:
+        report["eval_before"] = _final_eval(config, prev, out / "eval_before.json")
     for i, stage in enumerate(config.stages):
         key = _key({"prev": key, "stage": _changed(stage), "world": _world_part(config)})
         sdir = out / f"{i + 1}-{stage.name}"
@@ -129,17 +140,28 @@ def train_ladder(config: LadderConfig) -> dict:
     report["train_time_s"] = sum(s.get("time_s", 0.0) for s in report["stages"])
     report["final_model"] = str(prev)
     if config.final_eval_n and config.stages and config.stages[-1].kind == "judge":
-        cache = prev / "eval.json"
-        ev = _read_json(cache)
-        if not ev or ev.get("n") != config.final_eval_n:
-            ev = evaluate_judge(prev, n=config.final_eval_n, seed=config.seed, image_size=config.image_size,
-                                video_frames=config.video_frames, generated_share=config.generated_share,
-                                pair_from_points=config.pair_from_points, progress=config.progress)
-            cache.write_text(json.dumps(ev, indent=1))
-        report["eval"] = ev
+        report["eval"] = _final_eval(config, prev, prev / "eval.json")
     report["wall_s"] = time.perf_counter() - t0
     (out / "ladder.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def eval_tasks(config: LadderConfig) -> tuple[str, ...]:
+    """The tasks evaluations report: the eight, and the edit tasks when a stage trains them."""
+    named = {t for st in config.stages for t in st.tasks}
+    return TASKS + tuple(t for t in EDIT_TASKS if t in named)
+
+
+def _final_eval(config: LadderConfig, model_dir: Path, cache: Path) -> dict:
+    """The final evaluation of `model_dir` (cached in `cache` while its sample count and tasks are the same)."""
+    tasks = eval_tasks(config)
+    ev = _read_json(cache)
+    if not ev or ev.get("n") != config.final_eval_n or any(t not in ev for t in tasks):
+        ev = evaluate_judge(model_dir, n=config.final_eval_n, seed=config.seed, image_size=config.image_size,
+                            video_frames=config.video_frames, generated_share=config.generated_share,
+                            tasks=tasks, pair_from_points=config.pair_from_points, progress=config.progress)
+        cache.write_text(json.dumps(ev, indent=1))
+    return ev
 
 
 def build_base(config: LadderConfig, path: Path) -> Path:
@@ -221,7 +243,7 @@ def run_stage(config: LadderConfig, stage: StageConfig, prev: Path, out: Path, s
         from ..judge import JUDGE_DEFAULTS_FILE
 
         (out / JUDGE_DEFAULTS_FILE).write_text(json.dumps(
-            {"method": "generate" if stage.rationale else "auto", "max_new_tokens": 128}))
+            {"method": "auto", "reasoning": bool(stage.rationale), "max_new_tokens": 128}))
     info = {"name": stage.name, "kind": stage.kind, "steps": steps, "examples": steps * config.batch_size,
             "time_s": round(train_time, 1), "curve": curve, "trainable": groups,
             "params_moved": sum(v > 0 for v in moved.values()), "params_trainable": len(moved)}
@@ -414,7 +436,7 @@ def sample_example(sample, arrays: dict) -> dict:
 
     task = get_task(sample.task)
     media = [_media(arrays[m], task.modality == "video") for m in sample.media]
-    if task.domain == "gen":
+    if task.domain in ("gen", "edit"):  # edit: media 0 is the source, 1..k the candidates
         parts = task.render(sample.prompt, num_media=len(media))
         chat = ChatInput([media[p] if isinstance(p, int) else p for p in parts])
     else:
@@ -600,6 +622,8 @@ def _pair_request(s, root):
     paths = s.media_paths(root)
     if s.task.split("/")[0].endswith("-gen"):
         return PairRequest(s.prompt, paths[0], paths[1])
+    if s.task.split("/")[0].endswith("-edit"):  # the source image is the context
+        return PairRequest(s.prompt, paths[1], paths[2], media=paths[0])
     return PairRequest(s.prompt, s.answers[0], s.answers[1], media=paths[0])
 
 
@@ -609,6 +633,8 @@ def _point_request(s, root):
     paths = s.media_paths(root)
     if s.task.split("/")[0].endswith("-gen"):
         return PointRequest(s.prompt, paths[0])
+    if s.task.split("/")[0].endswith("-edit"):
+        return PointRequest(s.prompt, paths[1], media=paths[0])
     return PointRequest(s.prompt, s.answers[0], media=paths[0])
 
 
@@ -634,7 +660,7 @@ def _pair_from_points(rm, task: str, items: list) -> dict:
 def _quick_eval(config: LadderConfig, model, processor, step: int) -> dict:
     ev = evaluate_judge(model=model, processor=processor, n=config.eval_n, seed=config.seed + 1,
                         image_size=config.image_size, video_frames=config.video_frames,
-                        generated_share=config.generated_share)
+                        generated_share=config.generated_share, tasks=eval_tasks(config))
     ev["step"], ev["examples"] = step, step * config.batch_size
     _say(config, f"  eval @ {ev['examples']} examples: {_short(ev)}")
     return ev
@@ -642,7 +668,7 @@ def _quick_eval(config: LadderConfig, model, processor, step: int) -> dict:
 
 def _short(ev: dict) -> str:
     parts = []
-    for t in TASKS:
+    for t in ALL_TASKS:
         if t in ev:
             v = ev[t].get("acc", ev[t].get("spearman"))
             parts.append(f"{t}={v}")
@@ -653,6 +679,10 @@ def _short(ev: dict) -> str:
 
 
 def _base_part(c: LadderConfig) -> dict:
+    if c.init:  # a trained judge: its weights' digest, so a changed starting judge retrains every stage
+        weights = Path(c.init) / "model.safetensors"
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else None
+        return {"init": str(c.init), "weights": digest, "image_size": c.image_size}
     return {"family": c.family, "size": c.size, "seed": c.seed, "image_size": c.image_size}
 
 
@@ -700,16 +730,34 @@ SHIPPED_JUDGE = Path(__file__).parent / "judge"  # the judge this recipe trained
 
 def ship(report: dict, dest: Path = SHIPPED_JUDGE) -> Path:
     """Copy a finished ladder's final judge to `dest` with its record (`ladder.json`: config, times, curves,
-    held-out evaluation), so that `unireward demo` starts from it and `--from-scratch` can retrain it."""
+    held-out evaluation), so that `unireward demo` starts from it and `--from-scratch` can retrain it.
+
+    A ladder that started from a shipped judge (`init` holding a `ladder.json`) is recorded as the whole recipe
+    from scratch: the starting judge's config and stages, then this ladder's stages (train time: both)."""
     import shutil
 
+    record = {k: report[k] for k in ("config", "train_time_s", "eval", "eval_before") if k in report}
+    record["stages"] = [{k: v for k, v in st.items() if k != "cached"} for st in report["stages"]]
+    init = report["config"].get("init")
+    base = _read_json(Path(init) / "ladder.json") if init else None
+    if base is not None:
+        record = _after(base, record)
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(report["final_model"], dest, ignore=shutil.ignore_patterns("stage.json", "eval.json"))
-    record = {k: report[k] for k in ("config", "train_time_s", "eval") if k in report}
-    record["stages"] = [{k: v for k, v in st.items() if k != "cached"} for st in report["stages"]]
     (dest / "ladder.json").write_text(json.dumps(record, indent=1))
     return dest
+
+
+def _after(base: dict, record: dict) -> dict:
+    """`record` (a ladder started from the judge `base` records) as one recipe from scratch."""
+    new, old = record["config"], base["config"]
+    world = ("image_size", "video_frames", "batch_size", "generated_share")
+    if any(new[k] != old.get(k) for k in world):
+        raise ValueError(f"cannot record one recipe: the starting judge's world differs in {world}")
+    config = {**old, "stages": old["stages"] + new["stages"], "final_eval_n": new["final_eval_n"]}
+    return {**record, "config": config, "stages": base["stages"] + record["stages"],
+            "train_time_s": base["train_time_s"] + record["train_time_s"]}
 
 
 def config_from_dict(fields: dict, **changes) -> LadderConfig:

@@ -12,6 +12,14 @@ triangle drawn at the bounding-box size, by IoU). `read_video` reads every frame
 of the centroid displacement from first to last seen frame) and physics ("flicker" if the object vanishes in
 some frame, "teleport" if one step jumps much further than the typical step, else "smooth").
 `score_media(caption, array)` is the fraction of the caption's required facts that the pixels show.
+
+Edits: `parse_instruction` reads a world instruction ("Make the red circle blue."), `edit_targets` gives what a
+faithful edit of a source shows (the instructed value, every other fact kept), `edit_check` / `edit_score` score
+an edit against the source: score = (done + kept) / 2, where done = the instructed change is shown and kept = the
+fraction of the source's other attributes left as they were. So faithful 1, over-edited (one more change) 0.75,
+untouched (the source itself) 0.5, wrong attribute (another attribute changed instead) 0.25; with both other
+attributes changed, over-edited 0.5 and wrong 0. `edit_weights` writes the same score as an integer tally (the
+instructed attribute counts as much as all the others together): tally / (2 x others) = score.
 """
 
 from __future__ import annotations
@@ -21,8 +29,8 @@ from itertools import permutations
 
 import numpy as np
 
-from .world import (ANSWER_STYLES, COLOURS, DIRECTIONS, POSITIONS, QUESTIONS, SHAPES, VALUES, Scene,
-                    shape_mask)
+from .world import (ANSWER_STYLES, COLOURS, DIRECTIONS, EDIT_INSTRUCTIONS, POSITIONS, QUESTIONS, SHAPES, VALUES,
+                    Scene, shape_mask)
 
 PALETTE = np.array(list(COLOURS.values()), dtype=np.int32)
 FOREGROUND_DISTANCE = 50  # RGB distance from the background that counts as object
@@ -123,6 +131,64 @@ def answer_score(q: str, text: str, scene: Scene) -> float:
 
 def answer_is_right(q: str, text: str, scene: Scene) -> bool:
     return answer_score(q, text, scene) == 1.0
+
+
+# -- edits ------------------------------------------------------------------------------------------------------
+def _instruction_re(attr: str, template: str) -> re.Pattern:
+    values = "|".join(sorted(VALUES[attr], key=len, reverse=True))
+    obj = rf"({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})"
+    body = re.escape(template).replace(re.escape("{object}"), obj).replace(re.escape("{v}"), f"({values})")
+    return re.compile(rf"^\s*{body}\s*$", re.I)
+
+
+_INSTRUCTIONS = {attr: _instruction_re(attr, t) for attr, t in EDIT_INSTRUCTIONS.items()}
+
+
+def parse_instruction(text: str) -> dict[str, str] | None:
+    """"Make the red circle blue." -> {"attribute": "colour", "value": "blue", "colour": "red", "shape": "circle"}
+    (the object named and the change asked), or None if it is not a world instruction."""
+    for attr, pattern in _INSTRUCTIONS.items():
+        m = pattern.match(text)
+        if m:
+            colour, shape, value = (g.lower() for g in m.groups())
+            return {"attribute": attr, "value": value, "colour": colour, "shape": shape}
+    return None
+
+
+def _instruction(instruction: str | dict) -> dict[str, str]:
+    parsed = parse_instruction(instruction) if isinstance(instruction, str) else instruction
+    if parsed is None:
+        raise ValueError(f"not a sandbox edit instruction: {instruction!r}")
+    return parsed
+
+
+def edit_targets(instruction: str | dict, source: Scene | dict) -> dict[str, str]:
+    """What a faithful edit of `source` shows: the instructed attribute's new value first, then the source's
+    other image facts (colour, shape, position) as they were."""
+    ins = _instruction(instruction)
+    facts = source.facts() if isinstance(source, Scene) else source
+    out = {ins["attribute"]: ins["value"]}
+    out.update({a: facts.get(a) for a in ("colour", "shape", "position") if a != ins["attribute"]})
+    return out
+
+
+def edit_weights(targets: dict[str, str]) -> dict[str, int]:
+    """Tally weights: the instructed attribute (the first target) counts as much as all the others together."""
+    first, *others = targets
+    return {first: len(others), **{a: 1 for a in others}}
+
+
+def edit_check(instruction: str | dict, source: Scene | dict, edited: Scene | dict) -> dict[str, bool]:
+    """Target -> whether the edit shows it: the instructed change done, each other attribute kept."""
+    facts = edited.facts() if isinstance(edited, Scene) else edited
+    return {a: facts.get(a) == v for a, v in edit_targets(instruction, source).items()}
+
+
+def edit_score(instruction: str | dict, source: Scene | dict, edited: Scene | dict) -> float:
+    """(done + kept) / 2 in [0, 1] (see the module docstring): faithful 1 > over-edited > untouched > wrong."""
+    hits = edit_check(instruction, source, edited)
+    weights = edit_weights(hits)
+    return sum(weights[a] for a, ok in hits.items() if ok) / (2 * (len(hits) - 1))
 
 
 # -- pixels -----------------------------------------------------------------------------------------------------

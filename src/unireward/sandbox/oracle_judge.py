@@ -12,10 +12,13 @@
 the pixels of the images and videos (`oracle.read_media`); it never sees a `Scene`. A candidate's quality is the
 fraction of the required facts it gets right (`oracle.score_media` for generated media, the answer's facts
 against the pixel reading for answers). Pair verdicts: the higher fraction wins, equal fractions tie. Point
-scores: low + (high - low) x fraction, rounded (the sandbox data's own labels). `choice_probs` puts
+scores: low + (high - low) x fraction, rounded (the sandbox data's own labels). Edits ("Instruction: ..."; media 0
+the source, then the edited candidates): an edit's quality is `oracle.edit_score` of the pixel readings of
+source and edit. `choice_probs` puts
 `confidence` on the exact choice and spreads the rest evenly; `generate` writes the task's own answer text.
 
-It understands the built-in templates of the eight tasks (no dimensions); anything else raises `BackendError`.
+It understands the built-in templates of the eight tasks and the two edit tasks (no dimensions); anything else
+raises `BackendError`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ _PROMPT = re.compile(r"^Prompt: (.*)$", re.M)
 _QUESTION = re.compile(r"^Question: (.*)$", re.M)
 _ANSWER_N = re.compile(r"^Answer (\d): (.*)$", re.M)
 _ANSWER_1 = re.compile(r"^Answer: (.*)$", re.M)
+_INSTRUCTION = re.compile(r"^Instruction: (.*)$", re.M)
 
 
 @dataclass
@@ -70,8 +74,11 @@ class OracleBackend(Backend):
             raise BackendError("OracleBackend: the input shows no image or video")
         modality = "video" if isinstance(media[0], Video) else "image"
         arrays = [p.to_array() if isinstance(p, Video) else np.asarray(p.convert("RGB")) for p in media]
-        question = _QUESTION.search(text)
-        if question is None:  # generation: caption + candidate media
+        question, instruction = _QUESTION.search(text), _INSTRUCTION.search(text)
+        if instruction is not None:  # editing: instruction, source image, edited candidates
+            fractions = edit_fractions(instruction.group(1).strip(), arrays)
+            task = get_task(f"image-edit/{'pair' if len(arrays) == 3 else 'point'}")
+        elif question is None:  # generation: caption + candidate media
             caption = _PROMPT.search(text)
             if caption is None or oracle.parse_caption(caption.group(1)) is None:
                 raise BackendError("OracleBackend: no sandbox caption ('Prompt: a red circle at ...') in the input")
@@ -126,6 +133,16 @@ class OracleBackend(Backend):
         return out
 
 
+def edit_fractions(instruction: str, arrays: list[np.ndarray]) -> list[float]:
+    """The edit score of each candidate (arrays 1..k) against the source (array 0), from the pixels."""
+    if oracle.parse_instruction(instruction) is None:
+        raise BackendError(f"OracleBackend: not a sandbox edit instruction: {instruction!r}")
+    if len(arrays) not in (2, 3) or any(np.asarray(a).ndim != 3 for a in arrays):
+        raise BackendError("OracleBackend: an edit input needs a source image and one or two edited images")
+    source = oracle.read_image(arrays[0])
+    return [oracle.edit_score(instruction, source, oracle.read_image(a)) for a in arrays[1:]]
+
+
 def answer_fraction(question: str, answer: str, pixels: np.ndarray) -> float:
     """Fraction of the asked facts an answer gets right, against what the pixels show."""
     shown = oracle.read_media(pixels)
@@ -137,4 +154,4 @@ def answer_fraction(question: str, answer: str, pixels: np.ndarray) -> float:
     return sum(stated.get(k) is not None and stated.get(k) == shown.get(k) for k in keys) / len(keys)
 
 
-__all__ = ["OracleBackend", "Reading", "answer_fraction"]
+__all__ = ["OracleBackend", "Reading", "answer_fraction", "edit_fractions"]

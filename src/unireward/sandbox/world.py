@@ -14,6 +14,10 @@ background, 1/16-frame position jitter, colour jitter) from `seed`.
     scene.caption()          # "a red circle at the top left"
     scene.facts()            # {"colour": "red", "shape": "circle", "position": "top left"}
     render_image(scene, 32)  # uint8 array (32, 32, 3)
+
+Image editing changes ONE attribute of a one-object image scene: `edit_instruction(scene, "colour", "blue")`
+writes "Make the red circle blue." (shape: "Turn the red circle into a square.", position: "Move the red circle
+to the top left."); `oracle.parse_instruction` reads it back and `oracle.edit_score` scores an edit.
 """
 
 from __future__ import annotations
@@ -257,3 +261,21 @@ def question(attribute: str, video: bool = False) -> str:
 def answer(attribute: str, value: str, style: int = 0) -> str:
     """An answer stating `value` (a caption for "describe") in phrasing `style` (0..2)."""
     return ANSWER_STYLES[attribute][style % len(ANSWER_STYLES[attribute])].format(v=value)
+
+
+# -- the world's editing instructions: one attribute of the (first) object (the oracle parses them back) --------
+EDIT_INSTRUCTIONS: dict[str, str] = {
+    "colour": "Make the {object} {v}.", "shape": "Turn the {object} into a {v}.",
+    "position": "Move the {object} to the {v}.",
+}
+
+
+def edit_instruction(scene: Scene, attribute: str, value: str) -> str:
+    """The instruction changing the first object's `attribute` to `value`, naming the object by colour and shape:
+    "Make the red circle blue." The value must differ from the scene's (an edit changes something)."""
+    if attribute not in EDIT_INSTRUCTIONS:
+        raise ValueError(f"an edit changes one of {tuple(EDIT_INSTRUCTIONS)}, got {attribute!r}")
+    obj = scene.objects[0]
+    if value not in VALUES[attribute] or value == getattr(obj, attribute):
+        raise ValueError(f"{value!r} is not another {attribute} for {obj.phrase()}")
+    return EDIT_INSTRUCTIONS[attribute].format(object=f"{obj.colour} {obj.shape}", v=value)

@@ -5,6 +5,7 @@
     POST /v1/score         {"task", "prompt", "candidate", "media"?, "dimensions"?, "id"?}  (or "items")
     POST /v1/rank-group    {"task", "prompt", "candidates": [...], "media"?, "schedule"?, "both_orders"?,
                             "seed"?, "rounds"?}
+    POST /v1/reward        group rewards for online RL: win rate, Bradley-Terry or point (see reward_api.py)
     POST /v1/chat/completions   OpenAI-compatible (see openai_api.py)
     GET  /v1/models, /health (no key needed), /metrics
 
@@ -334,6 +335,10 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
     @handle
     async def rank_group(request: Request):
         return await judge(request, "rank-group")
+
+    from .reward_api import add_reward_route  # POST /v1/reward: group rewards for online RL
+
+    add_reward_route(app, rm, cfg, handle=handle, read_json=read_json, submit_all=submit_all)
 
     # -- OpenAI-compatible ----------------------------------------------------------------------------------
     @app.post("/v1/chat/completions")
