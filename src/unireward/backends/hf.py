@@ -18,6 +18,7 @@ from typing import Any, Sequence
 from ..errors import BackendError, PromptTooLongError
 from .base import Backend, ChatInput, ReasonedChoice, unreached
 from .choices import ChoicePlan, plan_choices
+from .vision_cache import model_inputs, on_device
 
 
 def _messages(x: ChatInput) -> list[dict]:
@@ -134,7 +135,23 @@ class HFBackend(Backend):
             self._plans[key] = plan_choices(seqs, self._terminator())
         return self._plans[key]
 
-    def _encode(self, inputs: Sequence[ChatInput], padding_side: str = "left") -> dict:
+    # the shared path (vision_cache.py), where the model allows: each distinct image/video of a call processed and
+    # encoded once, and (choice_probs) each prompt prefix through the first medium run once for the rows sharing it
+    share_media = True
+    share_prefix = True
+
+    def _shared_media(self, inputs: Sequence[ChatInput], repeat: int | Sequence[int] = 1):
+        """The call's prompts with each distinct medium processed and encoded once, or None (plain path)."""
+        from .vision_cache import SharedMedia
+
+        if not self.share_media or not SharedMedia.supports(self):
+            return None
+        return SharedMedia(self, inputs, repeat=repeat)
+
+    def _encode(self, inputs: Sequence[ChatInput], padding_side: str = "left", shared=None,
+                rows: Sequence[int] = ()) -> dict:
+        if shared is not None:  # `rows`: the indices of `inputs` in the call that `shared` prepared
+            return shared.encode(rows, padding_side)
         return encode_prompts(self.processor, [self._prompt_text(x) for x in inputs],
                               [im for x in inputs for im in x.images], [v for x in inputs for v in x.videos],
                               padding_side)
@@ -211,15 +228,18 @@ class HFBackend(Backend):
         keep = max(p.max_path_len for p in plans) + 1  # logits kept at the end of each row
         rows = [(i, q) for i in range(len(inputs)) for q in range(len(plans[i].paths))]
         scores = torch.zeros(len(inputs), len(plans[0].factors), dtype=torch.float64)
-        for batch in self._batches(rows, key=lambda r: (self._size_key(inputs[rows[r][0]]), len(heads[rows[r][0]]))):
-            enc = self._encode([inputs[rows[r][0]] for r in batch], padding_side="right")
+        shared = self._shared_media(inputs, repeat=[len(p.paths) for p in plans])
+        for batch in self._batches(rows, key=lambda r: (self._size_key(inputs[rows[r][0]]), len(heads[rows[r][0]])) + (
+                shared.prefix_key(rows[r][0]) if shared is not None else ())):  # rows sharing a prefix together
+            enc = self._encode([inputs[rows[r][0]] for r in batch], padding_side="right", shared=shared,
+                               rows=[rows[r][0] for r in batch])
             ends = self._append_right(enc, [list(heads[i]) + list(plans[i].common) + list(plans[i].paths[q])
                                             for i, q in (rows[r] for r in batch)])
             self._check_length(int(ends.max()))
             window = ends[:, None] - keep + torch.arange(keep)  # each row's last `keep` positions
             with torch.inference_mode():
-                out = self.model(**{k: v.to(self.device) for k, v in enc.items()},
-                                 logits_to_keep=window.to(self.device))
+                enc, window = on_device(enc, self.device), window.to(self.device)
+                out = shared.forward(enc, window) if shared is not None else self.model(**enc, logits_to_keep=window)
             if tuple(out.logits.shape[:-1]) != (len(batch), keep):  # a 2-D logits_to_keep needs transformers 5.21+
                 raise BackendError(f"the model returned logits of shape {tuple(out.logits.shape)} for per-row "
                                    f"positions; upgrade transformers to >= 5.21 (`pip install -U transformers`) "
@@ -294,15 +314,16 @@ class HFBackend(Backend):
 
         prefix_ids = list(self._answer_ids(prefix)) if prefix else []
         tok = self.tokenizer
+        shared = self._shared_media(inputs)
         for batch in self._batches(range(len(inputs)), key=lambda i: self._size_key(inputs[i])):
-            enc = self._encode([inputs[i] for i in batch])
+            enc = self._encode([inputs[i] for i in batch], shared=shared, rows=batch)
             if prefix_ids:
                 self._append_left(enc, [prefix_ids] * len(batch))
             start = enc["input_ids"].shape[1]
             self._check_length(start)
             criteria = StoppingCriteriaList([_stop_on_strings(tok, start, stop)]) if stop else None
             with torch.inference_mode():
-                out = self.model.generate(**{k: v.to(self.device) for k, v in enc.items()},
+                out = self.model.generate(**model_inputs(on_device(enc, self.device)),
                                           max_new_tokens=max_new_tokens, do_sample=False,
                                           stopping_criteria=criteria, pad_token_id=tok.pad_token_id,
                                           return_dict_in_generate=True, output_logits=output_logits)
