@@ -80,6 +80,10 @@ SKIP = {
     "vllm serve CodeGoat24/UnifiedReward-qwen-7b --served-model-name judge --tensor-parallel-size 2 "
     "--data-parallel-size 4 --limit-mm-per-prompt '{\"image\": 2, \"video\": 2}' --media-io-kwargs "
     "'{\"video\": {\"num_frames\": -1}}' --max-logprobs 20 --port 8000": "vLLM on GPUs, and a hub download",
+    "vllm serve CodeGoat24/UnifiedReward-2.0-qwen3vl-8b --served-model-name UnifiedReward --limit-mm-per-prompt.image "
+    "32 --enable-prefix-caching": "vLLM on GPUs, and a hub download",
+    ".venv/bin/unireward serve --model CodeGoat24/UnifiedReward-qwen-7b --host 0.0.0.0 --port 8000 --api-key $KEY "
+    "--timeout 600": HUB + "; /v1/reward is tested on a loopback server in tests/test_reward_server.py",
     "python -m sglang.launch_server --model-path CodeGoat24/UnifiedReward-qwen-7b --served-model-name judge --port "
     "8000": "SGLang on a GPU, and a hub download",
     ".venv/bin/unireward serve --model http://gpu1:8000/v1,http://gpu2:8000/v1 --backend openai --served-model "
@@ -88,8 +92,16 @@ SKIP = {
 }
 # python blocks, by a line each one holds: "run", "server" (run against the README's `unireward serve`), or a skip
 PYTHON_BLOCKS = {
-    'rm = RewardModel.load("CodeGoat24/UnifiedReward-qwen-7b")': "skip: " + HUB + "; loading runs on tiny models "
-        "in tests/test_judge.py",
+    'rm = RewardModel.load("CodeGoat24/UnifiedReward-2.0-qwen3vl-8b")': "skip: " + HUB + "; family selection runs "
+        "on tiny models in tests/test_model_zoo.py and the prompts in tests/test_families.py",
+    'rm = RewardModel.load("http://gpu1:8080/v1", backend="openai", served_model="UnifiedReward",':
+        "skip: needs a vLLM server; the request bodies are tested in tests/test_openai_backend.py",
+    'judge = RewardModel.load("src/unireward/sandbox/judge")': "skip: needs a generator's images; group rewards "
+        "run on the scripted and sandbox judges in tests/test_rewards*.py",
+    "from unireward.rewards import RewardSpec": "skip: needs a policy's samples and a CLIP function; reward specs "
+        "are tested in tests/test_rewards_spec.py",
+    "from unireward.rewards import connect, flow_grpo_reward": "skip: runs inside flow_grpo against a served judge; "
+        "the adapter is called from a thread pool in tests/test_rewards_adapters.py",
     'rm = RewardModel.load("src/unireward/sandbox/judge")': "run",
     'r = httpx.post("http://127.0.0.1:8000/v1/rank", headers=auth, timeout=120,': "server",
     "from openai import OpenAI": "server",
