@@ -74,10 +74,15 @@ def test_checkpoint_loads_as_judge(ladder, tmp_path):
     a, b = sample.media_paths(paths["heldout"].parent)
     res = rm.rank(sample.prompt, a, b, task="image-gen/pair")
     assert res.status in ("ok", "unparsed")
-    assert RewardModel.load(report["final_model"], dtype="float32").method == "generate"  # its unireward.json
-    probs = RewardModel.load(report["final_model"], device="cpu", dtype="float32", method="probs").rank(
-        sample.prompt, a, b, task="image-gen/pair")
-    assert probs.probs is not None and abs(sum(probs.probs.values()) - 1) < 1e-5
+    loaded = RewardModel.load(report["final_model"], dtype="float32")  # its unireward.json: a checklist first
+    assert loaded.method == "auto" and loaded.reasoning is True
+    probs = RewardModel.load(report["final_model"], device="cpu", dtype="float32", method="probs",
+                             max_new_tokens=48).rank(sample.prompt, a, b, task="image-gen/pair")
+    assert probs.method == "think+probs"  # read after its checklist, never right after the prompt
+    if probs.status == "ok":
+        assert abs(sum(probs.probs.values()) - 1) < 1e-5
+    else:  # a smoke-sized judge may not reach "Final Judgment: " in 48 tokens
+        assert probs.probs is None and "did not reach" in probs.reason
 
 
 def test_captions_keep_the_split():

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("trl")
 
 from unireward.cli import main  # noqa: E402
+from unireward.sandbox.data import ALL_TASKS  # noqa: E402
 
 PRESET = str(Path(__file__).parents[1] / "configs" / "sft" / "tiny.yaml")
 
@@ -33,7 +34,7 @@ def test_the_tiny_preset_makes_its_own_data_and_leaves_other_worlds_alone(tmp_pa
     assert code == 0, capsys.readouterr()
     assert (tmp_path / "runs" / "judge" / "config.json").is_file()
     world = tmp_path / "runs" / "sft-world"
-    assert len((world / "train.jsonl").read_text().splitlines()) == 50 * 8
+    assert len((world / "train.jsonl").read_text().splitlines()) == 50 * len(ALL_TASKS)  # every sandbox task, edits included
     assert {p.name: p.read_bytes() for p in bench.iterdir()} == before  # the benchmark's world is untouched
     deprecated = [str(w.message) for w in caught if "checkpointing" in str(w.message)]
     assert deprecated == []

@@ -6,7 +6,17 @@
     rm.score("What colour is it?", "Red.", task="image-und/point", media="scene.png")
     rm.rank_group("a red circle", ["1.png", "2.png", "3.png"], task="image-gen/pair")
 
-Order swapping, tie handling and the choice between reading probabilities and generating live here only.
+Order swapping, tie handling and the choice between reading probabilities and generating live here only:
+- "probs": the choice is read from token probabilities right after the answer prefix (one forward pass);
+- "think+probs": for a judge that reasons before its verdict (`reasoning=True`, e.g. the shipped sandbox judge's
+  checklist, or a format whose judges always reason first, `reasons_first`): the judge writes its reasoning
+  greedily up to the format's `reasoning_stop` ("Final Judgment: ", "<answer>"), then the choice is read right
+  there; the reasoning is kept in `raw`; reasoning that does not reach the stop within `max_new_tokens` is
+  unparsed with that reason;
+- "generate": the judge writes its whole answer and it is parsed.
+`method="auto"` picks the first that applies; `method="probs"` on a reasoning judge whose probabilities cannot be
+read after its reasoning (no token probabilities, a format that cannot be read, `reasoning=False`) is refused
+with a TaskError: reading right after the prompt would skip the reasoning and read a coin flip.
 """
 
 from __future__ import annotations
@@ -16,14 +26,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from .backends.base import Backend, ChatInput
+from .backends.base import UNREADABLE, Backend, ChatInput
 from .errors import MediaError, PromptTooLongError, TaskError
 from .grouping import bradley_terry, schedule_pairs
 from .models.registry import SIDECAR
 from .results import GroupResult, PairResult, PointResult
 from .tasks import TIE, Task, get_task
 
-JUDGE_DEFAULTS_FILE = SIDECAR  # in a judge folder: {"family"?, "method"?, "max_new_tokens"?, ...} for load()
+JUDGE_DEFAULTS_FILE = SIDECAR  # in a judge folder: {"family"?, "method"?, "reasoning"?, "max_new_tokens"?, ...}
+THINK = "think+probs"  # the method recorded on results read after the judge's own reasoning
 
 
 @dataclass
@@ -65,10 +76,11 @@ def _key(w) -> str:
 class RewardModel:
     def __init__(self, backend: Backend, *, image_policy=None, video_policy=None, method: str = "auto",
                  max_new_tokens: int = 512, allow_urls: bool = False, family: str = "unireward",
-                 variant: str | None = None):
+                 variant: str | None = None, reasoning: bool | None = None):
         """`family`: whose prompts and answer formats the judge uses (unireward's own, or a released family:
         "1.0", "2.0", "think", "edit", "flex"); `variant`: a prompt variant of that family (e.g. Think's
-        "qwen2.5"), used for every task that has it."""
+        "qwen2.5"), used for every task that has it; `reasoning`: whether the judge writes reasoning before its
+        verdict, which is then read after it ("think+probs"; None: as the task's format says)."""
         from .media import ImagePolicy, VideoPolicy
         from .tasks import list_families
 
@@ -84,6 +96,7 @@ class RewardModel:
         self.method = method
         self.max_new_tokens = max_new_tokens
         self.allow_urls = allow_urls
+        self.reasoning = reasoning  # writes reasoning before its verdict; None: as the task's format says
 
     @classmethod
     def load(cls, model: str, *, backend: str = "hf", device: str | None = None, dtype: str | None = "auto",
@@ -144,21 +157,28 @@ class RewardModel:
             if p.error is not None:
                 results[i] = self._point_error(t, p.error)
         fmt = t.answer
-        use_probs = self._use_probs(t)
+        mode = self._mode(t)
         for chunk in _chunks(list(range(len(ok))), 256 if progress else len(ok) or 1, progress, "scoring"):
             rendered = [inputs[c] for c in chunk]
-            outputs = self._run(t, rendered, use_probs)
+            outputs = self._run(t, rendered, mode)
             for c, out in zip(chunk, outputs):
                 i = ok[c]
                 if isinstance(out, Exception):
                     results[i] = self._point_error(t, str(out))
-                elif use_probs:
+                elif mode != "generate":
+                    row, before, why = self._reading(t, out, mode)
+                    if row is None:
+                        results[i] = PointResult(task=t.key, score=None, raw=before, status="unparsed", reason=why,
+                                                 method=mode, **self._stamp(t))
+                        continue
                     values = fmt.values()
-                    probs = {str(v): p for v, p in zip(values, out)}
-                    best = values[max(range(len(out)), key=out.__getitem__)]
-                    expected = sum(v * p for v, p in zip(values, out))
+                    probs = {str(v): p for v, p in zip(values, row)}
+                    best = values[max(range(len(row)), key=row.__getitem__)]
+                    expected = sum(v * p for v, p in zip(values, row))
+                    raw = before + fmt.choices()[best]
+                    dims = t.parse(raw).dimensions if mode == THINK else {}  # lines the reasoning wrote
                     results[i] = PointResult(task=t.key, score=float(best), expected_score=expected,
-                                             probs=probs, raw=fmt.prefix + str(best), method="probs",
+                                             probs=probs, raw=raw, dimensions=dims, method=mode,
                                              family_reward=_normalised(fmt, expected), **self._stamp(t))
                 else:
                     v = t.parse(out)
@@ -217,10 +237,35 @@ class RewardModel:
             raise TaskError(f"task {t.name} is a {t.kind} task; use a */{kind} task here")
         return t
 
-    def _use_probs(self, t: Task) -> bool:
-        if self.method == "generate" or t.answer.dimensions or not getattr(t.answer, "readable", True):
-            return False
-        return bool(self.backend.supports_probs)
+    def _mode(self, t: Task) -> str:
+        """"probs", THINK or "generate" for this task (see the module docstring); refuses probabilities that a
+        reasoning judge cannot give."""
+        fmt = t.answer
+        if self.method == "generate":
+            return "generate"
+        readable = getattr(fmt, "readable", True) and not fmt.dimensions
+        can_read = readable and bool(self.backend.supports_probs)
+        always_reasons = bool(getattr(fmt, "reasons_first", False))
+        if not (self.reasoning or always_reasons):
+            return "probs" if can_read else "generate"
+        stop = getattr(fmt, "reasoning_stop", None)
+        if can_read and stop and self.reasoning is not False:
+            return THINK
+        if self.method == "auto":
+            return "generate"
+        why = ("reasoning=False was asked" if self.reasoning is False else
+               f"the {self.backend.name} backend reads no token probabilities" if not self.backend.supports_probs
+               else "its verdict is not a choice that probabilities can be read for" if not readable
+               else "its format names no point where the reasoning stops")
+        raise TaskError(f"this judge reasons before its verdict ({t.name}) and {why}: its probabilities cannot be "
+                        "read after its reasoning, and reading them right after the prompt would skip the "
+                        "reasoning. Use method='generate' (or 'auto') to let it write and parse its verdict.")
+
+    def _reading(self, t: Task, out, mode: str) -> tuple[list[float] | None, str, str | None]:
+        """(choice probabilities or None, the text before the choice, why not read) of a probs / THINK output."""
+        if mode == THINK:
+            return out.probs, out.text, out.reason
+        return out, t.answer.prefix, None if out is not None else UNREADABLE
 
     def _stamp(self, t: Task) -> dict:
         policy = self.video_policy if t.modality == "video" else self.image_policy
@@ -282,15 +327,17 @@ class RewardModel:
                 out.append(media[x])
         return ChatInput(out)
 
-    def _run(self, t: Task, inputs: list[ChatInput], use_probs: bool) -> list:
+    def _run(self, t: Task, inputs: list[ChatInput], mode: str) -> list:
         """Run one request type over `inputs`; a failing batch is retried one by one so one bad item
         (e.g. a prompt over the context) does not take the others down."""
         fmt = t.answer
         choices = list(fmt.choices().values())
 
         def call(xs):
-            if use_probs:
+            if mode == "probs":
                 return self.backend.choice_probs(xs, fmt.prefix, choices)
+            if mode == THINK:
+                return self.backend.think_then_read(xs, fmt.reasoning_stop, choices, self.max_new_tokens)
             stop = [fmt.prefix + c for c in choices] if t.is_pair else None
             return self.backend.generate(xs, max_new_tokens=self.max_new_tokens, stop=stop)
 
@@ -307,17 +354,22 @@ class RewardModel:
                     out.append(e)
             return out
 
-    def _verdict(self, t: Task, out, use_probs: bool) -> dict:
+    def _verdict(self, t: Task, out, mode: str) -> dict:
         if isinstance(out, Exception):
             return {"winner": None, "status": "error", "reason": str(out), "raw": "", "probs": None, "dims": {},
                     "scores": None, "cats": None, "reward": None}
-        if use_probs:
-            keys = list(t.answer.choices())
-            probs = {_key(k): p for k, p in zip(keys, out)}
+        if mode != "generate":
+            row, before, why = self._reading(t, out, mode)
+            if row is None:
+                return {"winner": None, "status": "unparsed", "reason": why, "raw": before, "probs": None, "dims": {},
+                        "scores": None, "cats": None, "reward": None}
+            choices = t.answer.choices()
+            keys = list(choices)
+            probs = {_key(k): p for k, p in zip(keys, row)}
             probs.setdefault("tie", 0.0)
-            winner = keys[max(range(len(out)), key=out.__getitem__)]
+            winner = keys[max(range(len(row)), key=row.__getitem__)]
             return {"winner": winner, "status": "ok", "reason": None, "probs": probs, "dims": {},
-                    "raw": t.answer.prefix + t.answer.verdict(winner), "scores": None, "cats": None,
+                    "raw": before + choices[winner], "scores": None, "cats": None,
                     "reward": probs.get("1", 0.0) + 0.5 * probs.get("tie", 0.0)}
         v = t.parse(out)
         return {"winner": v.winner, "status": "ok" if v.parsed else "unparsed", "reason": v.reason, "raw": out,
@@ -326,16 +378,16 @@ class RewardModel:
 
     def _rank_prepared(self, t: Task, prepared: list[_Prepared], both_orders: bool, progress: bool) -> list[PairResult]:
         start = time.perf_counter()
-        use_probs = self._use_probs(t)
+        mode = self._mode(t)
         ok = [i for i, p in enumerate(prepared) if p.error is None]
         orders = [False, True] if both_orders else [False]
         jobs = [(i, swap) for i in ok for swap in orders]
         verdicts: dict[tuple[int, bool], dict] = {}
         step = 256 if progress else max(len(jobs), 1)
         for chunk in _chunks(jobs, step, progress, "ranking"):
-            outs = self._run(t, [self._render(t, prepared[i], swap) for i, swap in chunk], use_probs)
+            outs = self._run(t, [self._render(t, prepared[i], swap) for i, swap in chunk], mode)
             for job, out in zip(chunk, outs):
-                verdicts[job] = self._verdict(t, out, use_probs)
+                verdicts[job] = self._verdict(t, out, mode)
         results = []
         for i, p in enumerate(prepared):
             if p.error is not None:
@@ -343,14 +395,13 @@ class RewardModel:
                 continue
             first = verdicts[(i, False)]
             second = verdicts.get((i, True))
-            results.append(self._combine(t, first, second, use_probs))
+            results.append(self._combine(t, first, second, mode))
         elapsed = time.perf_counter() - start
         for r in results:
             r.latency_s = elapsed / max(len(results), 1)
         return results
 
-    def _combine(self, t: Task, a: dict, b: dict | None, use_probs: bool) -> PairResult:
-        method = "probs" if use_probs else "generate"
+    def _combine(self, t: Task, a: dict, b: dict | None, method: str) -> PairResult:
         if b is None:
             return PairResult(task=t.key, winner=a["winner"], probs=a["probs"], raw=[a["raw"]], dimensions=a["dims"],
                               status=a["status"], reason=a["reason"], method=method, scores=a["scores"],
@@ -380,6 +431,25 @@ class RewardModel:
 
     def _point_error(self, t: Task, reason: str) -> PointResult:
         return PointResult(task=t.key, score=None, status="error", reason=reason, **self._stamp(t))
+
+    # -- group rewards for online RL (unireward.rewards.group) ----------------------------------------------
+    def group_reward(self, prompt: str, candidates: Sequence[Any], *, task: str | Task | None = None,
+                     mode: str = "win-rate", both_orders: bool = True, media: Any = None, seed: int = 0,
+                     variant: str | None = None):
+        """One reward per candidate of one prompt's group: `win-rate` (all pairs, both orders), `bradley-terry`
+        or `point` (expected score). Returns a `rewards.GroupReward`."""
+        from .rewards.group import GroupRequest
+
+        return self.group_reward_batch([GroupRequest(prompt, list(candidates), media)], task=task, mode=mode,
+                                       both_orders=both_orders, seed=seed, variant=variant)[0]
+
+    def group_reward_batch(self, groups: Sequence[Any], *, task: str | Task | None = None, mode: str = "win-rate",
+                           both_orders: bool = True, seed: int = 0, variant: str | None = None) -> list:
+        """`group_reward` over many groups (`rewards.GroupRequest`s), all their judgements in one batched call."""
+        from .rewards.group import group_rewards
+
+        return group_rewards(self, groups, task=task, mode=mode, both_orders=both_orders, seed=seed,
+                             variant=variant)
 
 
 def _merge_orders(a: dict, b: dict) -> tuple[dict, dict]:
@@ -461,7 +531,7 @@ class JudgeSettings:
     backend_kwargs: dict
 
 
-_JUDGE_KEYS = ("image_policy", "video_policy", "method", "max_new_tokens", "allow_urls", "variant")
+_JUDGE_KEYS = ("image_policy", "video_policy", "method", "max_new_tokens", "allow_urls", "variant", "reasoning")
 
 
 def judge_settings(model: str, *, backend: str = "hf", family: str | None = None, checkpoint: str | None = None,
@@ -486,7 +556,7 @@ def judge_settings(model: str, *, backend: str = "hf", family: str | None = None
         if backend == "openai":
             defaults["image_format"] = spec.request_image_format
     defaults.update({k: v for k, v in sidecar.items() if k in ("family", "variant", "method", "max_new_tokens",
-                                                                 "chat_template_kwargs")})
+                                                                 "chat_template_kwargs", "reasoning")})
     if family is not None and family != defaults["family"]:
         from .tasks import list_families
 

@@ -28,7 +28,7 @@ class PairResult:
     dimensions: dict[str, Any] = field(default_factory=dict)
     status: str = "ok"  # "ok" | "unparsed" | "error"
     reason: str | None = None
-    method: str = ""  # "probs" | "generate"
+    method: str = ""  # "probs" | "think+probs" (read after the judge's own reasoning) | "generate"
     task_version: int = 0
     template_hash: str = ""
     media_policy: dict[str, Any] | None = None

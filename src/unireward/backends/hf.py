@@ -4,7 +4,10 @@ Requests are sorted by length and run in batches. `choice_probs` reads the decis
 after the forced answer prefix (see `choices.py`: one forward pass per request for the built-in formats); its rows
 are right-padded and run without a padding mask, since causal attention never looks past a row's end. `generate`
 decodes greedily from left-padded rows within a token budget and stops as soon as every row has produced one of
-the stop strings.
+the stop strings. `think_then_read` generates a reasoning judge's text until its stop string and reads the choices
+after the generated token ids themselves (no re-tokenisation of the reasoning): the ids are cut at the last token
+boundary at or before the stop's end, and the rest of the stop (the trailing space of "Final Judgment: ", which
+the tokenizer joins to the next word) is tokenised together with each choice.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 from ..errors import BackendError, PromptTooLongError
-from .base import Backend, ChatInput
+from .base import Backend, ChatInput, ReasonedChoice, unreached
 from .choices import ChoicePlan, plan_choices
+from .vision_cache import model_inputs, on_device
 
 
 def _messages(x: ChatInput) -> list[dict]:
@@ -125,11 +129,29 @@ class HFBackend(Backend):
     def _plan(self, prefix: str, choices: Sequence[str]) -> ChoicePlan:
         key = (prefix, tuple(choices))
         if key not in self._plans:
+            if len(self._plans) >= 4096:  # per-input reasoning prefixes: keep the cache bounded
+                self._plans.clear()
             seqs = [list(self._answer_ids(prefix + c)) for c in choices]
             self._plans[key] = plan_choices(seqs, self._terminator())
         return self._plans[key]
 
-    def _encode(self, inputs: Sequence[ChatInput], padding_side: str = "left") -> dict:
+    # the shared path (vision_cache.py), where the model allows: each distinct image/video of a call processed and
+    # encoded once, and (choice_probs) each prompt prefix through the first medium run once for the rows sharing it
+    share_media = True
+    share_prefix = True
+
+    def _shared_media(self, inputs: Sequence[ChatInput], repeat: int | Sequence[int] = 1):
+        """The call's prompts with each distinct medium processed and encoded once, or None (plain path)."""
+        from .vision_cache import SharedMedia
+
+        if not self.share_media or not SharedMedia.supports(self):
+            return None
+        return SharedMedia(self, inputs, repeat=repeat)
+
+    def _encode(self, inputs: Sequence[ChatInput], padding_side: str = "left", shared=None,
+                rows: Sequence[int] = ()) -> dict:
+        if shared is not None:  # `rows`: the indices of `inputs` in the call that `shared` prepared
+            return shared.encode(rows, padding_side)
         return encode_prompts(self.processor, [self._prompt_text(x) for x in inputs],
                               [im for x in inputs for im in x.images], [v for x in inputs for v in x.videos],
                               padding_side)
@@ -151,32 +173,83 @@ class HFBackend(Backend):
 
     # -- the two request types ---------------------------------------------------------------------------------
     def choice_probs(self, inputs, prefix, choices):
+        prefixes = [prefix] * len(inputs) if isinstance(prefix, str) else list(prefix)
+        return self._read_choices(inputs, [()] * len(inputs), [self._plan(p, choices) for p in prefixes])
+
+    def think_then_read(self, inputs, stop, choices, max_new_tokens=256):
+        out: list[ReasonedChoice | None] = [None] * len(inputs)
+        cuts: dict[int, tuple[list[int], str, str]] = {}
+        for batch, start, _, gen in self.generate_batches(inputs, max_new_tokens, [stop]):
+            for b, i in enumerate(batch):
+                ids = gen.sequences[b, start:].tolist()
+                cut = self._cut_at_stop(ids, stop)
+                if cut is None:
+                    text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                    out[i] = ReasonedChoice(text, None, unreached(stop, max_new_tokens))
+                else:
+                    cuts[i] = cut
+        order = sorted(cuts)
+        rows = self._read_choices([inputs[i] for i in order], [cuts[i][0] for i in order],
+                                  [self._plan(cuts[i][1], choices) for i in order])
+        for i, row in zip(order, rows):
+            out[i] = ReasonedChoice(cuts[i][2], row)
+        return out  # type: ignore[return-value]
+
+    def _cut_at_stop(self, ids: list[int], stop: str) -> tuple[list[int], str, str] | None:
+        """(kept ids, rest of the text up to the stop's end, text up to the stop's end) for generated `ids`, or
+        None when the stop never came. The kept ids are the shortest run whose text holds the stop, less its
+        last token when that token runs past the stop's end."""
+        def text(n: int) -> str:
+            return self.tokenizer.decode(ids[:n], skip_special_tokens=True)
+
+        if stop not in text(len(ids)):
+            return None
+        lo, hi = 1, len(ids)
+        while lo < hi:  # the fewest tokens whose text holds the stop
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if stop in text(mid) else (mid + 1, hi)
+        full = text(lo)
+        end = full.index(stop) + len(stop)
+        if end == len(full):
+            return ids[:lo], "", full
+        before = text(lo - 1)
+        if full.startswith(before) and len(before) < end:
+            return ids[: lo - 1], full[len(before): end], full[:end]
+        return [], full[:end], full[:end]  # decoding is not prefix-stable here: re-tokenise the text in context
+
+    def _read_choices(self, inputs: Sequence[ChatInput], heads: Sequence[Sequence[int]],
+                      plans: Sequence[ChoicePlan]) -> list[list[float]]:
+        """For each input: its prompt, then the token ids `heads[i]`, then its plan's choice paths; the choice
+        probabilities normalised over the choices."""
         import torch
 
-        plan = self._plan(prefix, choices)
-        keep = plan.max_path_len + 1  # logits kept at the end of each row
-        # every probability factor as (choice, path, index among the row's kept logits, token): the logit
-        # predicting tail position d sits len(path) - d positions before the row's end
-        factors = [(c, q, keep - 1 - len(plan.paths[q]) + d, tok)
-                   for c, fs in enumerate(plan.factors) for q, d, tok in fs]
-        rows = [(i, p) for i in range(len(inputs)) for p in range(len(plan.paths))]
-        scores = torch.zeros(len(inputs), len(choices), dtype=torch.float64)
-        for batch in self._batches(rows, key=lambda r: self._size_key(inputs[rows[r][0]])):
-            enc = self._encode([inputs[rows[r][0]] for r in batch], padding_side="right")
-            ends = self._append_right(enc, [list(plan.common) + list(plan.paths[rows[r][1]]) for r in batch])
+        if not inputs:
+            return []
+        keep = max(p.max_path_len for p in plans) + 1  # logits kept at the end of each row
+        rows = [(i, q) for i in range(len(inputs)) for q in range(len(plans[i].paths))]
+        scores = torch.zeros(len(inputs), len(plans[0].factors), dtype=torch.float64)
+        shared = self._shared_media(inputs, repeat=[len(p.paths) for p in plans])
+        for batch in self._batches(rows, key=lambda r: (self._size_key(inputs[rows[r][0]]), len(heads[rows[r][0]])) + (
+                shared.prefix_key(rows[r][0]) if shared is not None else ())):  # rows sharing a prefix together
+            enc = self._encode([inputs[rows[r][0]] for r in batch], padding_side="right", shared=shared,
+                               rows=[rows[r][0] for r in batch])
+            ends = self._append_right(enc, [list(heads[i]) + list(plans[i].common) + list(plans[i].paths[q])
+                                            for i, q in (rows[r] for r in batch)])
             self._check_length(int(ends.max()))
             window = ends[:, None] - keep + torch.arange(keep)  # each row's last `keep` positions
             with torch.inference_mode():
-                out = self.model(**{k: v.to(self.device) for k, v in enc.items()},
-                                 logits_to_keep=window.to(self.device))
+                enc, window = on_device(enc, self.device), window.to(self.device)
+                out = shared.forward(enc, window) if shared is not None else self.model(**enc, logits_to_keep=window)
             if tuple(out.logits.shape[:-1]) != (len(batch), keep):  # a 2-D logits_to_keep needs transformers 5.21+
                 raise BackendError(f"the model returned logits of shape {tuple(out.logits.shape)} for per-row "
                                    f"positions; upgrade transformers to >= 5.21 (`pip install -U transformers`) "
                                    f"or judge with method='generate'")
             lp = torch.log_softmax(out.logits.float(), dim=-1)
-            # (row in batch, input, choice, index, token) of each factor read from the row's path
-            reads = [(b, rows[r][0], c, k, tok) for b, r in enumerate(batch)
-                     for c, q, k, tok in factors if q == rows[r][1]]
+            # (row in batch, input, choice, index among the row's kept logits, token) of each factor read from
+            # the row's path: the logit predicting tail position d sits len(path) - d positions before the row's end
+            reads = [(b, i, c, keep - 1 - len(plans[i].paths[q]) + d, tok)
+                     for b, (i, q) in enumerate(rows[r] for r in batch)
+                     for c, fs in enumerate(plans[i].factors) for p, d, tok in fs if p == q]
             if reads:
                 b, i, c, k, tok = (torch.tensor(column) for column in zip(*reads))
                 scores.index_put_((i, c), lp[b, k, tok].double().cpu(), accumulate=True)
@@ -241,15 +314,16 @@ class HFBackend(Backend):
 
         prefix_ids = list(self._answer_ids(prefix)) if prefix else []
         tok = self.tokenizer
+        shared = self._shared_media(inputs)
         for batch in self._batches(range(len(inputs)), key=lambda i: self._size_key(inputs[i])):
-            enc = self._encode([inputs[i] for i in batch])
+            enc = self._encode([inputs[i] for i in batch], shared=shared, rows=batch)
             if prefix_ids:
                 self._append_left(enc, [prefix_ids] * len(batch))
             start = enc["input_ids"].shape[1]
             self._check_length(start)
             criteria = StoppingCriteriaList([_stop_on_strings(tok, start, stop)]) if stop else None
             with torch.inference_mode():
-                out = self.model.generate(**{k: v.to(self.device) for k, v in enc.items()},
+                out = self.model.generate(**model_inputs(on_device(enc, self.device)),
                                           max_new_tokens=max_new_tokens, do_sample=False,
                                           stopping_criteria=criteria, pad_token_id=tok.pad_token_id,
                                           return_dict_in_generate=True, output_logits=output_logits)

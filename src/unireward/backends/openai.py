@@ -17,8 +17,19 @@ tokenisation of the choice text); tokens shared by all remaining choices count a
 transformers backend; a choice that is a prefix of another ("1" and "10") ends with the end-of-turn token. Cheaper than one request per branching point: each request decodes `lookahead` greedy tokens
 (default 4) and the top log-probabilities at every one of them are used, so when the greedy answer passes
 through the later branching points (the usual case for a trained judge) one request decides a pair or a score.
-Choices absent from the top-k at a branching point get probability 0. Without log-probabilities (the server
+Choices absent from the top-k at a branching point get probability 0 (the others share the probability); when
+none is there, the model writes its answer and the choice it names is taken, and when it names none the row is
+not readable (None: the judge reports it unparsed, never a uniform guess). Without log-probabilities (the server
 omits them, or `use_logprobs=False`), `supports_probs` is False and the judge generates and parses.
+
+Think, then read (judges that reason before their verdict; `Backend.think_then_read`): a first request generates
+the reasoning with `stop: [reasoning_stop]` and `include_stop_str_in_output: true` (the stop is put back when a
+server trims it), temperature 0, `max_tokens` = the judge's budget; a second request sends the same user turn with
+the reasoning as the final assistant message (`continue_final_message: true, add_generation_prompt: false`, the
+stop's trailing spaces moved into the choices as above) and reads the choices from `logprobs: true,
+top_logprobs: 20` exactly as for a forced prefix. The verdict's first token alone does not always decide
+(" Image" is shared by "Image 1 ..." and "Image 2 ..."), so the read request decodes `lookahead` tokens rather than
+one, and a branch off the greedy path costs one more request.
 
 Chat template options (`chat_template_kwargs=`, e.g. `{"enable_thinking": false}` for Qwen3.5 judges) go with
 every request as `"chat_template_kwargs"`, which vLLM and SGLang pass to the chat template.
@@ -265,9 +276,10 @@ class OpenAIBackend(Backend):
     def choice_probs(self, inputs, prefix, choices):
         if not self.supports_probs:
             return None
-        return self._map(lambda x: self._choice_row(x, prefix, list(choices)), list(inputs))
+        prefixes = [prefix] * len(inputs) if isinstance(prefix, str) else list(prefix)
+        return self._map(lambda xp: self._choice_row(xp[0], xp[1], list(choices)), list(zip(inputs, prefixes)))
 
-    def _choice_row(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float]:
+    def _choice_row(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float] | None:
         base = prefix.rstrip()
         targets = [prefix[len(base):] + c for c in choices]
         content = self._content(x)
@@ -325,13 +337,14 @@ class OpenAIBackend(Backend):
         z = sum(exp)
         return [e / z for e in exp]
 
-    def _generated_choice(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float]:
-        """No choice reached the top log-probabilities: let the model write the answer and match it."""
+    def _generated_choice(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float] | None:
+        """No choice reached the top log-probabilities: let the model write the answer and match it; None (not
+        readable) when it names no choice."""
         text = self.generate([x], max_new_tokens=64, prefix=prefix)[0].strip()
         hits = [i for i, c in enumerate(choices) if text.startswith(c.strip())]
         if len(hits) == 1:
             return [1.0 if i == hits[0] else 0.0 for i in range(len(choices))]
-        return [1.0 / len(choices)] * len(choices)
+        return None
 
 
 def _compatible(rest: str, token: str) -> bool:

@@ -9,7 +9,8 @@ from .base import Backend, ChatInput
 
 class ScriptedBackend(Backend):
     """`respond(input) -> str` gives the generated text; `probs(input, prefix, choices) -> list[float]` (optional)
-    gives choice probabilities. Without `probs`, the judge falls back to generation and parsing."""
+    gives choice probabilities (`prefix`: the forced answer prefix, or for a judge that reasons first the text it
+    wrote up to and including the stop). Without `probs`, the judge falls back to generation and parsing."""
 
     name = "scripted"
 
@@ -34,9 +35,10 @@ class ScriptedBackend(Backend):
         if self.probs is None:
             return None
         self.calls += len(inputs)
+        prefixes = [prefix] * len(inputs) if isinstance(prefix, str) else list(prefix)
         rows = []
-        for x in inputs:
-            p = [float(v) for v in self.probs(x, prefix, choices)]
+        for x, pre in zip(inputs, prefixes):
+            p = [float(v) for v in self.probs(x, pre, choices)]
             s = sum(p)
             rows.append([v / s for v in p])
         return rows

@@ -6,9 +6,13 @@
         --config configs/sft/qwen2_5_vl_7b.yaml
     unireward train dpo --config configs/dpo/<preset>.yaml
     unireward train diffusion-dpo --config configs/diffusion_dpo/sandbox.yaml steps=50
+    unireward train reject --config configs/reject/sandbox.yaml k=8
+    unireward train grpo-judge --config configs/grpo_judge/sandbox.yaml max_steps=20
 
 Recipes: sft (judge training, `unireward.train.sft`), dpo (VLM alignment, `unireward.train.dpo`) and
-diffusion-dpo (image / video generators, `unireward.train.diffusion_dpo`). Each is imported only when run.
+diffusion-dpo (image / video generators, `unireward.train.diffusion_dpo`), reject (rejection sampling of a judge's
+own reasoning into SFT data and a hard set, `unireward.train.rejection`) and grpo-judge (GRPO of a reasoning
+judge on verdict accuracy + format, `unireward.train.grpo_judge`). Each is imported only when run.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ RECIPES = {
     "sft": ("unireward.train.sft", "run_sft_from_config"),
     "dpo": ("unireward.train.dpo", "run_dpo_from_config"),
     "diffusion-dpo": ("unireward.train.diffusion_dpo", "train_diffusion_dpo_from_config"),
+    "reject": ("unireward.train.rejection", "run_rejection_from_config"),
+    "grpo-judge": ("unireward.train.grpo_judge", "run_grpo_judge_from_config"),
 }
 
 
@@ -38,7 +44,7 @@ def _recipe_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unireward train RECIPE", add_help=False)
     p.add_argument("--config", "-c", help="YAML preset (see configs/<recipe>/)")
     p.add_argument("--print-config", action="store_true",
-                   help="print the resolved config (preset + overrides) and exit (sft)")
+                   help="print the resolved config (preset + overrides) and exit (sft, reject, grpo-judge)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     return p
 
@@ -76,7 +82,7 @@ def _print_config(args, module) -> int:
     from ..errors import ConfigError
     from ..train.config import load_config, to_dict
 
-    cls = getattr(module, "SFTRecipeConfig", None)
+    cls = getattr(module, "CONFIG_CLASS", None) or getattr(module, "SFTRecipeConfig", None)
     if cls is None:
         raise ConfigError(f"--print-config is not supported for {args.recipe}")
     print(yaml.safe_dump(to_dict(load_config(cls, args.config, args.overrides)), sort_keys=False), end="")

@@ -3,6 +3,7 @@
     unireward demo                      # quick preset: the shipped judge and weak generator, minutes on 2 cores
     unireward demo --from-scratch       # retrain both with the recipes that made them (over an hour on 2 cores)
     unireward demo --preset full        # the ladder preset of configs/sandbox/ladder.yaml, longer DPO
+    unireward demo --examples runs/examples   # only write example media to try the judge on (seconds)
 
 1. world: renders the synthetic world (images, videos, captions, questions) as unified samples;
 2. judge: the judge shipped in `sandbox/judge` (a tiny Qwen2-VL the ladder trained from scratch, first to read,
@@ -281,6 +282,45 @@ def _pairs_for_report(records: Path, limit: int) -> list[dict]:
         if len(out) >= limit:
             break
     return out
+
+
+def write_examples(folder: str | Path, image_size: int = 56, video_frames: int = 8) -> dict[str, Path]:
+    """Example media for trying the judge by hand, drawn from the sandbox world at the shipped judge's sizes:
+    a.png "a red circle at the top left" and three images that each get one fact wrong (b: colour, c: shape,
+    d: position); scene.png for the understanding tasks; clip.mp4 "a blue square moving right" and
+    teleport.mp4 (the same motion, but the square jumps away for two frames); requests.jsonl (rank rows, media
+    paths relative to the file) and outputs.jsonl (raw judge outputs for `unireward parse`)."""
+    from PIL import Image
+
+    from .data import write_media
+    from .world import Obj, Scene, render_image, render_video
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    images = {"a": Obj("red", "circle", "top left"), "b": Obj("blue", "circle", "top left"),
+              "c": Obj("red", "square", "top left"), "d": Obj("red", "circle", "bottom right"),
+              "scene": Obj("green", "triangle", "center")}
+    paths = {}
+    for name, obj in images.items():
+        paths[name] = out / f"{name}.png"
+        Image.fromarray(render_image(Scene((obj,)), image_size, seed=1)).save(paths[name])
+    square = Scene((Obj("blue", "square"),), motion="right")
+    jobs = [("clip.mp4", render_video(square, image_size, video_frames, seed=1), "mp4"),
+            ("teleport.mp4", render_video(dataclasses.replace(square, physics="teleport"), image_size,
+                                          video_frames, seed=1), "mp4")]
+    write_media(out, jobs)
+    paths.update(clip=out / "clip.mp4", teleport=out / "teleport.mp4")
+    rows = [{"id": "colour", "prompt": "a red circle at the top left", "a": "a.png", "b": "b.png"},
+            {"id": "shape", "prompt": "a red circle at the top left", "a": "c.png", "b": "a.png"},
+            {"id": "position", "prompt": "a red circle at the top left", "a": "a.png", "b": "d.png"}]
+    paths["requests"] = out / "requests.jsonl"
+    paths["requests"].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    outputs = [{"id": "final", "text": "Image 1 shows the red circle.\nFinal Judgment: Image 1 is better."},
+               {"id": "tie", "text": "Final Judgment: Both images are equally good."},
+               {"id": "contradicting", "text": "Image 1 is better in colour. Image 2 is better in shape."}]
+    paths["outputs"] = out / "outputs.jsonl"
+    paths["outputs"].write_text("".join(json.dumps(o) + "\n" for o in outputs))
+    return paths
 
 
 def config_from_args(args) -> DemoConfig:

@@ -243,7 +243,7 @@ def run_stage(config: LadderConfig, stage: StageConfig, prev: Path, out: Path, s
         from ..judge import JUDGE_DEFAULTS_FILE
 
         (out / JUDGE_DEFAULTS_FILE).write_text(json.dumps(
-            {"method": "generate" if stage.rationale else "auto", "max_new_tokens": 128}))
+            {"method": "auto", "reasoning": bool(stage.rationale), "max_new_tokens": 128}))
     info = {"name": stage.name, "kind": stage.kind, "steps": steps, "examples": steps * config.batch_size,
             "time_s": round(train_time, 1), "curve": curve, "trainable": groups,
             "params_moved": sum(v > 0 for v in moved.values()), "params_trainable": len(moved)}

@@ -5,12 +5,15 @@
     POST /v1/score         {"task", "prompt", "candidate", "media"?, "dimensions"?, "id"?}  (or "items")
     POST /v1/rank-group    {"task", "prompt", "candidates": [...], "media"?, "schedule"?, "both_orders"?,
                             "seed"?, "rounds"?}
+    POST /v1/reward        group rewards for online RL: win rate, Bradley-Terry or point (see reward_api.py)
     POST /v1/chat/completions   OpenAI-compatible (see openai_api.py)
     GET  /v1/models, /health (no key needed), /metrics
 
 Generation tasks take media candidates (`a`, `b`, `candidate`, `candidates`); understanding tasks take text
 answers plus the `media` they are about. Media fields are described in inputs.py. Single requests answer
-{"result": {...}}, batched ones {"results": [...]}; each result carries "cached": true|false.
+{"result": {...}}, batched ones {"results": [...]}; each result carries "cached": true|false. A single request
+that is refused answers its HTTP error; in a batched one, a refused item answers {"status": "error", "reason",
+"code"} in its place and the other items are judged.
 """
 
 from __future__ import annotations
@@ -334,6 +337,10 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
     @handle
     async def rank_group(request: Request):
         return await judge(request, "rank-group")
+
+    from .reward_api import add_reward_route  # POST /v1/reward: group rewards for online RL
+
+    add_reward_route(app, rm, cfg, handle=handle, read_json=read_json, submit_all=submit_all)
 
     # -- OpenAI-compatible ----------------------------------------------------------------------------------
     @app.post("/v1/chat/completions")

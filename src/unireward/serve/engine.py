@@ -39,6 +39,10 @@ class Engine:
                 except Exception as e:  # one bad group does not fail the others
                     out.append(e)
             return out
+        if kind == "reward":  # ("reward", task, mode, both_orders, seed) -> RewardModel.group_reward_batch
+            from .reward_api import reward_batch
+
+            return reward_batch(self.rm, key, payloads)
         if kind == "chat":
             _, prefix, max_tokens, top_logprobs, stop, include_stop = key
             return chat_batch(self.rm.backend, payloads, prefix, max_tokens, top_logprobs, list(stop), include_stop)

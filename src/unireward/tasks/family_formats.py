@@ -48,6 +48,12 @@ class ReleasedFormat:
     def choices(self) -> dict:
         return {}
 
+    @property
+    def reasons_first(self) -> bool:
+        """Whether the family's judges write reasoning before the verdict: then, with probabilities, the judge
+        generates up to `reasoning_stop` and reads the choice there (judge.py, "think+probs")."""
+        return self.reasoning_stop is not None
+
     def instructions(self) -> str:
         return ""  # the released prompts state their own answer format
 

@@ -1,5 +1,7 @@
 """Training recipes: each is a config dataclass plus one plain function.
 
+- `rejection`: rejection sampling of a judge's own reasoning into SFT data and a hard set (`run_rejection`);
+- `grpo_judge`: GRPO of a reasoning judge on verdict accuracy + format, on TRL's GRPOTrainer (`run_grpo_judge`);
 - `diffusion_dpo`: Diffusion-DPO for image and video generators (`train_diffusion_dpo`,
   `train_diffusion_dpo_from_config`); the loss itself lives in `diffusion_loss`.
 
@@ -16,6 +18,10 @@ _LAZY = {
     "train_diffusion_dpo_from_config": "unireward.train.diffusion_dpo",
     "load_dpo_config": "unireward.train.diffusion_dpo",
     "diffusion_dpo_loss": "unireward.train.diffusion_loss",
+    "RejectConfig": "unireward.train.rejection",
+    "run_rejection": "unireward.train.rejection",
+    "GRPOJudgeConfig": "unireward.train.grpo_judge",
+    "run_grpo_judge": "unireward.train.grpo_judge",
 }
 
 __all__ = list(_LAZY)

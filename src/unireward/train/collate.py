@@ -18,6 +18,7 @@ sampled (`do_sample_frames=False` plus explicit metadata). Training must see the
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,24 +33,39 @@ __all__ = ["IGNORE_INDEX", "JudgeCollator", "completion_text", "encode_prompts",
            "prompt_text", "sample_chat"]
 
 
-def sample_chat(sample, root: str | Path, image_policy=None, video_policy=None) -> ChatInput:
-    """The user turn the judge builds for `sample` (media loaded under the given policies)."""
+def sample_chat(sample, root: str | Path, image_policy=None, video_policy=None, family: str = "unireward",
+                variant: str | None = None) -> ChatInput:
+    """The user turn the judge builds for `sample` (media loaded under the given policies), with the prompt of
+    `family` / `variant` (a released family's template: a judge trained on or run with it)."""
     from ..media import ImagePolicy, VideoPolicy, load_media
     from ..tasks import get_task
 
-    task = get_task(sample.task)
+    task = get_task(sample.task, family=family, variant=variant)
+    video_policy = video_policy or VideoPolicy()
+    if task.video_frames and (video_policy.num_frames != task.video_frames or video_policy.fps is not None):
+        # as RewardModel._load: the family's script sends exactly this many frames per video
+        video_policy = dataclasses.replace(video_policy, num_frames=task.video_frames, fps=None,
+                                           max_frames=max(video_policy.max_frames, task.video_frames))
     try:
         media = [load_media(m, task.modality, image_policy=image_policy or ImagePolicy(),
-                            video_policy=video_policy or VideoPolicy()) for m in sample.media_paths(root)]
+                            video_policy=video_policy) for m in sample.media_paths(root)]
     except MediaError as e:
         raise DataError(f"sample {sample.id!r}: {e}") from None
     if task.domain in ("gen", "edit"):  # edit: media 0 is the source image, 1..k the edited candidates
         parts = task.render(sample.prompt, num_media=len(media))
-        return ChatInput([media[p] if isinstance(p, int) else p for p in parts])
-    if len(media) != 1:
-        raise DataError(f"sample {sample.id!r}: task {task.name} takes one {task.modality}, got {len(media)}")
-    parts = task.render(sample.prompt, answers=sample.answers)
-    return ChatInput([media[0] if isinstance(p, int) else p for p in parts])
+    else:
+        if len(media) != 1:
+            raise DataError(f"sample {sample.id!r}: task {task.name} takes one {task.modality}, got {len(media)}")
+        parts = task.render(sample.prompt, answers=sample.answers)
+    out: list[Any] = []
+    for p in parts:
+        if isinstance(p, str):
+            out.append(p)
+        elif task.video_frames and hasattr(media[p], "frames"):  # as RewardModel._render: a video as its frames
+            out.extend(media[p].frames)
+        else:
+            out.append(media[p])
+    return ChatInput(out)
 
 
 def prompt_text(processor: Any, messages: list[dict]) -> str:

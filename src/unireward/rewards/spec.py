@@ -1,0 +1,124 @@
+"""Reward specs: several rewards combined with weights, each normalised within its group first (as Pref-GRPO's
+reward dispatcher does), with each reward's absolute mean reported beside the normalised values, so that
+progress stays visible (a win rate's group mean is 0.5 by construction).
+
+    spec = RewardSpec([RewardTerm("judge", 0.7, mode="win-rate", task="image-gen/pair"),
+                       RewardTerm("oracle", 0.3, fn=my_scores)])          # fn(prompts, candidates, metadata)
+    out = spec.evaluate(judge, prompts, images)                           # rows in any order
+    out.advantages   # one per row: sum_k w_k * (r_k - mean_group) / (std_group + eps)
+    out.stats        # {"judge": {"mean": ..., "std": ..., "missing": ...}, ...}
+
+A row a reward could not score (None) gets advantage 0 for that reward (it pushes the policy neither way) and
+is counted in `stats[name]["missing"]`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Sequence
+
+from .group import MODES, GroupRequest, GroupReward, group_rows, media_key
+
+
+@dataclass
+class RewardTerm:
+    name: str
+    weight: float = 1.0
+    mode: str = "win-rate"  # win-rate | bradley-terry | point (a judge reward); ignored when fn is given
+    task: str | None = None
+    both_orders: bool = True
+    fn: Callable[[list[str], list[Any], list[Any]], Sequence[float | None]] | None = None  # a non-judge reward
+    normalise: bool = True  # per group: (r - mean) / (std + eps); False: r - mean
+
+    def __post_init__(self):
+        if self.fn is None and self.mode not in MODES:
+            raise ValueError(f"reward {self.name}: unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+
+
+@dataclass
+class SpecResult:
+    advantages: list[float]  # per row, in the caller's order
+    rewards: dict[str, list[float | None]]  # per reward, per row (absolute values)
+    combined: list[float | None]  # per row: sum_k w_k r_k (None where any reward is missing)
+    normalised: dict[str, list[float]] = field(default_factory=dict)  # per reward, per row: its group advantage
+    stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    groups: list[list[int]] = field(default_factory=list)
+    details: dict[str, list[GroupReward]] = field(default_factory=dict)
+
+
+@dataclass
+class RewardSpec:
+    terms: list[RewardTerm]
+    eps: float = 1e-4
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], fns: dict[str, Callable] | None = None) -> "RewardSpec":
+        """{"judge": {"weight": 0.7, "mode": "win-rate", "task": ...}, "oracle": 0.3} with `fns` naming callables
+        ({"oracle": fn}); a bare number is a weight."""
+        fns = fns or {}
+        terms = []
+        for name, v in d.items():
+            kw = {"weight": float(v)} if isinstance(v, (int, float)) else dict(v)
+            terms.append(RewardTerm(name, fn=fns.get(name), **kw))
+        return cls(terms)
+
+    def evaluate(self, judge, prompts: Sequence[str], candidates: Sequence[Any], *, media: Sequence[Any] | None = None,
+                 metadata: Sequence[Any] | None = None, keys: Sequence[Hashable] | None = None) -> SpecResult:
+        """Score flat rows (`prompts[i]`, `candidates[i]`), grouped by `keys` (default: the prompt, plus the media
+        for understanding tasks). `judge` is anything with `group_reward_batch` (a RewardModel, a client)."""
+        n = len(prompts)
+        keys = list(keys) if keys is not None else [(p, media_key(media[i]) if media else None)
+                                                    for i, p in enumerate(prompts)]
+        groups = group_rows(keys)
+        rewards: dict[str, list[float | None]] = {}
+        details: dict[str, list[GroupReward]] = {}
+        for term in self.terms:
+            if term.fn is not None:
+                vals = list(term.fn(list(prompts), list(candidates), list(metadata or [None] * n)))
+                if len(vals) != n:
+                    raise ValueError(f"reward {term.name} returned {len(vals)} values for {n} rows")
+                rewards[term.name] = [None if v is None or not math.isfinite(v) else float(v) for v in vals]
+                continue
+            reqs = [GroupRequest(prompts[idx[0]], [candidates[i] for i in idx], media[idx[0]] if media else None)
+                    for idx in groups]
+            res = judge.group_reward_batch(reqs, task=term.task, mode=term.mode, both_orders=term.both_orders)
+            row = [None] * n
+            for idx, g in zip(groups, res):
+                for i, r in zip(idx, g.rewards):
+                    row[i] = r
+            rewards[term.name], details[term.name] = row, res
+        advantages = [0.0] * n
+        stats, normalised = {}, {}
+        for term in self.terms:
+            vals = rewards[term.name]
+            adv = normalised[term.name] = group_advantages(vals, groups, eps=self.eps, normalise=term.normalise)
+            for i in range(n):
+                advantages[i] += term.weight * adv[i]
+            stats[term.name] = summarise(vals)
+        combined = [None if any(rewards[t.name][i] is None for t in self.terms)
+                    else sum(t.weight * rewards[t.name][i] for t in self.terms) for i in range(n)]
+        return SpecResult(advantages, rewards, combined, normalised, stats, groups, details)
+
+
+def group_advantages(values: Sequence[float | None], groups: list[list[int]], *, eps: float = 1e-4,
+                     normalise: bool = True) -> list[float]:
+    """Per group: (r - mean) / (std + eps) over the rows that have a value (population std); 0 elsewhere."""
+    adv = [0.0] * len(values)
+    for idx in groups:
+        got = [(i, values[i]) for i in idx if values[i] is not None]
+        if not got:
+            continue
+        mean = sum(v for _, v in got) / len(got)
+        std = math.sqrt(sum((v - mean) ** 2 for _, v in got) / len(got))
+        for i, v in got:
+            adv[i] = (v - mean) / (std + eps) if normalise else v - mean
+    return adv
+
+
+def summarise(values: Sequence[float | None]) -> dict[str, float]:
+    got = [v for v in values if v is not None]
+    mean = sum(got) / len(got) if got else float("nan")
+    std = math.sqrt(sum((v - mean) ** 2 for v in got) / len(got)) if got else float("nan")
+    return {"mean": mean, "std": std, "missing": float(len(values) - len(got))}
+
