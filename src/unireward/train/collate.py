@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..backends.base import ChatInput
 from ..backends.hf import _messages as prompt_messages  # the judge's own message builder

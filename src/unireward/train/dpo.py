@@ -134,16 +134,15 @@ def run_dpo(config: DPORecipeConfig, *, model: Any = None, processor: Any = None
         -> DPOResult:
     """Train. `model` / `processor` (in-memory policy) and `rows` (TRL DPO dicts) override `config.model` /
     `config.data` for callers that hold them already (the sandbox loop)."""
-    import torch
     from transformers.trainer_utils import get_last_checkpoint
 
     from .config import dump_config
-    from .sft import _resume_path, jsonl_logger, load_model
+    from .sft import _resume_path, default_bf16, jsonl_logger, load_model
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(config, out / "dpo_config.yaml")
-    bf16 = config.bf16 if config.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    bf16 = default_bf16(config.bf16)
 
     # 1. data
     rows = rows if rows is not None else read_rows(config.data, config.seed, config.max_samples)

@@ -30,7 +30,6 @@ them as images, exactly as the judge does, and trains here.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import time
@@ -224,15 +223,10 @@ def run_grpo_judge_from_config(path: str | Path | None, overrides: Sequence[str]
 
 
 def run_grpo_judge(config: GRPOJudgeConfig) -> GRPOJudgeResult:
-    import torch
+    from .sft import torch_threads
 
-    previous = torch.get_num_threads()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    try:
+    with torch_threads(config.num_threads):
         return _run(config)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
@@ -241,17 +235,9 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
     from trl import GRPOConfig, GRPOTrainer
 
     from ..judge import JUDGE_DEFAULTS_FILE
-    from .config import dump_config
-    from .sft import _resume_path, expand_path, jsonl_logger, load_model, lora_config, read_mixture, set_trainable
+    from .sft import _resume_path, jsonl_logger, load_model, lora_config, prepare_run, read_mixture, set_trainable
 
-    config = dataclasses.replace(config, output_dir=expand_path(config.output_dir, "output_dir"),
-                                 model=expand_path(config.model, "model"),
-                                 deepspeed=config.deepspeed and expand_path(config.deepspeed, "deepspeed"))
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dump_config(config, out / "grpo_judge_config.yaml")
-    bf16 = config.bf16 if config.bf16 is not None else bool(
-        torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    config, out, bf16 = prepare_run(config, "grpo_judge_config.yaml")
 
     samples = read_mixture(config.data, seed=config.seed, max_samples=config.max_samples)
     dataset = build_grpo_dataset(samples, config)

@@ -96,15 +96,10 @@ def run_rejection_from_config(path: str | Path | None, overrides: Sequence[str] 
 
 
 def run_rejection(config: RejectConfig) -> RejectResult:
-    import torch
+    from .sft import torch_threads
 
-    previous = torch.get_num_threads()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    try:
+    with torch_threads(config.num_threads):
         return _run(config)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run(config: RejectConfig) -> RejectResult:

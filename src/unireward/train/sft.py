@@ -20,6 +20,7 @@ import json
 import os
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -156,15 +157,43 @@ def run_sft_from_config(path: str | Path | None, overrides: Sequence[str] = ()) 
 
 def run_sft(config: SFTRecipeConfig) -> SFTResult:
     """Train a judge as `config` says; see the module docstring. Returns where it went and how it went."""
+    with torch_threads(config.num_threads):
+        return _run_sft(config)
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run the block with torch limited to `n` threads (unchanged when `n` is falsy), restoring the count after."""
     import torch
 
     previous = torch.get_num_threads()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
+    if n:
+        torch.set_num_threads(n)
     try:
-        return _run_sft(config)
+        yield
     finally:
         torch.set_num_threads(previous)
+
+
+def default_bf16(flag: bool | None) -> bool:
+    """`flag` when set, else bf16 exactly where a CUDA device supports it."""
+    import torch
+
+    return flag if flag is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def prepare_run(config, config_file: str):
+    """A training recipe's start: the config with its paths expanded, its output folder made and the config
+    written there as `config_file`; returns (config, output folder, whether to train in bf16)."""
+    from .config import dump_config
+
+    config = dataclasses.replace(config, output_dir=expand_path(config.output_dir, "output_dir"),
+                                 model=expand_path(config.model, "model"),
+                                 deepspeed=config.deepspeed and expand_path(config.deepspeed, "deepspeed"))
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dump_config(config, out / config_file)
+    return config, out, default_bf16(config.bf16)
 
 
 def _run_sft(config: SFTRecipeConfig) -> SFTResult:
@@ -173,16 +202,8 @@ def _run_sft(config: SFTRecipeConfig) -> SFTResult:
     from trl import SFTConfig
 
     from .collate import JudgeCollator
-    from .config import dump_config
 
-    config = dataclasses.replace(config, output_dir=expand_path(config.output_dir, "output_dir"),
-                                 model=expand_path(config.model, "model"),
-                                 deepspeed=config.deepspeed and expand_path(config.deepspeed, "deepspeed"))
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    dump_config(config, out / "sft_config.yaml")
-    bf16 = config.bf16 if config.bf16 is not None else bool(
-        torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    config, out, bf16 = prepare_run(config, "sft_config.yaml")
 
     # 1. data (checked before the model loads: a bad path fails in a second, not after minutes of loading)
     samples = read_mixture(config.data, seed=config.seed, max_samples=config.max_samples)
