@@ -166,3 +166,31 @@ def test_metrics_on_degenerate_sizes(n):
     m = [0.0] * n
     acc, _ = M.accuracy_with_ties(h, m)
     assert acc is None if n == 0 else acc == pytest.approx(h.count(0) / n)
+
+
+def test_point_stats_reports_argmax_spearman_beside_expected_scores():
+    """Gold on two levels; expected scores order the levels but break ties inside them against the gold order
+    (what a judge's near-equal probabilities do): the argmax Spearman keeps the levels' perfect order."""
+    from unireward.bench.report import point_stats
+
+    rows = [(1, 1, 1.30), (1, 1, 1.10), (1, 1, 1.20), (5, 5, 4.80), (5, 5, 4.90), (5, 5, 4.70)]
+    recs = [{"score": s, "expected_score": e, "gold": g, "status": "ok"} for g, s, e in rows]
+    stats = point_stats(recs)
+    assert stats["spearman_argmax"] == pytest.approx(1.0)
+    assert stats["spearman"] == pytest.approx(M.spearman([e for _, _, e in rows], [g for g, _, _ in rows]))
+    assert stats["spearman"] == pytest.approx(0.878, abs=1e-3)  # below 1: ties in gold, none in the expected scores
+    no_probs = point_stats([{"score": s, "gold": g, "status": "ok"} for g, s, _ in rows])
+    assert no_probs["spearman_argmax"] is None and no_probs["spearman"] == pytest.approx(1.0)
+
+
+def test_bench_default_out_names_the_model(tmp_path):
+    from unireward.bench.runner import BenchConfig, default_out
+
+    judge = tmp_path / "my judge"
+    judge.mkdir()
+    assert default_out(BenchConfig("sandbox", model=str(judge)), "sandbox") == "runs/bench/sandbox-clean-my-judge"
+    hub = BenchConfig("genai-image", model="CodeGoat24/UnifiedReward-2.0-qwen-7b", protocol="reference")
+    assert default_out(hub, "genai-image") == "runs/bench/genai-image-reference-CodeGoat24--UnifiedReward-2.0-qwen-7b"
+    served = BenchConfig("vlrb", model="http://127.0.0.1:8000/v1", backend="openai", served_model="ur-think")
+    assert default_out(served, "vlrb") == "runs/bench/vlrb-clean-ur-think"
+    assert default_out(BenchConfig("pairs"), "pairs") == "runs/bench/pairs-clean"

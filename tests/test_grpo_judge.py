@@ -153,7 +153,8 @@ def test_two_steps_move_the_parameters_with_a_finite_loss_log_rewards_and_resume
     before, after = load_file(str(JUDGE / "model.safetensors")), load_file(str(out / "model.safetensors"))
     moved = [k for k in before if not torch.equal(before[k], after[k])]
     assert len(moved) > len(before) // 2
-    assert json.loads((out / "unireward.json").read_text())["method"] == "generate"
+    sidecar = json.loads((out / "unireward.json").read_text())
+    assert sidecar["method"] == "generate" and sidecar["family"] == "unireward"
     from dataclasses import replace
 
     again = run_grpo_judge(replace(config, max_steps=3))

@@ -115,6 +115,19 @@ def test_settings_family_override_sidecar_and_explicit_arguments(tmp_path):
     s = judge_settings(str(d))
     assert s.family == "unireward" and s.judge_kwargs["method"] == "generate"
     assert judge_settings(str(_folder(tmp_path, "other"))).family == "unireward"
+    # what the trainers write: a Think-prompted judge trained from an unregistered base keeps its prompts
+    from unireward.models.registry import write_sidecar
+
+    think = _folder(tmp_path, "think-rft", _name_or_path="Qwen/Qwen2.5-VL-7B-Instruct")
+    write_sidecar(think, "think", "qwen2.5", method="generate", max_new_tokens=1024, reasoning=None)
+    assert json.loads((think / JUDGE_DEFAULTS_FILE).read_text()) == {
+        "family": "think", "variant": "qwen2.5", "method": "generate", "max_new_tokens": 1024}
+    s = judge_settings(str(think))
+    assert s.family == "think" and s.judge_kwargs["variant"] == "qwen2.5" and s.judge_kwargs["max_new_tokens"] == 1024
+    sft = _folder(tmp_path, "sft-from-released", _name_or_path="CodeGoat24/UnifiedReward-2.0-qwen-7b")
+    assert judge_settings(str(sft)).family == "2.0"  # without the sidecar: taken for the released judge
+    write_sidecar(sft)
+    assert judge_settings(str(sft)).family == "unireward"
     # the OpenAI path: the registered checkpoint the server runs, by checkpoint= or a registered served name
     s = judge_settings("http://gpu:8000/v1", backend="openai", served_model="UnifiedReward",
                        checkpoint="CodeGoat24/UnifiedReward-Edit-qwen35-9b")

@@ -33,6 +33,8 @@ def test_the_tiny_preset_makes_its_own_data_and_leaves_other_worlds_alone(tmp_pa
                      "progress=false"])
     assert code == 0, capsys.readouterr()
     assert (tmp_path / "runs" / "judge" / "config.json").is_file()
+    # judged with the templates it was trained on
+    assert json.loads((tmp_path / "runs" / "judge" / "unireward.json").read_text())["family"] == "unireward"
     world = tmp_path / "runs" / "sft-world"
     assert len((world / "train.jsonl").read_text().splitlines()) == 50 * len(ALL_TASKS)  # every sandbox task, edits included
     assert {p.name: p.read_bytes() for p in bench.iterdir()} == before  # the benchmark's world is untouched

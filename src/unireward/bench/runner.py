@@ -3,7 +3,7 @@
     from unireward.bench import BenchConfig, run_bench
     results = run_bench(BenchConfig("vlrb", data="~/data/VL-RewardBench", model="path/to/judge", protocol="clean"))
 
-Outputs under `out` (default `runs/bench/<name>-<protocol>`): `manifest.json`, `items.jsonl` (one record per
+Outputs under `out` (default `runs/bench/<name>-<protocol>[-<model>]`): `manifest.json`, `items.jsonl` (one record per
 item, appended as judged: an interrupted run resumes by skipping the ids already there, so no item is lost or
 duplicated), `results.json`, `report.md` and `plot.png`. A run refuses to resume into a folder whose manifest
 describes a different run (benchmark, protocol, seed, swap, model, templates, frames, data); pass
@@ -13,6 +13,7 @@ describes a different run (benchmark, protocol, seed, swap, model, templates, fr
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ class BenchConfig:
     model: str | None = None  # a model folder / hub id (hf) or a server URL (openai)
     protocol: str = "clean"  # "reference" (published way) or "clean" (both orders, explicit ties)
     seed: int = 0  # seeds the reference protocol's swaps; recorded either way
-    out: str | None = None  # output folder; default runs/bench/<name>-<protocol>
+    out: str | None = None  # output folder; default runs/bench/<name>-<protocol>-<model> (see `default_out`)
     limit: int | None = None  # judge only the first N items (dataset order)
     batch_size: int = 8
     backend: str = "hf"  # "hf" or "openai"
@@ -52,6 +53,20 @@ class BenchConfig:
     progress: bool = True  # show a progress bar over items
 
 
+def default_out(cfg: BenchConfig, name: str) -> str:
+    """`runs/bench/<name>-<protocol>-<model>`: the model's folder name or hub id (`/` as `--`), or the served
+    model's name, so that benchmarking a second judge never lands in the first one's resumable records."""
+    model = cfg.served_model or cfg.checkpoint or cfg.model
+    if not model:
+        return f"runs/bench/{name}-{cfg.protocol}"
+    if model.startswith(("http://", "https://")):
+        model = model.split("://", 1)[1]
+    local = Path(model)
+    slug = local.name if local.exists() else model.strip("/").replace("/", "--")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", slug).strip("-") or "model"
+    return f"runs/bench/{name}-{cfg.protocol}-{slug}"
+
+
 def run_bench(cfg: BenchConfig, judge: Any = None) -> dict[str, Any]:
     """Run `cfg`; `judge` (a RewardModel) replaces loading `cfg.model`. Returns the results dict."""
     if cfg.protocol not in PROTOCOLS:
@@ -61,7 +76,7 @@ def run_bench(cfg: BenchConfig, judge: Any = None) -> dict[str, Any]:
     rule = bench.swap_rule if cfg.protocol == "reference" and cfg.swap else None
     swaps = dict(zip((it.id for it in bench.items), reference_swaps(len(bench.items), cfg.seed, rule)))
     judge = judge or _load_judge(cfg)
-    out = Path(cfg.out or f"runs/bench/{bench.name}-{cfg.protocol}")
+    out = Path(cfg.out or default_out(cfg, bench.name))
     out.mkdir(parents=True, exist_ok=True)
     manifest = _manifest(cfg, bench, items, judge, rule)
     path = out / ITEMS_FILE

@@ -18,7 +18,7 @@ family and its authors' settings; --family chooses another family's prompts.
 Protocols: `reference` reproduces how published UnifiedReward numbers were computed (one order, seeded swap
 where the published script swapped); `clean` judges both candidate orders, counts ties only when said
 explicitly, reports unparsed outputs and the position-consistency rate. Results go to --out (default
-runs/bench/<name>-<protocol>): manifest.json, items.jsonl (resumable: rerun the same command to continue),
+runs/bench/<name>-<protocol>-<model>): manifest.json, items.jsonl (resumable: rerun the same command to continue),
 results.json, report.md and plot.png. The report is printed at the end.
 """
 
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
                                   "default runs/world)")
     p.add_argument("--protocol", choices=("reference", "clean"), default="clean")
     p.add_argument("--seed", type=int, default=0, help="seed of the reference protocol's swaps (default 0)")
-    p.add_argument("--out", help="output folder (default runs/bench/<name>-<protocol>)")
+    p.add_argument("--out", help="output folder (default runs/bench/<name>-<protocol>-<model>)")
     p.add_argument("--limit", type=int, help="judge only the first N items")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--backend", choices=("hf", "openai"), default="hf")

@@ -118,6 +118,17 @@ def _by_basename(name: str) -> ModelSpec | None:
     return None
 
 
+def write_sidecar(folder: str | Path, family: str = DEFAULT_FAMILY, variant: str | None = None, **settings) -> Path:
+    """Write a trained judge's unireward.json: the prompt family (and variant) it was trained with, so that
+    `RewardModel.load` judges it with those prompts even when its config still names the released checkpoint it
+    started from, plus how to run it (`method`, `reasoning`, `max_new_tokens`, ...; None values left out)."""
+    data = {"family": family, **({"variant": variant} if variant else {}),
+            **{k: v for k, v in settings.items() if v is not None}}
+    f = Path(folder) / SIDECAR
+    f.write_text(json.dumps(data) + "\n")
+    return f
+
+
 def read_sidecar(path: str | Path) -> dict:
     f = Path(path) / SIDECAR
     if not f.is_file():

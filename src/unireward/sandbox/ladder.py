@@ -240,10 +240,9 @@ def run_stage(config: LadderConfig, stage: StageConfig, prev: Path, out: Path, s
     model.save_pretrained(out)
     processor.save_pretrained(out)
     if stage.kind == "judge":  # how RewardModel.load should run it: a checklist comes before the verdict
-        from ..judge import JUDGE_DEFAULTS_FILE
+        from ..models.registry import write_sidecar
 
-        (out / JUDGE_DEFAULTS_FILE).write_text(json.dumps(
-            {"method": "auto", "reasoning": bool(stage.rationale), "max_new_tokens": 128}))
+        write_sidecar(out, method="auto", reasoning=bool(stage.rationale), max_new_tokens=128)
     info = {"name": stage.name, "kind": stage.kind, "steps": steps, "examples": steps * config.batch_size,
             "time_s": round(train_time, 1), "curve": curve, "trainable": groups,
             "params_moved": sum(v > 0 for v in moved.values()), "params_trainable": len(moved)}

@@ -234,7 +234,7 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
     from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOConfig, GRPOTrainer
 
-    from ..judge import JUDGE_DEFAULTS_FILE
+    from ..models.registry import write_sidecar
     from .sft import _resume_path, jsonl_logger, load_model, lora_config, prepare_run, read_mixture, set_trainable
 
     config, out, bf16 = prepare_run(config, "grpo_judge_config.yaml")
@@ -286,8 +286,8 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
         trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(out))
-        (out / JUDGE_DEFAULTS_FILE).write_text(json.dumps(
-            {"method": "generate", "max_new_tokens": config.max_completion_length}))
+        write_sidecar(out, config.family, config.variant, method="generate",
+                      max_new_tokens=config.max_completion_length)
     return GRPOJudgeResult(output_dir=out, global_step=trainer.state.global_step, train_loss=result.training_loss,
                            rewards=last_rewards(out / "log.jsonl"), runtime_s=round(runtime, 1),
                            num_samples=len(dataset), trainable_params=trainable, resumed_from=resume,

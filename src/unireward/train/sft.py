@@ -594,4 +594,7 @@ def save_final(trainer, processor, out: Path, config: SFTRecipeConfig) -> None:
     else:
         trainer.save_model(str(out))
     if trainer.is_world_process_zero():
+        from ..models.registry import write_sidecar
+
         processor.save_pretrained(str(out))
+        write_sidecar(out)  # trained on unireward's templates: judged with them, whatever checkpoint it came from
