@@ -87,7 +87,7 @@ SKIP = {
     "python -m sglang.launch_server --model-path CodeGoat24/UnifiedReward-qwen-7b --served-model-name judge --port "
     "8000": "SGLang on a GPU, and a hub download",
     ".venv/bin/unireward serve --model http://gpu1:8000/v1,http://gpu2:8000/v1 --backend openai --served-model "
-    "judge --port 9000": "needs the vLLM or SGLang servers above; the openai backend is tested against a "
+    "judge --checkpoint unifiedreward-qwen-7b --port 9000": "needs the vLLM or SGLang servers above; the openai backend is tested against a "
     "loopback server in tests/test_serve.py",
 }
 # python blocks, by a line each one holds: "run", "server" (run against the README's `unireward serve`), or a skip

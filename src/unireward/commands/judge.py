@@ -21,14 +21,30 @@ from __future__ import annotations
 import argparse
 
 
-def _common(p: argparse.ArgumentParser, default_task: str, model_required: bool = True) -> None:
-    p.add_argument("--model", required=model_required, help="judge: a short name from `unireward models`, a hub "
-                   "id, a local directory, or a server URL with --backend openai")
+def add_judge_choice(p: argparse.ArgumentParser) -> None:
+    """How the judge is run, shared by the judging commands and `serve`: prompt family, variant, the checkpoint
+    behind a server, decision method, reasoning first or not."""
     p.add_argument("--family", default=None, help="prompt family (1.0, 2.0, think, edit, flex, unireward); "
                    "default: the registered checkpoint's own, else unireward")
     p.add_argument("--variant", default=None, help="a non-default prompt of the family, by name")
     p.add_argument("--checkpoint", default=None, help="--backend openai: the registered checkpoint the server runs "
                    "(its family and chat template options)")
+    p.add_argument("--method", default=None, choices=["auto", "probs", "generate"],
+                   help="probs: read the decision from token probabilities; generate: generate and parse")
+    p.add_argument("--reasoning", default=None, action=argparse.BooleanOptionalAction,
+                   help="the judge writes its reasoning (Think, a checklist) before the verdict: generate it, then "
+                        "read the verdict; default: what the family or the folder's unireward.json says")
+
+
+def judge_choice(args) -> dict:
+    return {"family": args.family, "variant": args.variant, "checkpoint": args.checkpoint, "method": args.method,
+            "reasoning": args.reasoning}
+
+
+def _common(p: argparse.ArgumentParser, default_task: str, model_required: bool = True) -> None:
+    p.add_argument("--model", required=model_required, help="judge: a short name from `unireward models`, a hub "
+                   "id, a local directory, or a server URL with --backend openai")
+    add_judge_choice(p)
     p.add_argument("--backend", default="hf", choices=["hf", "openai"], help="in-process transformers or an "
                    "OpenAI-compatible server (vLLM, SGLang, unireward serve)")
     p.add_argument("--served-model", default=None, help="model name on the server (--backend openai)")
@@ -40,8 +56,6 @@ def _common(p: argparse.ArgumentParser, default_task: str, model_required: bool 
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--template", help="a Jinja template file to use instead of the task's own")
     p.add_argument("--dimensions", action="store_true", help="ask for per-dimension judgements (generation tasks)")
-    p.add_argument("--method", default=None, choices=["auto", "probs", "generate"],
-                   help="probs: read the decision from token probabilities; generate: generate and parse")
     p.add_argument("--max-new-tokens", type=int, default=None, help="generation budget (default 512)")
     p.add_argument("--frames", type=int, default=None, help="video frames sampled uniformly (default 8)")
     p.add_argument("--fps", type=float, default=None, help="sample videos at this rate instead of a frame count")
@@ -97,9 +111,8 @@ def judge_options(args, image_policy_cls, video_policy_cls) -> dict:
     if args.max_pixels:
         vp["max_pixels"] = args.max_pixels
     return {"image_policy": image_policy_cls(max_pixels=args.max_pixels) if args.max_pixels else None,
-            "video_policy": video_policy_cls(**vp) if vp else None, "method": args.method,
-            "max_new_tokens": args.max_new_tokens, "allow_urls": args.allow_urls, "family": args.family,
-            "variant": args.variant, "checkpoint": args.checkpoint}
+            "video_policy": video_policy_cls(**vp) if vp else None, "max_new_tokens": args.max_new_tokens,
+            "allow_urls": args.allow_urls, **judge_choice(args)}
 
 
 def quiet_loading() -> None:

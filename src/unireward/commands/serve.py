@@ -2,7 +2,8 @@
 
     unireward serve --model path/to/judge                         # http://127.0.0.1:8000, no key
     UNIREWARD_API_KEY=secret unireward serve --model M --host 0.0.0.0 --allowed-root /data/media
-    unireward serve --model http://gpu1:8000/v1,http://gpu2:8000/v1 --backend openai --served-model judge
+    unireward serve --model http://gpu1:8000/v1,http://gpu2:8000/v1 --backend openai --served-model judge \
+        --checkpoint CodeGoat24/UnifiedReward-2.0-qwen3vl-8b      # the released judge those servers run
 
 Endpoints: POST /v1/rank, /v1/score, /v1/rank-group, /v1/chat/completions; GET /v1/models, /health,
 /metrics. Requests that arrive together are micro-batched (--max-batch-size, --max-wait-ms); a full queue
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from .judge import add_judge_choice, judge_choice
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("serve", help="serve a judge over HTTP (rank/score/rank-group + OpenAI API)",
@@ -21,6 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--backend", default="hf", choices=["hf", "openai"], help="how the judge runs (default: hf)")
     p.add_argument("--served-model", default=None, help="openai backend: the model name on the upstream server")
     p.add_argument("--served-model-name", default="unireward", help="the model id this server reports")
+    add_judge_choice(p)
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default: "
@@ -68,10 +72,10 @@ def run(args) -> int:
         quiet_loading()
     if args.backend == "hf":
         rm = RewardModel.load(args.model, dtype=args.dtype, device=args.device, batch_size=args.max_batch_size,
-                              allow_urls=args.allow_urls)
+                              allow_urls=args.allow_urls, **judge_choice(args))
     else:
         rm = RewardModel.load(args.model, backend="openai", served_model=args.served_model,
-                              allow_urls=args.allow_urls)
+                              allow_urls=args.allow_urls, **judge_choice(args))
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.api_key:
         print(f"warning: serving on {cfg.host} without an API key; anyone who can reach it can use it")
     print(f"unireward: serving {args.model} on http://{cfg.host}:{cfg.port} "
