@@ -10,7 +10,8 @@
     GET  /v1/models, /health (no key needed), /metrics
 
 Generation tasks take media candidates (`a`, `b`, `candidate`, `candidates`); understanding tasks take text
-answers plus the `media` they are about. Media fields are described in inputs.py. Single requests answer
+answers plus the `media` they are about; editing tasks take the edited images as candidates plus the source image
+as `media` (or `source`). Media fields are described in inputs.py. Single requests answer
 {"result": {...}}, batched ones {"results": [...]}; each result carries "cached": true|false. A single request
 that is refused answers its HTTP error; in a batched one, a refused item answers {"status": "error", "reason",
 "code"} in its place and the other items are judged.
@@ -64,6 +65,12 @@ class _Metrics:
                 out[name] = {"p50_s": v[len(v) // 2], "p95_s": v[min(len(v) - 1, int(len(v) * 0.95))], "n": len(v)}
         return out
 
+
+
+def _media_candidates(t) -> bool:
+    """Whether the task's candidates are media (generation: generated images or videos; editing: edited images)
+    rather than text answers (understanding)."""
+    return t.domain in ("gen", "edit")
 
 def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
     cfg = cfg or ServeConfig()
@@ -202,15 +209,15 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
                 if f not in item:
                     raise RequestError(422, f"{where}{f} is required")
                 cands.append((where + f, item[f]))
-        media = item.get("media")
+        media = item.get("media", item.get("source"))  # edit tasks: the source image, also as `source`
         if t.domain == "gen":
             if media is not None:
                 raise RequestError(422, f"{where}media: task {t.name} judges generated media; send the "
                                         "candidates as media and no `media` field")
-        else:
-            if media is None:
-                raise RequestError(422, f"{where}media is required: task {t.name} judges answers about an "
-                                        f"{t.modality}")
+        elif media is None:
+            what = "the source image that was edited" if t.domain == "edit" else f"the {t.modality} the answers are about"
+            raise RequestError(422, f"{where}media is required: task {t.name} judges candidates against {what}")
+        if not _media_candidates(t):
             cands = [(f, check_text(v, f, cfg)) for f, v in cands]
         rid = item.get("id")
         return {"prompt": prompt, "cands": cands, "media": media, "id": rid}
@@ -231,23 +238,25 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
     def resolve(t, specs: list[dict]) -> None:
         """In a thread: fetch raw media and hash it (no decoding yet)."""
         for s in specs:
-            if t.domain == "gen":
+            if _media_candidates(t):
                 s["raw"] = [raw_media(v, f, cfg) for f, v in s["cands"]]
                 s["hashes"] = [media_hash(r) for r in s["raw"]]
             else:
                 s["raw"] = [v for _, v in s["cands"]]
+                s["hashes"] = list(s["raw"])
+            if s["media"] is not None:
                 s["media_raw"] = raw_media(s["media"], "media", cfg)
-                s["hashes"] = s["raw"] + [media_hash(s["media_raw"])]
+                s["hashes"].append(media_hash(s["media_raw"]))
 
     def decode(t, specs: list[dict]) -> None:
         for s in specs:
-            if t.domain == "gen":
+            if _media_candidates(t):
                 s["loaded"] = [load(r, t.modality, f, cfg, rm.image_policy, rm.video_policy)
                                for r, (f, _) in zip(s["raw"], s["cands"])]
-                s["media_loaded"] = None
             else:
                 s["loaded"] = s["raw"]
-                s["media_loaded"] = load(s["media_raw"], t.modality, "media", cfg, rm.image_policy, rm.video_policy)
+            s["media_loaded"] = None if s["media"] is None else load(s["media_raw"], t.modality, "media", cfg,
+                                                                      rm.image_policy, rm.video_policy)
 
     async def judge(request: Request, endpoint: str):
         started = time.perf_counter()

@@ -6,7 +6,8 @@
  -> {"results": [{"rewards": [...], "details": [...], "pairs", "unparsed", "unparsed_orders", "order_agreement",
                   "vs_reference", "mean", "status", "reason", "id"}, ...]}     (or {"result": {...}} for one group)
 
-Candidates are media for generation tasks and text answers (with the group's `media`) for understanding tasks;
+Candidates are media for generation tasks, text answers (with the group's `media`) for understanding tasks and
+edited images (with the source image as `media` or `source`) for editing tasks;
 media fields follow inputs.py, under the server's path, URL, size and frame limits. The task defaults to
 image-gen/pair (image-gen/point for mode "point"); a task of the other kind maps to its sibling. A `reference`
 (pairwise modes) is judged against every candidate too: `vs_reference` is an absolute measure of progress. Each group is
@@ -99,13 +100,13 @@ def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
             raise RequestError(422, f"{where}candidates must be a list of at least {least}")
         if len(cands) > cfg.max_items:
             raise RequestError(413, f"{where}candidates: {len(cands)} over the limit of {cfg.max_items}")
-        media = g.get("media")
+        media = g.get("media", g.get("source"))  # edit tasks: the source image, also as `source`
         if t.domain == "gen" and media is not None:
             raise RequestError(422, f"{where}media: task {t.name} judges generated media; send them as candidates")
+        if t.domain != "gen" and media is None:
+            what = "the source image that was edited" if t.domain == "edit" else f"the {t.modality} the answers are about"
+            raise RequestError(422, f"{where}media is required: task {t.name} judges candidates against {what}")
         if t.domain == "und":
-            if media is None:
-                raise RequestError(422, f"{where}media is required: task {t.name} judges answers about an "
-                                        f"{t.modality}")
             cands = [check_text(c, f"{where}candidates[{i}]", cfg) for i, c in enumerate(cands)]
         ref = g.get("reference")
         if ref is not None and t.domain == "und":
@@ -122,9 +123,10 @@ def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
 
         w, ref = g["where"], g["reference"]
         try:
-            if t.domain == "gen":
+            if t.domain in ("gen", "edit"):  # media candidates (edits: with their source image)
                 cands = [media(c, f"{w}candidates[{i}]") for i, c in enumerate(g["candidates"])]
-                return GroupRequest(g["prompt"], cands, None, g["id"],
+                source = None if g["media"] is None else media(g["media"], f"{w}media")
+                return GroupRequest(g["prompt"], cands, source, g["id"],
                                     None if ref is None else media(ref, f"{w}reference"))
             return GroupRequest(g["prompt"], list(g["candidates"]), media(g["media"], f"{w}media"), g["id"], ref)
         except RequestError as e:
