@@ -38,6 +38,7 @@ OVERRIDES = {
         ["--limit", "8", "--no-progress"],
     ".venv/bin/unireward bench sandbox --model src/unireward/sandbox/judge": ["--limit", "8", "--no-progress"],
     ".venv/bin/python benchmarks/judge_throughput.py": ["--n", "4", "--repeat", "1"],
+    ".venv/bin/python benchmarks/group_throughput.py": ["--group", "3", "--image-size", "112", "--repeat", "1"],
 }
 SLOW = {'python: rm = RewardModel.load("src/unireward/sandbox/judge")', ".venv/bin/unireward train sft --config configs/sft/tiny.yaml",
         ".venv/bin/unireward bench sandbox --model src/unireward/sandbox/judge",
