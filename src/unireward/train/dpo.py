@@ -180,6 +180,7 @@ def _losses(config: DPORecipeConfig) -> dict:
 def build_trainer(config: DPORecipeConfig, model: Any, processor: Any, dataset: Any, *, bf16: bool = False,
                   callbacks: list | None = None):
     """A TRL `DPOTrainer` with the reference handled as the module docstring says."""
+    import torch
     from trl import DPOConfig, DPOTrainer
 
     from .sft import lora_config, set_trainable
@@ -200,7 +201,7 @@ def build_trainer(config: DPORecipeConfig, model: Any, processor: Any, dataset: 
         save_total_limit=config.save_total_limit, seed=config.seed, data_seed=config.seed,
         report_to=config.report_to, remove_unused_columns=False, max_length=None,
         dataloader_num_workers=config.num_workers, deepspeed=config.deepspeed, disable_tqdm=not config.progress,
-        precompute_ref_log_probs=False,
+        precompute_ref_log_probs=False, dataloader_pin_memory=torch.cuda.is_available(),  # pinned: GPUs only
     )
     return DPOTrainer(model=model, ref_model=ref_model, args=args, train_dataset=dataset, processing_class=processor,
                       data_collator=PreferenceCollator(processor, max_length=config.max_length),
