@@ -56,15 +56,25 @@ def main(argv=None) -> int:
     p.add_argument("--unsure-weight", type=int, default=3, help="times the unsure pairs' right traces go to rs-sft")
     p.add_argument("--sft-steps", type=int, default=40)
     p.add_argument("--sft-lr", type=float, default=1e-4)
-    p.add_argument("--grpo-steps", type=int, default=20)
-    p.add_argument("--grpo-lr", type=float, default=1e-5)
+    p.add_argument("--grpo-steps", type=int, default=40)
+    p.add_argument("--grpo-lr", type=float, default=3e-5)
     p.add_argument("--generations", type=int, default=8, help="GRPO group size (2 prompts per step)")
     p.add_argument("--eval-n", type=int, default=200, help="held-out pairs per pair task")
     p.add_argument("--eval-seed", type=int, default=5)
     p.add_argument("--seed", type=int, default=0, help="training and sampling seed (train draw 7000 + seed)")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="the models to evaluate")
     p.add_argument("--summarize", nargs="+", metavar="OUT", help="only print the table over these runs")
+    p.add_argument("--errors", nargs="+", metavar="MODEL", help="only count the error kinds of these judges on the "
+                   "generation pairs of the eval draw (order 1) and write them to <out>/errors.json")
     a = p.parse_args(argv)
+    if a.errors:
+        kinds = {m: error_kinds(m, a) for m in a.errors}
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        (Path(a.out) / "errors.json").write_text(json.dumps(kinds, indent=2))
+        for m, k in kinds.items():
+            print(m, json.dumps(k))
+        print(f"errors_counted: {sum(v['wrong'] for k in kinds.values() for v in k.values())}")
+        return 0
     if a.summarize:
         runs = [json.loads((Path(d) / "results.json").read_text()) for d in a.summarize]
         print(summary_table(runs))
@@ -190,6 +200,46 @@ def grpo(dest: Path, model: str, rej: dict, a) -> dict:
             "spread_image_gen": len(spread), "runtime_s": r.runtime_s,
             "mean_frac_reward_zero_std": _mean([x["frac_reward_zero_std"] for x in varied]),
             "mean_accuracy_reward": _mean([x["rewards/accuracy/mean"] for x in varied])}
+
+
+def error_kinds(model: str, a) -> dict:
+    """Per generation task, the judge's wrong verdicts (order 1) on the eval draw by kind: "decided" (checklist
+    equal to the oracle's, verdict wrong), "Tally" (only the tally line differs), or by the checklist elements it
+    misread (colour, shape, position, motion, physics: the first word of each line that differs; "length": a line
+    missing or extra), and how many wrong pairs are generated looks."""
+    from collections import Counter
+
+    from unireward.backends.hf import HFBackend
+    from unireward.judge import RewardModel
+    from unireward.media import VideoPolicy
+    from unireward.sandbox.ladder import _pair_request, heldout_samples
+    from unireward.tasks import get_task
+
+    import torch
+
+    torch.set_num_threads(1)
+    rm = RewardModel(HFBackend.load(model, device="cpu", dtype="float32", batch_size=32), method="generate",
+                     max_new_tokens=96, video_policy=VideoPolicy(num_frames=8))
+    data = heldout_samples(a.eval_n, a.eval_seed, 56, 8, tasks=GEN, generated_share=0.3)
+    out = {}
+    for task in GEN:
+        items, t = data[task], get_task(task)
+        results = rm.rank_batch([_pair_request(s, root) for s, root in items], task=task, both_orders=False)
+        kinds, generated, wrong = Counter(), 0, 0
+        for (s, _), r in zip(items, results):
+            if r.winner == s.label:
+                continue
+            wrong += 1
+            generated += bool(s.meta.get("generated"))
+            raw = r.raw[0] if isinstance(r.raw, list) else r.raw
+            got = (raw or "").split(t.answer.prefix)[0].strip().splitlines()
+            gold = s.rationale.strip().splitlines()
+            bad = sorted({(g.split() or ["?"])[0].rstrip(":") for g, x in zip(gold, got) if g != x}
+                         | ({"length"} if len(got) != len(gold) else set()))
+            misread = [b for b in bad if b != "Tally"]  # a misread line changes the tally too
+            kinds.update(misread or bad or ["decided"])
+        out[task] = {"n": len(items), "wrong": wrong, "generated_looks": generated, "kinds": dict(kinds)}
+    return out
 
 
 def gen_gain(runs: list[dict]) -> float | None:
