@@ -42,7 +42,7 @@ GEN = ("image-gen/pair", "video-gen/pair")
 OTHER = ("image-gen/point", "video-gen/point", "image-und/pair", "image-und/point", "video-und/pair",
          "video-und/point", "image-edit/pair", "image-edit/point")
 EVAL = GEN + ("image-und/pair", "video-und/pair", "image-edit/pair")
-MODELS = ("shipped", "rs-sft", "grpo", "control")
+MODELS = ("shipped", "rs-sft", "grpo", "control", "grpo-shipped")  # the last one only when asked for
 
 
 def main(argv=None) -> int:
@@ -62,7 +62,9 @@ def main(argv=None) -> int:
     p.add_argument("--eval-n", type=int, default=200, help="held-out pairs per pair task")
     p.add_argument("--eval-seed", type=int, default=5)
     p.add_argument("--seed", type=int, default=0, help="training and sampling seed (train draw 7000 + seed)")
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="the models to evaluate")
+    p.add_argument("--models", nargs="+", default=list(MODELS[:4]), choices=MODELS,
+                   help="the models to evaluate (grpo-shipped: GRPO from the shipped judge, no rs-sft, trained "
+                   "only when named)")
     p.add_argument("--summarize", nargs="+", metavar="OUT", help="only print the table over these runs")
     p.add_argument("--errors", nargs="+", metavar="MODEL", help="only count the error kinds of these judges on the "
                    "generation pairs of the eval draw (order 1) and write them to <out>/errors.json")
@@ -108,10 +110,12 @@ def main(argv=None) -> int:
     stage("rs-sft", lambda: sft(out / "rs-sft", SHIPPED, rs_mix(out, rej, data, a), sft_steps, a))
     stage("grpo", lambda: grpo(out / "grpo", str(out / "rs-sft"), rej, a))
     stage("control", lambda: sft(out / "control", SHIPPED, [data["gen"], data["replay"]], sft_steps + grpo_steps, a))
+    if "grpo-shipped" in a.models:
+        stage("grpo-shipped", lambda: grpo(out / "grpo-shipped", SHIPPED, rej, a))
 
     from unireward.sandbox.ladder import evaluate_judge
 
-    paths = {"shipped": SHIPPED, "rs-sft": out / "rs-sft", "grpo": out / "grpo", "control": out / "control"}
+    paths = {"shipped": SHIPPED, **{m: out / m for m in MODELS[1:]}}
     for name in a.models:
         if name in res["eval"]:
             continue
@@ -187,7 +191,7 @@ def grpo(dest: Path, model: str, rej: dict, a) -> dict:
     from unireward.train.grpo_judge import GRPOJudgeConfig, run_grpo_judge
 
     spread = [s for s in read_samples(rej["spread"]) if s.task == GEN[0]]
-    mix = dest.parent / "grpo-data.jsonl"
+    mix = dest.parent / f"{dest.name}-data.jsonl"
     write_samples(mix, spread)  # media paths absolute (records')
     r = run_grpo_judge(GRPOJudgeConfig(model=model, data=[str(mix)], output_dir=str(dest), lr=a.grpo_lr,
                                        max_steps=a.grpo_steps, batch_size=2 * a.generations,
@@ -265,10 +269,11 @@ def _judge_defaults(dest: Path) -> None:
 def summary_table(runs: list[dict]) -> str:
     """Per task: n, and each model's two-order accuracy (mean over the runs that evaluated it, per-seed values in
     brackets; order 1 / order 2 of the mean); then each run's stage times."""
-    lines = ["| task (n pairs, both orders) | " + " | ".join(MODELS) + " |", "|---|" + "---|" * len(MODELS)]
+    names = [m for m in MODELS if any(m in r.get("eval", {}) for r in runs)]
+    lines = ["| task (n pairs, both orders) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for task in EVAL:
         row, n = [], None
-        for name in MODELS:
+        for name in names:
             evs = [r["eval"][name][task] for r in runs if name in r.get("eval", {})]
             n = n or next((r["eval"][name]["n"] for r in runs if name in r.get("eval", {})), None)
             if not evs:
