@@ -1,9 +1,11 @@
 """Sandbox experiment: the Think recipe's reinforcement steps on the shipped sandbox judge, against a plain-SFT
 control spent on the same number of optimizer steps.
 
-    nice -n 10 python benchmarks/sandbox_rft.py --out runs/rft/seed0 --seed 0
-    nice -n 10 python benchmarks/sandbox_rft.py --out runs/rft/seed1 --seed 1 --models rs-sft grpo control
+    nice -n 10 python benchmarks/sandbox_rft.py --out runs/rft/seed0 --seed 0 \
+        --models shipped rs-sft grpo control grpo-shipped
+    nice -n 10 python benchmarks/sandbox_rft.py --out runs/rft/seed1 --seed 1 --models rs-sft grpo control grpo-shipped
     python benchmarks/sandbox_rft.py --summarize runs/rft/seed0 runs/rft/seed1     # the table over seeds
+    python benchmarks/sandbox_rft.py --out runs/rft/errors --errors src/unireward/sandbox/judge runs/rft/seed0/grpo
 
 Stages (each skipped when its output exists, so a rerun continues):
 1. data: train-split generation pairs (`n_image_gen` image-gen, `n_video_gen` video-gen; `generated_share` of
@@ -19,12 +21,13 @@ Stages (each skipped when its output exists, so a rerun continues):
    sampling only; a group that agrees has zero advantage, so replay pairs the judge always gets right would train
    nothing but the KL term, and the KL to rs-sft is what keeps the other tasks);
 5. control: SFT from the shipped judge on the gold targets of the same pairs + replay, for the rs-sft + grpo
-   optimizer steps;
+   optimizer steps; grpo-shipped (only when named in `models`): GRPO as in 4, from the shipped judge;
 6. eval: held-out pairwise accuracy (both orders) of `models` through `ladder.evaluate_judge`: `eval_n` pairs of
    every pair task on one draw (`eval_seed`, the same for every model and seed).
 
 Writes <out>/results.json (timings, per-stage outputs, the evaluations) and prints a markdown table; `--summarize`
-prints the table over several runs' results (mean and per-seed values; the shipped judge from whichever run has it).
+prints the table over several runs' results (mean and per-seed values; the shipped judge from whichever run has it);
+`--errors` counts the error kinds of judges on the eval draw's generation pairs (`error_kinds`).
 """
 
 from __future__ import annotations
