@@ -1,6 +1,6 @@
 """Rejection sampling (`unireward train reject`): on the shipped sandbox judge and a handful of sandbox samples,
-traces are kept iff their parsed verdict equals the label, the hard set is the rest, seeds are recorded and a
-resumed run adds no duplicates."""
+traces are kept iff their parsed verdict equals the label, the hard set is the rest, the spread set is the
+samples right on some traces only, seeds are recorded and a resumed run adds no duplicates."""
 
 from __future__ import annotations
 
@@ -67,6 +67,10 @@ def test_kept_iff_the_parsed_verdict_matches_and_the_hard_set_is_the_rest_and_re
     sft = list(read_samples(out / "sft.jsonl"))
     hard = list(read_samples(out / "hard.jsonl"))
     assert {s.id for s in hard} == {i for i, r in records.items() if r["status"] == "hard"}
+    spread = list(read_samples(out / "spread.jsonl"))  # right on some traces, not all: GRPO groups that vary
+    assert {s.id for s in spread} == {i for i, r in records.items() if 0 < r["correct"] < r["k"]}
+    assert first.spread == len(spread) and all(s.meta["rejection"]["k"] == 3 for s in spread)
+    assert all(0 < s.meta["rejection"]["correct"] < 3 for s in spread)
     want = {(i, t["text"].strip()) for i, r in records.items() for t in r["traces"] if t["correct"]}
     assert {(s.meta["rejection"]["source_id"], s.target) for s in sft} == want  # distinct right traces
     assert len(sft) == len(want)

@@ -15,10 +15,12 @@ allows them; point: the score within `point_tolerance`); an unparsed trace is wr
   the answer prefix as `rationale` (ids `<id>/rs<j>`; with `distinct`, identical traces once; at most
   `max_per_sample` of them), media paths absolute;
 - `hard.jsonl`: the samples the judge got wrong on all k traces (GRPO's training set in the Think recipe);
+- `spread.jsonl`: the samples it got right on some but not all k traces: the groups whose GRPO accuracy
+  rewards vary at this temperature (a group that agrees has zero advantage and trains nothing);
 - `summary.json`: counts, pass@k and the mean per-trace accuracy per task.
 
-`sft.jsonl`, `hard.jsonl` and `summary.json` are rewritten from `records.jsonl` at the end of every run, so a
-resumed run adds no duplicates. Traces of one batch are drawn after `torch.manual_seed(seed)` where `seed` (in
+`sft.jsonl`, `hard.jsonl`, `spread.jsonl` and `summary.json` are rewritten from `records.jsonl` at the end of every
+run, so a resumed run adds no duplicates. Traces of one batch are drawn after `torch.manual_seed(seed)` where `seed` (in
 every trace) is derived from the run's seed and the batch's sample ids: the same batch reproduces its traces.
 """
 
@@ -80,10 +82,12 @@ class RejectResult:
     out_dir: Path
     sft_path: Path
     hard_path: Path
+    spread_path: Path
     samples: int  # samples recorded in total (resumed runs included)
     new: int  # samples judged by this invocation
     kept_traces: int  # rows of sft.jsonl
     hard: int  # rows of hard.jsonl
+    spread: int  # rows of spread.jsonl
     errors: int  # samples that failed (recorded with their error)
     runtime_s: float
     per_task: dict[str, Any] = field(default_factory=dict)
@@ -254,16 +258,17 @@ def _absolute(sample, root: str) -> dict:
 
 
 def export(out: Path, config: RejectConfig) -> RejectResult:
-    """Rewrite sft.jsonl, hard.jsonl and summary.json from records.jsonl (no duplicates, whatever was resumed)."""
+    """Rewrite sft.jsonl, hard.jsonl, spread.jsonl and summary.json from records.jsonl (no duplicates, whatever
+    was resumed)."""
     from ..construct.writer import read_records
     from ..data.schema import Sample, write_samples
     from ..tasks import get_task
 
-    sft, hard, per_task, errors, total = [], [], {}, 0, 0
+    sft, hard, spread, per_task, errors, total = [], [], [], {}, 0, 0
     for rec in read_records(out / "records.jsonl"):
         total += 1
         stats = per_task.setdefault(rec["task"], {"samples": 0, "kept": 0, "hard": 0, "errors": 0, "traces": 0,
-                                                  "right_traces": 0, "kept_rows": 0})
+                                                  "right_traces": 0, "kept_rows": 0, "spread": 0})
         stats["samples"] += 1
         if rec["status"] == "error":
             errors += 1
@@ -278,6 +283,11 @@ def export(out: Path, config: RejectConfig) -> RejectResult:
                 "k": rec["k"], "temperature": rec["traces"][0]["temperature"], "seed": rec["traces"][0]["seed"]}}))
             continue
         stats["kept"] += 1
+        if rec["correct"] < rec["k"]:
+            stats["spread"] += 1
+            spread.append(dataclasses.replace(base, meta={**base.meta, "rejection": {
+                "k": rec["k"], "correct": rec["correct"], "temperature": rec["traces"][0]["temperature"],
+                "seed": rec["traces"][0]["seed"]}}))
         task = get_task(base.task, family=config.family, variant=config.variant)
         seen: set[str] = set()
         for t in rec["traces"]:
@@ -300,10 +310,13 @@ def export(out: Path, config: RejectConfig) -> RejectResult:
         stats["trace_accuracy"] = round(stats["right_traces"] / stats["traces"], 4) if stats["traces"] else None
     write_samples(out / "sft.jsonl", sft)
     write_samples(out / "hard.jsonl", hard)
-    summary = {"samples": total, "kept_traces": len(sft), "hard": len(hard), "errors": errors, "per_task": per_task}
+    write_samples(out / "spread.jsonl", spread)
+    summary = {"samples": total, "kept_traces": len(sft), "hard": len(hard), "spread": len(spread), "errors": errors,
+               "per_task": per_task}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return RejectResult(out_dir=out, sft_path=out / "sft.jsonl", hard_path=out / "hard.jsonl", samples=total, new=0,
-                        kept_traces=len(sft), hard=len(hard), errors=errors, runtime_s=0.0, per_task=per_task)
+    return RejectResult(out_dir=out, sft_path=out / "sft.jsonl", hard_path=out / "hard.jsonl",
+                        spread_path=out / "spread.jsonl", samples=total, new=0, kept_traces=len(sft), hard=len(hard),
+                        spread=len(spread), errors=errors, runtime_s=0.0, per_task=per_task)
 
 
 def _bar(config: RejectConfig, total: int):
