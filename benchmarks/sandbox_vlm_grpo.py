@@ -1,9 +1,9 @@
 """GRPO of the sandbox policy VLM (TRL's GRPOTrainer) from the judge's rewards against the DPO loop, at the same
 number of generated answers.
 
-    python benchmarks/sandbox_vlm_grpo.py --pol-base /tmp/vlmgrpo/base/policy_trained \
-        --judge src/unireward/sandbox/judge --seeds 0 1 2 --answers 1920
-    python benchmarks/sandbox_vlm_grpo.py --report runs/a/vlm_grpo.json runs/b/vlm_grpo.json   # one table of both
+    python benchmarks/sandbox_vlm_grpo.py --arms grpo-oracle grpo-reference --out runs/vlm_grpo/A   # ~13 min, one core
+    python benchmarks/sandbox_vlm_grpo.py --arms grpo-point dpo --out runs/vlm_grpo/B              # ~15 min (+17 min base)
+    python benchmarks/sandbox_vlm_grpo.py --report runs/vlm_grpo/A/vlm_grpo.json runs/vlm_grpo/B/vlm_grpo.json  # one table
 
 Base: a saved policy (`--pol-base`); when that folder does not exist it is built there with the DPO benchmark's
 recipe (`sandbox_dpo_loops.policy_base`: 3000 steps describing images, then 400 steps on loose answers, 80% of
@@ -86,7 +86,8 @@ def evaluate(model, processor, judge, sets: dict, temperature: float, seeds) -> 
 def _curve(history: list[dict]) -> list[dict]:
     keep = ("step", "loss", "reward", "reward_std", "kl", "frac_reward_zero_std", "oracle/train_score",
             "oracle/train_all_right", "completions/mean_length")
-    return [{k: v for k, v in h.items() if k in keep or k.startswith("rewards/")} for h in history if "loss" in h]
+    return [{k: v for k, v in h.items() if k in keep or k.startswith("rewards/") or k.endswith("/missing")}
+            for h in history if "loss" in h]
 
 
 def table(report: dict) -> None:
@@ -121,10 +122,10 @@ def main(argv=None) -> dict:
     p.add_argument("--judge", default="src/unireward/sandbox/judge", help="a judge folder, or 'oracle'")
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--answers", type=int, default=1920, help="generated training answers per arm and seed")
+    p.add_argument("--answers", type=int, default=1280, help="generated training answers per arm and seed")
     p.add_argument("--group", type=int, default=8, help="GRPO: answers per question")
     p.add_argument("--batch", type=int, default=16, help="GRPO: answers per optimisation step")
-    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--beta", type=float, default=0.04, help="GRPO: KL to the base")
     p.add_argument("--loss-type", default="grpo")
     p.add_argument("--temperature", type=float, default=0.7, help="GRPO and DPO sampling, and evaluation")
@@ -133,8 +134,8 @@ def main(argv=None) -> dict:
     p.add_argument("--dpo-beta", type=float, default=0.3)
     p.add_argument("--dpo-sft-weight", type=float, default=0.3)
     p.add_argument("--dpo-epochs", type=float, default=4)
-    p.add_argument("--eval-heldout", type=int, default=120)
-    p.add_argument("--eval-seen", type=int, default=60)
+    p.add_argument("--eval-heldout", type=int, default=100)
+    p.add_argument("--eval-seen", type=int, default=50)
     p.add_argument("--eval-seeds", type=int, default=2, help="sampled answers per evaluation image")
     p.add_argument("--out", default="outputs/sandbox_vlm_grpo")
     p.add_argument("--report", nargs="+", default=None, help="only print the table of these result files")

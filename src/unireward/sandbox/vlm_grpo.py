@@ -31,7 +31,7 @@ from . import oracle
 class PolicyGRPOConfig:
     num_generations: int = 8  # answers per question: the group
     batch_size: int = 16  # answers per optimisation step, a multiple of num_generations
-    lr: float = 5e-5
+    lr: float = 1e-4
     beta: float = 0.04  # KL to the starting policy (0: no reference model)
     epsilon: float = 0.2  # the ratio's clip range
     temperature: float = 0.7  # sampling temperature: the DPO loop's construction and the evaluation's
