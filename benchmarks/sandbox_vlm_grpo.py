@@ -1,9 +1,9 @@
 """GRPO of the sandbox policy VLM (TRL's GRPOTrainer) from the judge's rewards against the DPO loop, at the same
 number of generated answers.
 
-    python benchmarks/sandbox_vlm_grpo.py --arms grpo-oracle grpo-reference --out runs/vlm_grpo/A   # ~13 min, one core
-    python benchmarks/sandbox_vlm_grpo.py --arms grpo-point dpo --out runs/vlm_grpo/B              # ~15 min (+17 min base)
-    python benchmarks/sandbox_vlm_grpo.py --report runs/vlm_grpo/A/vlm_grpo.json runs/vlm_grpo/B/vlm_grpo.json  # one table
+    python benchmarks/sandbox_vlm_grpo.py --arms grpo-oracle grpo-reference --out runs/vlm_grpo/A  # ~13 min, 1 core
+    python benchmarks/sandbox_vlm_grpo.py --arms grpo-point dpo --out runs/vlm_grpo/B   # ~15 min (+17 min: the base)
+    python benchmarks/sandbox_vlm_grpo.py --report runs/vlm_grpo/A/vlm_grpo.json runs/vlm_grpo/B/vlm_grpo.json
 
 Base: a saved policy (`--pol-base`); when that folder does not exist it is built there with the DPO benchmark's
 recipe (`sandbox_dpo_loops.policy_base`: 3000 steps describing images, then 400 steps on loose answers, 80% of
