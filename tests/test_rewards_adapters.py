@@ -122,6 +122,17 @@ def test_trl_reward_groups_per_prompt_and_image_whatever_the_order():
     assert out[2] > out[0] and out[3] > out[1]
 
 
+def test_trl_reward_ties_a_copy_of_the_reference_without_asking_the_judge():
+    backend = LengthJudge()
+    fn = trl_reward(RewardModel(backend), task="image-und/pair", reference_column="answer")
+    out = fn(prompts=["q"] * 3, completions=["A grey square.", " A grey square. ", "Grey."], image=[grey(1)] * 3,
+             answer=["A grey square."] * 3)
+    assert out[:2] == [0.5, 0.5] and out[2] < 0.5  # the shorter answer loses to the reference
+    assert len(backend.saw_images) == 2  # only the third row was judged, once per order
+    assert fn(prompts=["q"], completions=["Grey."], image=[grey(1)], answer=["Grey."]) == [0.5]
+    assert len(backend.saw_images) == 2
+
+
 def test_trl_win_rate_groups_spanning_processes_are_judged_whole():
     """TRL can split a prompt's generations over devices; each process must still get the prompt's win rates."""
     judge = RewardModel(LengthJudge())

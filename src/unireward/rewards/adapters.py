@@ -36,7 +36,9 @@ def trl_reward(judge, *, task: str = "image-und/point", mode: str | None = None,
     """A TRL reward function. Without `reference_column`: `mode` "point" (default) scores each completion, or
     "win-rate" / "bradley-terry" among each prompt's completions (gathered across processes: TRL may split a
     prompt's generations over devices, and a win rate over a device's share is not the prompt's). With it: each
-    completion against that row's reference answer, reward P(completion > reference) over both orders.
+    completion against that row's reference answer, reward P(completion > reference) over both orders; a
+    completion identical to its reference (stripped) ties it, 0.5, without a judge call (a judge may fail to
+    decide between two copies of one answer; the sandbox judge's checklist then degenerates and does not parse).
     `gather(rows) -> (all rows, offset of this process's rows)`; default: torch.distributed when initialised."""
     judge = connect(judge)
     gather = gather or gather_rows
@@ -49,24 +51,29 @@ def trl_reward(judge, *, task: str = "image-und/point", mode: str | None = None,
         answers = [_text(c) for c in completions]
         media = _images(prompts, kwargs, image_column)
         n = len(texts)
+        out: list[float | None] = [None] * n
         if reference_column:  # one pair per row: (completion, reference)
-            refs = kwargs[reference_column]
-            reqs = [GroupRequest(texts[i], [answers[i], str(refs[i])], media[i]) for i in range(n)]
-            return reqs, [[i] for i in range(n)], True, 0, n
+            refs = [str(r) for r in kwargs[reference_column]]
+            judged = [i for i in range(n) if answers[i].strip() != refs[i].strip()]
+            for i in range(n):
+                if i not in judged:
+                    out[i] = 0.5  # a copy of the reference ties it
+            reqs = [GroupRequest(texts[i], [answers[i], refs[i]], media[i]) for i in judged]
+            return reqs, [[i] for i in judged], True, 0, out
         if mode == "point":  # no group needed; rows batched by prompt
             groups = group_rows([(t, media_key(m)) for t, m in zip(texts, media)])
             return [GroupRequest(texts[idx[0]], [answers[i] for i in idx], media[idx[0]]) for idx in groups], \
-                groups, False, 0, n
+                groups, False, 0, out
         # pairwise among a prompt's completions: a prompt's group may span processes; gather every row, judge the
         # groups that hold a local row, keep the local rewards
         rows, start = gather(list(zip(texts, answers, media)))
         keys = [(t, media_key(m)) for t, _, m in rows]
         groups = [idx for idx in group_rows(keys) if any(start <= i < start + n for i in idx)]
         reqs = [GroupRequest(rows[idx[0]][0], [rows[i][1] for i in idx], rows[idx[0]][2]) for idx in groups]
-        return reqs, groups, False, start, n
+        return reqs, groups, False, start, out
 
-    def unpack(results, groups, pick, start, n, kwargs) -> list[float | None]:
-        out: list[float | None] = [None] * n
+    def unpack(results, groups, pick, start, out, kwargs) -> list[float | None]:
+        n = len(out)
         for idx, g in zip(groups, results):
             if pick:  # against a reference: the completion is candidate 0
                 out[idx[0]] = g.rewards[0]
@@ -86,14 +93,14 @@ def trl_reward(judge, *, task: str = "image-und/point", mode: str | None = None,
 
     if asynchronous:
         async def reward(prompts, completions, completion_ids=None, **kwargs):
-            reqs, groups, pick, start, n = build(prompts, completions, kwargs)
-            res = await judge.agroup_reward_batch(reqs, task=task, mode=mode, both_orders=both_orders)
-            return unpack(res, groups, pick, start, n, kwargs)
+            reqs, groups, pick, start, out = build(prompts, completions, kwargs)
+            res = await judge.agroup_reward_batch(reqs, task=task, mode=mode, both_orders=both_orders) if reqs else []
+            return unpack(res, groups, pick, start, out, kwargs)
     else:
         def reward(prompts, completions, completion_ids=None, **kwargs):
-            reqs, groups, pick, start, n = build(prompts, completions, kwargs)
-            res = judge.group_reward_batch(reqs, task=task, mode=mode, both_orders=both_orders)
-            return unpack(res, groups, pick, start, n, kwargs)
+            reqs, groups, pick, start, out = build(prompts, completions, kwargs)
+            res = judge.group_reward_batch(reqs, task=task, mode=mode, both_orders=both_orders) if reqs else []
+            return unpack(res, groups, pick, start, out, kwargs)
     reward.__name__ = fn_name
     return reward
 
