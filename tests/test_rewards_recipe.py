@@ -28,6 +28,21 @@ def test_grpo_presets_load_and_say_how_to_run():
     assert "benchmarks/sandbox_grpo.py" in (ROOT / "configs/grpo/sandbox_generator.yaml").read_text()
 
 
+def test_the_vllm_preset_judges_with_the_served_checkpoints_prompts(monkeypatch):
+    """The judge the recipe connects to is run with its checkpoint's own prompt family, not unireward's (no
+    request is sent: loading an OpenAI-backend judge does not call the server)."""
+    from unireward.rewards import client
+    from unireward.rewards.recipe import reward_funcs
+
+    vlm = load_config(VLMGRPOConfig, ROOT / "configs/grpo/qwen2_5_vl_3b_vllm_judge.yaml")
+    made = []
+    real = client.connect
+    monkeypatch.setattr(client, "connect", lambda *a, **kw: made.append(real(*a, **kw)) or made[-1])
+    funcs, weights = reward_funcs(vlm)
+    assert len(funcs) == 2 and weights == [1.0, 1.0]
+    assert made[0].rm.family == "1.0"
+
+
 def test_vlm_grpo_recipe_steps_against_a_served_judge(tmp_path, tiny_model_dir, monkeypatch):
     from test_rewards_adapters import LengthJudge
 

@@ -28,6 +28,7 @@ class VLMGRPOConfig:
     judge: str = ""  # URL of `unireward serve` or of an OpenAI-compatible server, or a judge folder
     judge_kind: str = "unireward"  # unireward | openai
     served_model: str | None = None  # the judge's model name on an OpenAI-compatible server
+    checkpoint: str | None = None  # the registered checkpoint that server runs (its prompt family); see `unireward models`
     api_key_env: str = "UNIREWARD_API_KEY"  # environment variable holding the judge server's key, if any
     point_weight: float = 1.0
     point_task: str = "image-und/point"
@@ -74,7 +75,7 @@ def reward_funcs(cfg: VLMGRPOConfig) -> tuple[list, list[float]]:
         if key:
             kw["api_key"] = key
         if cfg.judge_kind == "openai":
-            kw["served_model"] = cfg.served_model
+            kw.update(served_model=cfg.served_model, checkpoint=cfg.checkpoint)
     judge = connect(cfg.judge, kind=cfg.judge_kind, **kw)
     funcs, weights = [], []
     if cfg.point_weight:
