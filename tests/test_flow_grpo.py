@@ -123,3 +123,31 @@ def test_short_sandbox_grpo_run_raises_its_reward(reward):
     assert ("kl" in history[0]) == (reward == "dense")
     assert measured(new) > measured(gen) + 0.1
     assert all(torch.equal(a, b) for a, b in zip(before, gen.unet.parameters()))  # the input generator is kept
+
+
+def test_monitors_score_the_training_samples_without_training_on_them():
+    """A monitor's mean over each iteration's samples is recorded; the reward itself as a monitor is not called
+    again; the update is the same with or without monitors."""
+    import numpy as np
+
+    from unireward.sandbox.generator import build_generator
+    from unireward.sandbox.grpo import SandboxGRPOConfig, grpo_generator
+
+    calls = []
+
+    def reward(images, prompts, metadata=None):
+        calls.append(len(images))
+        return _brightness(images)
+
+    dark = lambda images, prompts, metadata=None: [1 - v for v in _brightness(images)]  # noqa: E731
+    gen = build_generator(seed=0)
+    cfg = SandboxGRPOConfig(iterations=2, prompts_per_iteration=2, group_size=4, sample_steps=4, lr=1e-3)
+    caps = ["a red circle at the center", "a blue square at the top left"]
+    a, ha = grpo_generator(gen, reward, cfg, captions=caps, monitors={"dark": dark, "same": reward})
+    assert calls == [8, 8]
+    b, hb = grpo_generator(gen, _brightness, cfg, captions=caps)
+    for x, y in zip(ha, hb):
+        assert x["same"] == x["reward_mean"] == y["reward_mean"]
+        assert x["dark"] == pytest.approx(1 - x["reward_mean"]) and "dark" not in y
+    assert all(torch.equal(p, q) for p, q in zip(a.unet.parameters(), b.unet.parameters()))
+    assert np.isfinite([h["loss"] for h in ha]).all()
