@@ -1,7 +1,8 @@
 """GRPO of the sandbox generator from three rewards against the DPO loop, at the same number of generated samples.
 
     python benchmarks/sandbox_grpo.py --gen-base src/unireward/sandbox/generator_base \
-        --judge src/unireward/sandbox/judge --seeds 0 1 2 --iterations 10 --prompts 8 --group 4
+        --judge src/unireward/sandbox/judge --seeds 0 1 2 --iterations 10 --prompts 8 --group 8 \
+        --lr 1e-4 --minibatches 4 --eval-samples 6
 
 Arms (per seed, each from the same base generator):
 - `grpo-winrate`: GRPO with the judge's group win rates (all pairs, both orders; Pref-GRPO's reward);
@@ -126,10 +127,10 @@ def main(argv=None) -> dict:
     p.add_argument("--prompts", type=int, default=8, help="captions per GRPO iteration")
     p.add_argument("--group", type=int, default=8, help="samples per caption (G)")
     p.add_argument("--sample-steps", type=int, default=10)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--clip-range", type=float, default=1e-4)
     p.add_argument("--kl-beta", type=float, default=0.0)
-    p.add_argument("--minibatches", type=int, default=1)
+    p.add_argument("--minibatches", type=int, default=4)
     p.add_argument("--min-train-std", type=float, default=0.1, help="train only on transitions with this std or more")
     p.add_argument("--n", type=int, default=10, help="DPO: candidates per caption")
     p.add_argument("--dpo-steps", type=int, default=300)

@@ -116,7 +116,7 @@ def test_short_sandbox_grpo_run_raises_its_reward(reward):
     gen = build_generator(seed=0)
     before = [p.detach().clone() for p in gen.unet.parameters()]
     cfg = SandboxGRPOConfig(iterations=4, prompts_per_iteration=2, group_size=8, sample_steps=4, lr=1e-3,
-                            kl_beta=0.01 if reward == "dense" else 0.0)
+                            minibatches=1, kl_beta=0.01 if reward == "dense" else 0.0)
     new, history = grpo_generator(gen, fn, cfg, captions=caps, callback=lambda it, g: {"seen": it})
     assert [h["samples"] for h in history] == [16, 32, 48, 64] and [h["seen"] for h in history] == [1, 2, 3, 4]
     assert all(math.isfinite(h["loss"]) and h["missing"] == 0 for h in history)
