@@ -75,15 +75,16 @@ def table(report: dict) -> list[str]:
     seeds = sorted({int(s) for per in report["arms"].values() for s in per})
     lines = [f"samples per run: {report['samples_per_run']}; evaluation: {report['eval_images']} images (the same "
              f"for every arm); mean +- sd over seeds {seeds}",
-             "| arm | all attributes right | held-out combinations | judge score (0-1) | oracle share | hacking gap |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| arm | seeds | all attributes right | held-out combinations | judge score (0-1) | oracle share | "
+             "hacking gap |", "| --- | --- | --- | --- | --- | --- | --- |"]
     b = report["base"]
-    lines.append(f"| base | {100 * b['all']:.1f} | {100 * b['heldout_combos']:.1f} | {100 * b['judge_score']:.1f} | "
-                 f"{100 * b['oracle_share']:.1f} | - |")
+    lines.append(f"| base | - | {100 * b['all']:.1f} | {100 * b['heldout_combos']:.1f} | "
+                 f"{100 * b['judge_score']:.1f} | {100 * b['oracle_share']:.1f} | - |")
     for arm, per_seed in report["arms"].items():
         v = list(per_seed.values())
         if v:
-            lines.append(f"| {arm} | {_ms([x['all'] for x in v])} | {_ms([x['heldout_combos'] for x in v])} | "
+            lines.append(f"| {arm} | {len(v)} | {_ms([x['all'] for x in v])} | "
+                         f"{_ms([x['heldout_combos'] for x in v])} | "
                          f"{_ms([x['judge_score'] for x in v])} | {_ms([x['oracle_share'] for x in v])} | "
                          f"{_ms([x['hacking_gap'] for x in v])} |")
     lines.append("judge's pointwise score (0-1) / oracle share of each iteration's training samples, mean over seeds:")
