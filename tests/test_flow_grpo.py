@@ -116,10 +116,38 @@ def test_short_sandbox_grpo_run_raises_its_reward(reward):
     gen = build_generator(seed=0)
     before = [p.detach().clone() for p in gen.unet.parameters()]
     cfg = SandboxGRPOConfig(iterations=4, prompts_per_iteration=2, group_size=8, sample_steps=4, lr=1e-3,
-                            kl_beta=0.01 if reward == "dense" else 0.0)
+                            minibatches=1, kl_beta=0.01 if reward == "dense" else 0.0)
     new, history = grpo_generator(gen, fn, cfg, captions=caps, callback=lambda it, g: {"seen": it})
     assert [h["samples"] for h in history] == [16, 32, 48, 64] and [h["seen"] for h in history] == [1, 2, 3, 4]
     assert all(math.isfinite(h["loss"]) and h["missing"] == 0 for h in history)
     assert ("kl" in history[0]) == (reward == "dense")
     assert measured(new) > measured(gen) + 0.1
     assert all(torch.equal(a, b) for a, b in zip(before, gen.unet.parameters()))  # the input generator is kept
+
+
+def test_monitors_score_the_training_samples_without_training_on_them():
+    """A monitor's mean over each iteration's samples is recorded; the reward itself as a monitor is not called
+    again; the update is the same with or without monitors."""
+    import numpy as np
+
+    from unireward.sandbox.generator import build_generator
+    from unireward.sandbox.grpo import SandboxGRPOConfig, grpo_generator
+
+    calls = []
+
+    def reward(images, prompts, metadata=None):
+        calls.append(len(images))
+        return _brightness(images)
+
+    dark = lambda images, prompts, metadata=None: [1 - v for v in _brightness(images)]  # noqa: E731
+    gen = build_generator(seed=0)
+    cfg = SandboxGRPOConfig(iterations=2, prompts_per_iteration=2, group_size=4, sample_steps=4, lr=1e-3)
+    caps = ["a red circle at the center", "a blue square at the top left"]
+    a, ha = grpo_generator(gen, reward, cfg, captions=caps, monitors={"dark": dark, "same": reward})
+    assert calls == [8, 8]
+    b, hb = grpo_generator(gen, _brightness, cfg, captions=caps)
+    for x, y in zip(ha, hb):
+        assert x["same"] == x["reward_mean"] == y["reward_mean"]
+        assert x["dark"] == pytest.approx(1 - x["reward_mean"]) and "dark" not in y
+    assert all(torch.equal(p, q) for p, q in zip(a.unet.parameters(), b.unet.parameters()))
+    assert np.isfinite([h["loss"] for h in ha]).all()

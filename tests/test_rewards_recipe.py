@@ -24,7 +24,7 @@ def test_grpo_presets_load_and_say_how_to_run():
     assert vlm.judge_kind == "openai" and vlm.num_generations == 8 and vlm.lr == 1e-6 and vlm.beta == 0.04
     assert "-m unireward.rewards.recipe" in (ROOT / "configs/grpo/qwen2_5_vl_3b_vllm_judge.yaml").read_text()
     sb = load_config(SandboxGRPOConfig, ROOT / "configs/grpo/sandbox_generator.yaml", ["iterations=3"])
-    assert sb.iterations == 3 and sb.group_size == 4 and sb.eta > 0
+    assert sb.iterations == 3 and sb.group_size == 8 and sb.minibatches == 4 and sb.eta > 0
     assert "benchmarks/sandbox_grpo.py" in (ROOT / "configs/grpo/sandbox_generator.yaml").read_text()
 
 

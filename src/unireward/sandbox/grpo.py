@@ -25,7 +25,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -39,11 +39,11 @@ class SandboxGRPOConfig:
     group_size: int = 8
     sample_steps: int = 10  # DDIM steps of the stochastic sampler
     eta: float = 1.0  # 1: DDPM-like transitions; 0 would make every step deterministic (no log-probabilities)
-    lr: float = 3e-4
+    lr: float = 1e-4  # 3e-4 (one step per iteration) lowered the oracle's reward on its own samples (see docs)
     clip_range: float = 1e-4  # PPO ratio clip; log-probs are per-dimension means, so ratios stay near 1
     adv_clip: float = 5.0
     inner_epochs: int = 1
-    minibatches: int = 1  # optimizer steps per inner epoch (each over all transitions of its samples)
+    minibatches: int = 4  # optimizer steps per inner epoch (each over all transitions of its samples)
     kl_beta: float = 0.0  # KL to the starting policy's step means (flow_grpo's beta)
     max_grad_norm: float = 1.0
     eps: float = 1e-4
@@ -64,6 +64,17 @@ def oracle_reward(images: Sequence[Any], prompts: Sequence[str], metadata: Any =
     from . import oracle
 
     return [oracle.score_media(c, np.asarray(im)) for c, im in zip(prompts, images)]
+
+
+def _finite(raw) -> list[float | None]:
+    """A reward function's scores (a flow_grpo-style fn returns (scores, info)), None where not finite."""
+    scores = raw[0] if isinstance(raw, tuple) else raw
+    return [None if v is None or not math.isfinite(float(v)) else float(v) for v in scores]
+
+
+def _mean(values: Sequence[float | None]) -> float:
+    got = [v for v in values if v is not None]
+    return float(np.mean(got)) if got else float("nan")
 
 
 def _ddim(gen, steps: int):
@@ -100,9 +111,13 @@ def sample_trajectories(gen, captions: Sequence[str], *, steps: int, eta: float,
 
 
 def grpo_generator(gen, reward_fn: RewardFn, cfg: SandboxGRPOConfig, *, captions: Sequence[str] | None = None,
-                   seed: int = 0, callback: Callable[[int, Any], dict] | None = None) -> tuple[Any, list[dict]]:
+                   seed: int = 0, callback: Callable[[int, Any], dict] | None = None,
+                   monitors: Mapping[str, RewardFn] | None = None) -> tuple[Any, list[dict]]:
     """GRPO of a copy of `gen`'s UNet from `reward_fn`; returns (the new generator, one record per iteration).
-    `callback(iteration, gen)` may return extra numbers for the record (e.g. an evaluation)."""
+    `callback(iteration, gen)` may return extra numbers for the record (e.g. an evaluation). `monitors` name
+    reward functions that score each iteration's samples without training on them: the record gets their mean
+    as `<name>` (e.g. a judge's pointwise score under a win-rate reward, whose group mean is always 1/2); a
+    monitor that is `reward_fn` itself reuses its scores."""
     import torch
 
     from ..rewards.spec import group_advantages
@@ -127,9 +142,9 @@ def grpo_generator(gen, reward_fn: RewardFn, cfg: SandboxGRPOConfig, *, captions
         work.unet.eval()
         traj = sample_trajectories(work, flat, steps=cfg.sample_steps, eta=cfg.eta, generator=torch_rng)
         samples += len(flat)
-        raw = reward_fn(traj.images, flat, [{} for _ in flat])
-        scores = raw[0] if isinstance(raw, tuple) else raw  # a flow_grpo-style fn returns (scores, info)
-        values = [None if v is None or not math.isfinite(float(v)) else float(v) for v in scores]
+        values = _finite(reward_fn(traj.images, flat, [{} for _ in flat]))
+        monitored = {name: _mean(values if fn is reward_fn else _finite(fn(traj.images, flat, [{} for _ in flat])))
+                     for name, fn in (monitors or {}).items()}
         groups = [list(range(k * cfg.group_size, (k + 1) * cfg.group_size)) for k in range(len(chosen))]
         adv = torch.tensor(group_advantages(values, groups, eps=cfg.eps)).clamp(-cfg.adv_clip, cfg.adv_clip)
         with torch.no_grad():
@@ -159,9 +174,9 @@ def grpo_generator(gen, reward_fn: RewardFn, cfg: SandboxGRPOConfig, *, captions
                 opt.step()
         work.unet.eval()
         got = [v for v in values if v is not None]
-        rec = {"iteration": it, "samples": samples, "reward_mean": float(np.mean(got)) if got else float("nan"),
+        rec = {"iteration": it, "samples": samples, "reward_mean": _mean(values),
                "reward_std": float(np.std(got)) if got else float("nan"), "missing": len(values) - len(got),
-               "seconds": time.time() - t0, **{k: float(np.mean(v)) for k, v in stats.items()}}
+               "seconds": time.time() - t0, **monitored, **{k: float(np.mean(v)) for k, v in stats.items()}}
         if callback is not None:
             rec.update(callback(it, work) or {})
         history.append(rec)
