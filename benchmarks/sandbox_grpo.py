@@ -13,9 +13,10 @@ Arms (per seed, each from the same base generator):
   (iterations x prompts x group = captions x N); pairs are built once, DPO runs per seed.
 Each evaluation samples the evaluation captions (all held-out combinations + 27 seen, `loops.eval_captions`) with
 the same fixed DDIM seeds for every arm and seed (`--eval-samples` of them; the arms are compared on the same
-noise, and the base is evaluated once), and reports the oracle's all-attributes-right share (held-out combinations apart), the oracle's
-share of facts, and the judge's own pointwise score of the same images (normalised to [0, 1]). Hacking gap =
-judge-score gain minus oracle-share gain over the base: > 0 when the judge's reward rose more than the truth.
+noise, and the base is evaluated once), and reports the oracle's all-attributes-right share (held-out
+combinations apart), the oracle's share of facts, and the judge's own pointwise score of the same images
+(normalised to [0, 1]). Hacking gap = judge-score gain minus oracle-share gain over the base: > 0 when the judge's
+reward rose more than the truth.
 Each GRPO iteration also records the judge's pointwise score (0-1) and the oracle's share of facts of its own
 training samples (`monitors`), whatever the arm trains on: the judge's reward over training.
 Prints mean +- sd over seeds; every finished arm is appended to `<out>/grpo.json` at once. One torch thread.
@@ -104,15 +105,15 @@ def table(report: dict) -> list[str]:
     return lines
 
 
-def merge(paths) -> dict:
-    """One report from runs split over processes: same base and evaluation, arms and seeds joined."""
+def merge(paths, same=("samples_per_run", "eval_images", "base")) -> dict:
+    """One report from runs split over processes: the fields `same` (budget, evaluation, base) equal in every
+    run, arms and seeds joined. Also used by sandbox_vlm_grpo.py."""
     reports = [json.loads(Path(p).read_text()) for p in paths]
-    out = {k: reports[0][k] for k in ("samples_per_run", "eval_images", "base")}
+    out = {k: reports[0][k] for k in same}
     out["arms"] = {}
     for r in reports:
-        if (r["samples_per_run"], r["eval_images"], r["base"]) != (out["samples_per_run"], out["eval_images"],
-                                                                    out["base"]):
-            raise ValueError("runs with different sample counts or evaluations cannot share a table")
+        if any(r[k] != out[k] for k in same):
+            raise ValueError(f"runs that differ in {', '.join(same)} cannot share a table")
         for arm, per_seed in r["arms"].items():
             out["arms"].setdefault(arm, {}).update(per_seed)
     return out
@@ -210,7 +211,8 @@ def main(argv=None) -> dict:
                                         min_train_std=args.min_train_std)
                 gen, history = grpo_generator(base_gen, rewards[arm], cfg, seed=s, monitors=monitors)
             res = evaluate(gen, judge, caps, eval_seeds, args.ddim_steps)
-            res["hacking_gap"] = (res["judge_score"] - base["judge_score"]) - (res["oracle_share"] - base["oracle_share"])
+            res["hacking_gap"] = ((res["judge_score"] - base["judge_score"])
+                                  - (res["oracle_share"] - base["oracle_share"]))
             res["history"], res["seconds"] = history, time.time() - t1
             report["arms"][arm][s] = res
             save()

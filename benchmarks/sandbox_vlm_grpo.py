@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -46,8 +45,7 @@ def _ms(xs, scale: float = 100.0) -> str:
 
 def build_base(path: Path) -> None:
     """The DPO benchmark's weak policy (docs/sandbox.md, "DPO of a weak answering VLM"), saved at `path`."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from sandbox_dpo_loops import policy_base
+    from sandbox_dpo_loops import policy_base  # this folder is on the path when a script runs
 
     recipe = argparse.Namespace(pol_base="", pol_pretrain_examples=40000, pol_attributes=["describe"],
                                 pol_pretrain_steps=3000, pol_loose_steps=400, pol_caption_noise=0.8,
@@ -107,18 +105,9 @@ def table(report: dict) -> None:
     print("seconds per run (train + evaluate): " + ", ".join(f"{a} {s:.0f}" for a, s in secs.items()))
 
 
-def merge(paths) -> dict:
-    reports = [json.loads(Path(p).read_text()) for p in paths]
-    out = {"base": reports[0]["base"], "arms": {}, "args": [r["args"] for r in reports]}
-    for r in reports:
-        for arm, per in r["arms"].items():
-            out["arms"].setdefault(arm, {}).update(per)
-    return out
-
-
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--pol-base", default="/tmp/vlmgrpo/base/policy_trained")
+    p.add_argument("--pol-base", default="runs/vlm_grpo/base", help="the weak policy (built there when missing)")
     p.add_argument("--judge", default="src/unireward/sandbox/judge", help="a judge folder, or 'oracle'")
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -141,7 +130,9 @@ def main(argv=None) -> dict:
     p.add_argument("--report", nargs="+", default=None, help="only print the table of these result files")
     args = p.parse_args(argv)
     if args.report:
-        report = merge(args.report)
+        from sandbox_grpo import merge  # this folder is on the path when a script runs
+
+        report = merge(args.report, same=("base",))
         table(report)
         return report
 

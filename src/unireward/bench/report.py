@@ -108,7 +108,8 @@ POINT_COLUMNS = [("n", "n"), ("spearman", "spearman"), ("spearman_argmax", "spea
                  ("unparsed", "unparsed"), ("errors", "errors")]
 
 
-DECIMAL_KEYS = {"spearman", "spearman_argmax", "vg_tie_threshold"}  # shown as numbers; every other float is a rate, shown in %
+# shown as numbers; every other float is a rate, shown in %
+DECIMAL_KEYS = {"spearman", "spearman_argmax", "vg_tie_threshold"}
 
 
 def _fmt(v: Any, key: str = "") -> str:

@@ -28,7 +28,7 @@ class VLMGRPOConfig:
     judge: str = ""  # URL of `unireward serve` or of an OpenAI-compatible server, or a judge folder
     judge_kind: str = "unireward"  # unireward | openai
     served_model: str | None = None  # the judge's model name on an OpenAI-compatible server
-    checkpoint: str | None = None  # the registered checkpoint that server runs (its prompt family); see `unireward models`
+    checkpoint: str | None = None  # the registered checkpoint that server runs (its prompt family): `unireward models`
     api_key_env: str = "UNIREWARD_API_KEY"  # environment variable holding the judge server's key, if any
     point_weight: float = 1.0
     point_task: str = "image-und/point"

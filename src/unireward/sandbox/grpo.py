@@ -2,7 +2,8 @@
 
 Each iteration draws `prompts_per_iteration` training captions, samples `group_size` images of each with a
 stochastic DDIM sampler (`eta` > 0) recording every step's log-probability (`train.flow_grpo`), scores them
-with a flow_grpo-style reward function `fn(images, prompts, metadata) -> scores | (scores, info)`, turns rewards into group-relative advantages (per caption: (r - mean) / (std + eps),
+with a flow_grpo-style reward function `fn(images, prompts, metadata) -> scores | (scores, info)`, turns rewards
+into group-relative advantages (per caption: (r - mean) / (std + eps),
 clipped to +- `adv_clip`), and takes `inner_epochs` passes of clipped policy-gradient updates of the UNet over
 the recorded transitions (text encoder frozen, as in the DPO loop). Transitions whose std is under
 `min_train_std` are not trained on: the log-density's gradient scales as 1 / std^2, and the last stochastic

@@ -37,7 +37,7 @@ from .batcher import MicroBatcher, QueueFull, ShuttingDown
 from .cache import ResultCache, cache_key
 from .config import ServeConfig
 from .engine import Engine
-from .inputs import RequestError, check_text, load, media_hash, raw_media
+from .inputs import RequestError, check_text, context_media, load, media_candidates, media_hash, raw_media
 from .openai_api import completion, parse_chat, to_chat_input
 
 log = logging.getLogger("unireward.serve")
@@ -65,12 +65,6 @@ class _Metrics:
                 out[name] = {"p50_s": v[len(v) // 2], "p95_s": v[min(len(v) - 1, int(len(v) * 0.95))], "n": len(v)}
         return out
 
-
-
-def _media_candidates(t) -> bool:
-    """Whether the task's candidates are media (generation: generated images or videos; editing: edited images)
-    rather than text answers (understanding)."""
-    return t.domain in ("gen", "edit")
 
 def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
     cfg = cfg or ServeConfig()
@@ -209,15 +203,8 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
                 if f not in item:
                     raise RequestError(422, f"{where}{f} is required")
                 cands.append((where + f, item[f]))
-        media = item.get("media", item.get("source"))  # edit tasks: the source image, also as `source`
-        if t.domain == "gen":
-            if media is not None:
-                raise RequestError(422, f"{where}media: task {t.name} judges generated media; send the "
-                                        "candidates as media and no `media` field")
-        elif media is None:
-            what = "the source image that was edited" if t.domain == "edit" else f"the {t.modality} the answers are about"
-            raise RequestError(422, f"{where}media is required: task {t.name} judges candidates against {what}")
-        if not _media_candidates(t):
+        media = context_media(t, item, where)
+        if not media_candidates(t):
             cands = [(f, check_text(v, f, cfg)) for f, v in cands]
         rid = item.get("id")
         return {"prompt": prompt, "cands": cands, "media": media, "id": rid}
@@ -238,7 +225,7 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
     def resolve(t, specs: list[dict]) -> None:
         """In a thread: fetch raw media and hash it (no decoding yet)."""
         for s in specs:
-            if _media_candidates(t):
+            if media_candidates(t):
                 s["raw"] = [raw_media(v, f, cfg) for f, v in s["cands"]]
                 s["hashes"] = [media_hash(r) for r in s["raw"]]
             else:
@@ -250,7 +237,7 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
 
     def decode(t, specs: list[dict]) -> None:
         for s in specs:
-            if _media_candidates(t):
+            if media_candidates(t):
                 s["loaded"] = [load(r, t.modality, f, cfg, rm.image_policy, rm.video_policy)
                                for r, (f, _) in zip(s["raw"], s["cands"])]
             else:

@@ -37,6 +37,27 @@ class RequestError(Exception):
         self.message = message
 
 
+def media_candidates(task) -> bool:
+    """Whether a task's candidates are media (generation: generated images or videos; editing: edited images)
+    rather than text answers (understanding)."""
+    return task.domain in ("gen", "edit")
+
+
+def context_media(task, item: dict, where: str) -> Any:
+    """The media a request's candidates are judged against, as sent (`media`, or `source` for an edit's source
+    image): none for generation tasks, required for the others."""
+    media = item.get("media", item.get("source"))
+    if task.domain == "gen":
+        if media is not None:
+            raise RequestError(422, f"{where}media: task {task.name} judges generated media; send the candidates "
+                                    "as media and no `media` field")
+    elif media is None:
+        what = "the source image that was edited" if task.domain == "edit" else (
+            f"the {task.modality} the answers are about")
+        raise RequestError(422, f"{where}media is required: task {task.name} judges candidates against {what}")
+    return media
+
+
 def check_text(value: Any, field: str, cfg: ServeConfig) -> str:
     from ..judge import text_problem
 

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ..rewards.group import MODES, GroupReward, GroupRequest, resolve_task
-from .inputs import RequestError, check_text, load, raw_media
+from .inputs import RequestError, check_text, context_media, load, media_candidates, raw_media
 
 
 def reward_batch(rm, key: tuple, payloads: list[GroupRequest]) -> list[dict]:
@@ -100,16 +100,11 @@ def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
             raise RequestError(422, f"{where}candidates must be a list of at least {least}")
         if len(cands) > cfg.max_items:
             raise RequestError(413, f"{where}candidates: {len(cands)} over the limit of {cfg.max_items}")
-        media = g.get("media", g.get("source"))  # edit tasks: the source image, also as `source`
-        if t.domain == "gen" and media is not None:
-            raise RequestError(422, f"{where}media: task {t.name} judges generated media; send them as candidates")
-        if t.domain != "gen" and media is None:
-            what = "the source image that was edited" if t.domain == "edit" else f"the {t.modality} the answers are about"
-            raise RequestError(422, f"{where}media is required: task {t.name} judges candidates against {what}")
-        if t.domain == "und":
+        media = context_media(t, g, where)
+        if not media_candidates(t):
             cands = [check_text(c, f"{where}candidates[{i}]", cfg) for i, c in enumerate(cands)]
         ref = g.get("reference")
-        if ref is not None and t.domain == "und":
+        if ref is not None and not media_candidates(t):
             ref = check_text(ref, f"{where}reference", cfg)
         gid = g.get("id")
         if gid is not None and not isinstance(gid, str):
@@ -123,7 +118,7 @@ def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
 
         w, ref = g["where"], g["reference"]
         try:
-            if t.domain in ("gen", "edit"):  # media candidates (edits: with their source image)
+            if media_candidates(t):  # edits: with their source image
                 cands = [media(c, f"{w}candidates[{i}]") for i, c in enumerate(g["candidates"])]
                 source = None if g["media"] is None else media(g["media"], f"{w}media")
                 return GroupRequest(g["prompt"], cands, source, g["id"],
