@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from unireward.judging.render import render
+
 
 # Qwen2.5-VL-7B-Instruct's published configuration (random weights here)
 QWEN25_VL_7B = {
@@ -95,8 +97,8 @@ def timed_together(fns, repeat: int = 3, clock: str = "wall"):
 
 def chat_input(rm, task, r):
     """The model input of one request, as `RewardModel` renders it (media loaded, template filled)."""
-    prepared = rm._prepare(task, r.prompt, [r.a, r.b] if task.is_pair else [r.candidate], None)
-    return rm._render(task, prepared, swap=False)
+    prepared = rm.prepare(task, r.prompt, [r.a, r.b] if task.is_pair else [r.candidate], None)
+    return render(task, prepared, swap=False)
 
 
 def baseline(rm, task_name: str, reqs) -> int:

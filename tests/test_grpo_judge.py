@@ -15,6 +15,7 @@ from unireward.errors import ConfigError
 from unireward.tasks import get_task
 from unireward.train.config import load_config
 from unireward.train.grpo_judge import (GRPOJudgeConfig, accuracy_reward, build_grpo_dataset, format_reward,
+from unireward.judging.render import render  # noqa: E402
                                         judge_reward_funcs, run_grpo_judge)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,8 +103,7 @@ def test_video_tasks_are_refused_with_a_clear_error(pairs):
 
 
 def test_a_family_that_sends_frames_trains_on_videos_exactly_as_the_judge_renders_them(pairs):
-    from unireward.backends.hf import _messages
-    from unireward.data.schema import read_samples
+        from unireward.data.schema import read_samples
     from unireward.judge import RewardModel
     from unireward.train.sft import read_mixture
 
@@ -112,17 +112,16 @@ def test_a_family_that_sends_frames_trains_on_videos_exactly_as_the_judge_render
     sample = next(iter(read_samples(pairs["video-gen/pair"])))
     rm = RewardModel(backend=None, family="think", variant="qwen3")  # rendering only: no backend call
     task = get_task("video-gen/pair", family="think", variant="qwen3")
-    chat = rm._render(task, rm._prepare(task, sample.prompt, sample.media_paths(pairs["video-gen/pair"].parent),
+    chat = render(task, rm.prepare(task, sample.prompt, sample.media_paths(pairs["video-gen/pair"].parent),
                                         None), swap=False)
     row = data[0]
     assert len(row["images"]) == 2 * task.video_frames and not chat.videos
-    assert row["prompt"] == _messages(chat)
+    assert row["prompt"] == chat.messages()
     assert [im.tobytes() for im in row["images"]] == [im.tobytes() for im in chat.images]
 
 
 def test_the_prompt_is_the_judges_own_message_with_its_images(pairs):
-    from unireward.backends.hf import _messages
-    from unireward.data.schema import read_samples
+        from unireward.data.schema import read_samples
     from unireward.train.collate import sample_chat
     from unireward.train.sft import read_mixture
 
@@ -130,7 +129,7 @@ def test_the_prompt_is_the_judges_own_message_with_its_images(pairs):
     row = data[0]
     sample = next(iter(read_samples(pairs["image-gen/pair"])))
     chat = sample_chat(sample, pairs["image-gen/pair"].parent)
-    assert row["prompt"] == _messages(chat)
+    assert row["prompt"] == chat.messages()
     assert [im.tobytes() for im in row["images"]] == [im.tobytes() for im in chat.images]
     assert (row["task"], json.loads(row["label"])) == ("image-gen/pair", sample.label)
 

@@ -17,6 +17,7 @@ from unireward.backends.scripted import ScriptedBackend
 from unireward.errors import TaskError
 from unireward.judge import PairRequest, PointRequest, RewardModel
 from unireward.tasks import get_task
+from unireward.judging.render import render  # noqa: E402
 
 PAIR = get_task("image-gen/pair")
 CHOICES = list(PAIR.answer.choices().values())
@@ -169,7 +170,7 @@ def _manual_logprobs(backend, x: ChatInput, ids: list[int]):
     """log-softmax over the vocabulary at every position of prompt + `ids`, computed directly."""
     import torch
 
-    text = backend._prompt_text(x)
+    text = backend.prompt_text(x)
     enc = backend.processor(text=[text], images=x.images or None, return_tensors="pt")
     enc.pop("token_type_ids", None)
     n = enc["input_ids"].shape[1]
@@ -190,10 +191,10 @@ def test_hf_think_then_read_matches_a_separate_forward_pass(shipped_rm, sandbox)
     tok = b.tokenizer
     pairs, points = sandbox
     req = pairs[0][0]
-    x = shipped_rm._render(PAIR, shipped_rm._prepare(PAIR, req.prompt, [req.a, req.b], None), swap=False)
+    x = render(PAIR, shipped_rm.prepare(PAIR, req.prompt, [req.a, req.b], None), swap=False)
     (read,) = b.think_then_read([x], STOP, CHOICES, max_new_tokens=128)
     # the reference: greedy generation by hand, token by token, until the decoded text holds "Final Judgment:"
-    text = b._prompt_text(x)
+    text = b.prompt_text(x)
     enc = b.processor(text=[text], images=x.images, return_tensors="pt")
     enc.pop("token_type_ids", None)
     with torch.inference_mode():
@@ -211,7 +212,7 @@ def test_hf_think_then_read_matches_a_separate_forward_pass(shipped_rm, sandbox)
     # points: the ids end at " " (the prefix's trailing space is its own token); scores 1-5 are single digits
     point_task = get_task("image-gen/point")
     preq = points[0][0]
-    xp = shipped_rm._render(point_task, shipped_rm._prepare(point_task, preq.prompt, [preq.candidate], None), False)
+    xp = render(point_task, shipped_rm.prepare(point_task, preq.prompt, [preq.candidate], None), False)
     pstop = point_task.answer.reasoning_stop
     (pread,) = b.think_then_read([xp], pstop, list(point_task.answer.choices().values()), max_new_tokens=128)
     assert pread.text.endswith("Final Score: ")
@@ -232,7 +233,7 @@ def test_hf_reasoning_over_the_budget_is_unparsed(shipped, sandbox):
 
 def test_hf_per_input_prefixes_equal_one_at_a_time(tiny_judge, images):
     """choice_probs with one prefix per input (tokenised in context) equals running each alone."""
-    xs = [tiny_judge._render(PAIR, tiny_judge._prepare(PAIR, "a red circle", [images[i], images[i + 1]], None), False)
+    xs = [render(PAIR, tiny_judge.prepare(PAIR, "a red circle", [images[i], images[i + 1]], None), False)
           for i in range(3)]
     prefixes = ["colour red: yes\n" + STOP, "A much longer checklist, line after line.\nTally: 2\n" + STOP, STOP]
     batched = tiny_judge.backend.choice_probs(xs, prefixes, CHOICES)
@@ -319,8 +320,8 @@ def test_hf_think_then_read_matches_a_forward_pass_in_other_families(tiny_model_
 
     rm = RewardModel.load(tiny_model_dir(family), dtype=None)
     b, tok = rm.backend, rm.backend.tokenizer
-    x = rm._render(PAIR, rm._prepare(PAIR, "a red circle", [images[0], images[1]], None), swap=False)
-    enc = b.processor(text=[b._prompt_text(x)], images=x.images, return_tensors="pt")
+    x = render(PAIR, rm.prepare(PAIR, "a red circle", [images[0], images[1]], None), swap=False)
+    enc = b.processor(text=[b.prompt_text(x)], images=x.images, return_tensors="pt")
     enc.pop("token_type_ids", None)
     with torch.inference_mode():
         gen = b.model.generate(**enc, max_new_tokens=8, do_sample=False)[0, enc["input_ids"].shape[1]:].tolist()

@@ -21,22 +21,12 @@ from .choices import ChoicePlan, plan_choices
 from .vision_cache import model_inputs, on_device
 
 
-def _messages(x: ChatInput) -> list[dict]:
-    from PIL import Image
-
-    from ..media import Video
-
-    content = []
-    for p in x.parts:
-        if isinstance(p, str):
-            content.append({"type": "text", "text": p})
-        elif isinstance(p, Image.Image):
-            content.append({"type": "image"})
-        elif isinstance(p, Video):
-            content.append({"type": "video"})
-        else:
-            raise BackendError(f"unsupported part of type {type(p).__name__} in a chat input")
-    return [{"role": "user", "content": content}]
+def chat_text(processor: Any, messages: list[dict], chat_template_kwargs: dict | None = None,
+              add_generation_prompt: bool = True) -> str:
+    """The chat template over `messages` with the judge's template options: the one prompt string of judging and
+    training (the generation prompt added unless the messages end in an answer)."""
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                         **(chat_template_kwargs or {}))
 
 
 def encode_prompts(processor: Any, texts: Sequence[str], images: Sequence[Any], videos: Sequence[Any],
@@ -104,11 +94,12 @@ class HFBackend(Backend):
                 "device": str(self.device)}
 
     # -- tokenisation helpers ----------------------------------------------------------------------------------
-    def _chat_text(self, messages: list[dict], **kwargs) -> str:
-        return self.processor.apply_chat_template(messages, tokenize=False, **kwargs, **self.chat_template_kwargs)
+    def _chat_text(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
+        return chat_text(self.processor, messages, self.chat_template_kwargs, add_generation_prompt)
 
-    def _prompt_text(self, x: ChatInput) -> str:
-        return self._chat_text(_messages(x), add_generation_prompt=True)
+    def prompt_text(self, x: ChatInput) -> str:
+        """The prompt string this backend encodes for `x`."""
+        return chat_text(self.processor, x.messages(), self.chat_template_kwargs)
 
     def _answer_ids_uncached(self, answer: str) -> tuple[int, ...]:
         """Token ids of `answer` as the start of the assistant turn (tokenised in context)."""
@@ -152,7 +143,7 @@ class HFBackend(Backend):
                 rows: Sequence[int] = ()) -> dict:
         if shared is not None:  # `rows`: the indices of `inputs` in the call that `shared` prepared
             return shared.encode(rows, padding_side)
-        return encode_prompts(self.processor, [self._prompt_text(x) for x in inputs],
+        return encode_prompts(self.processor, [self.prompt_text(x) for x in inputs],
                               [im for x in inputs for im in x.images], [v for x in inputs for v in x.videos],
                               padding_side)
 

@@ -202,25 +202,21 @@ class OpenAIBackend(Backend):
             im.save(buf, "PNG")
         return base64.b64encode(buf.getvalue()).decode()
 
-    def _content(self, x: ChatInput) -> list[dict]:
-        from PIL import Image
-
+    def _media_part(self, p: Any) -> dict:
         from ..media import Video
 
-        content = []
-        for p in x.parts:
-            if isinstance(p, str):
-                content.append({"type": "text", "text": p})
-            elif isinstance(p, Image.Image):
-                url = f"data:image/{self.image_format};base64," + self._encode_image(p, self.image_format)
-                content.append({"type": "image_url", "image_url": {"url": url}})
-            elif isinstance(p, Video):
-                frames = ",".join(self._encode_image(f, self.video_format) for f in p.frames)
-                content.append({"type": "video_url",
-                                "video_url": {"url": f"data:video/{self.video_format};base64,{frames}"}})
-            else:
-                raise BackendError(f"unsupported part of type {type(p).__name__} in a chat input")
-        return content
+        if isinstance(p, Video):
+            frames = ",".join(self._encode_image(f, self.video_format) for f in p.frames)
+            return {"type": "video_url", "video_url": {"url": f"data:video/{self.video_format};base64,{frames}"}}
+        url = f"data:image/{self.image_format};base64," + self._encode_image(p, self.image_format)
+        return {"type": "image_url", "image_url": {"url": url}}
+
+    def _content(self, x: ChatInput) -> list[dict]:
+        return x.messages(media=self._media_part)[0]["content"]
+
+    def request_body(self, x: ChatInput, prefix: str = "", max_tokens: int = 512, **extra) -> dict:
+        """The chat-completions body this backend sends for `x` (after `prefix`, forced as the answer's start)."""
+        return self._payload(self._content(x), prefix, max_tokens, **extra)
 
     def _payload(self, content: list[dict], prefix: str, max_tokens: int, **extra) -> dict:
         messages: list[dict] = [{"role": "user", "content": content}]

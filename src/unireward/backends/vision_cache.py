@@ -113,16 +113,16 @@ class SharedMedia:
         texts = [p for p in x.parts if isinstance(p, str)]
         shape = tuple("t" if isinstance(p, str) else type(p).__name__ for p in x.parts)
         if shape not in self._shapes:
-            full = self.backend._prompt_text(x)
+            full = self.backend.prompt_text(x)
             k = iter(range(len(texts)))
-            probe = self.backend._prompt_text(ChatInput([_SENTINEL.format(next(k)) if isinstance(p, str) else p
+            probe = self.backend.prompt_text(ChatInput([_SENTINEL.format(next(k)) if isinstance(p, str) else p
                                                          for p in x.parts]))
             pieces = re.split("\x00unireward-text-(\\d+)\x00", probe)
             ok = len(pieces) == 2 * len(texts) + 1 and _fill(pieces, texts) == full
             self._shapes[shape] = pieces if ok else None
             return full
         pieces = self._shapes[shape]
-        return _fill(pieces, texts) if pieces is not None else self.backend._prompt_text(x)
+        return _fill(pieces, texts) if pieces is not None else self.backend.prompt_text(x)
 
     def _row(self, x: Any) -> tuple[list, list[_Medium]]:
         """(pieces, media) of one prompt: pieces are text strings and `_Medium`s in order."""

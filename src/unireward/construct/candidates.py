@@ -82,9 +82,9 @@ class VLMSampler:
         return ChatInput([media, item.prompt])
 
     def encode(self, chats: Sequence[Any]) -> dict:
-        from ..train.collate import encode_prompts, prompt_messages, prompt_text
+        from ..backends.hf import chat_text, encode_prompts
 
-        texts = [prompt_text(self.processor, prompt_messages(c)) for c in chats]
+        texts = [chat_text(self.processor, c.messages()) for c in chats]
         return encode_prompts(self.processor, texts, [im for c in chats for im in c.images],
                               [v for c in chats for v in c.videos])
 

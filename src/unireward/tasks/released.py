@@ -21,6 +21,7 @@ import math
 import re
 from statistics import mean
 
+from ..grouping import win_score
 from .family_formats import sigmoid
 from .formats import TIE
 from .jsonscan import first_json
@@ -56,7 +57,7 @@ def _join(reasons: list[str]) -> str | None:
 
 
 def _rank_reward(winner) -> float | None:
-    return {1: 1.0, 2: 0.0, TIE: 0.5}.get(winner)
+    return win_score(winner)
 
 
 # -- pairs ----------------------------------------------------------------------------------------------------

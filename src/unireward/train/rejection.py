@@ -123,7 +123,8 @@ def _run(config: RejectConfig) -> RejectResult:
         todo = [(s, root) for s, root in samples if s.id not in writer.done]
         if todo:
             backend = HFBackend.load(expand_path(config.model, "model"), device=config.device, dtype=config.dtype,
-                                     batch_size=config.batch_size * config.k)
+                                     batch_size=config.batch_size * config.k,
+                                     chat_template_kwargs=reject_spec(config).chat_template_kwargs)
             bar = _bar(config, len(todo))
             for i in range(0, len(todo), config.batch_size):
                 batch = todo[i: i + config.batch_size]
@@ -181,11 +182,11 @@ def judge_batch(backend, batch: list[tuple[Any, str]], config: RejectConfig) -> 
     of the batch completes)."""
     from .collate import sample_chat
 
+    spec = reject_spec(config)
     chats, ok, records = [], [], {}
     for s, root in batch:
         try:
-            chats.append(sample_chat(s, root, config_image_policy(config), config_video_policy(config),
-                                     family=config.family, variant=config.variant))
+            chats.append(sample_chat(s, root, spec))
             ok.append((s, root))
         except UnirewardError as e:
             records[s.id] = _error_record(s, root, e)
@@ -206,6 +207,15 @@ def judge_batch(backend, batch: list[tuple[Any, str]], config: RejectConfig) -> 
             for (s, root), traces in zip(ok, texts):
                 records[s.id] = trace_record(s, root, traces, seed, config)
     return [records[s.id] for s, _ in batch]
+
+
+def reject_spec(config: RejectConfig):
+    """The judge spec the run renders and parses with: the model's own, then the run's family, variant and
+    media policies (`collate.training_spec`)."""
+    from .collate import training_spec
+
+    return training_spec(config.model, family=config.family, variant=config.variant,
+                         image_policy=config_image_policy(config), video_policy=config_video_policy(config))
 
 
 def config_image_policy(config: RejectConfig):
@@ -229,9 +239,7 @@ def verdict_matches(task, verdict, label, point_tolerance: float = 0.0) -> bool:
 
 
 def trace_record(sample, root: str, traces: Sequence[str], seed: int, config: RejectConfig) -> dict:
-    from ..tasks import get_task
-
-    task = get_task(sample.task, family=config.family, variant=config.variant)
+    task = reject_spec(config).task(sample.task)
     rows = []
     for j, text in enumerate(traces):
         verdict = task.answer.parse(text)
@@ -288,7 +296,7 @@ def export(out: Path, config: RejectConfig) -> RejectResult:
             spread.append(dataclasses.replace(base, meta={**base.meta, "rejection": {
                 "k": rec["k"], "correct": rec["correct"], "temperature": rec["traces"][0]["temperature"],
                 "seed": rec["traces"][0]["seed"]}}))
-        task = get_task(base.task, family=config.family, variant=config.variant)
+        task = reject_spec(config).task(base.task)
         seen: set[str] = set()
         for t in rec["traces"]:
             text = t["text"].strip()

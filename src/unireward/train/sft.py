@@ -102,6 +102,8 @@ class SFTRecipeConfig:
     num_threads: int | None = None  # torch CPU threads for this run (restored after); None: torch's default.
     #                      1 is much faster on a busy small CPU (2 threads spin-wait against other processes)
     progress: bool = True  # show the tqdm progress bar
+    chat_template_kwargs: dict | None = None  # the judge's chat template options; None: the model's own
+    #                      (its registry entry or unireward.json, e.g. Qwen3.5 judges: {enable_thinking: false})
 
     def __post_init__(self) -> None:
         if self.video_frames is None and self.video_fps is None:
@@ -207,7 +209,8 @@ def _run_sft(config: SFTRecipeConfig) -> SFTResult:
 
     # 1. data (checked before the model loads: a bad path fails in a second, not after minutes of loading)
     samples = read_mixture(config.data, seed=config.seed, max_samples=config.max_samples)
-    dataset = build_dataset(samples, config.image_policy(), config.video_policy())
+    spec = sft_spec(config)
+    dataset = build_dataset(samples, spec)
 
     # 2. model and processor
     model, processor, _ = load_model(config, bf16)
@@ -234,7 +237,8 @@ def _run_sft(config: SFTRecipeConfig) -> SFTResult:
     lrs = {"vision": config.vision_lr, "merger": config.merger_lr}
     trainer = _trainer_class()(
         model=model, args=args, train_dataset=dataset, processing_class=processor,
-        data_collator=JudgeCollator(processor, max_length=config.max_length), peft_config=peft_config,
+        data_collator=JudgeCollator(processor, max_length=config.max_length,
+                                    chat_template_kwargs=spec.chat_template_kwargs), peft_config=peft_config,
         callbacks=[jsonl_logger(out / "log.jsonl")], part_lrs={k: v for k, v in lrs.items() if v is not None},
     )
     plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
@@ -354,7 +358,17 @@ def _data_entry(entry: Any) -> tuple[Path, float]:
     raise ConfigError(f"data entry {entry!r}: expected a JSONL path or {{path: ..., weight: ...}}")
 
 
-def build_dataset(samples: list[tuple[Any, str]], image_policy, video_policy):
+def sft_spec(config: SFTRecipeConfig):
+    """The judge spec SFT renders with: unireward's own prompts (SFT targets are in its formats), the model's
+    chat template options (registry entry or unireward.json; `chat_template_kwargs` overrides them) and the
+    run's media policies. The trained judge's unireward.json records the options, so it is run as trained."""
+    from .collate import training_spec
+
+    return training_spec(config.model, family="unireward", chat_template_kwargs=config.chat_template_kwargs,
+                         image_policy=config.image_policy(), video_policy=config.video_policy())
+
+
+def build_dataset(samples: list[tuple[Any, str]], spec):
     """A `datasets.Dataset` of {id, prompt, completion, images, videos}: the prompt is the judge's user message
     (content parts in template order), the completion the assistant message holding the sample's target; media
     are decoded lazily, per example, when the data loader asks for it."""
@@ -373,7 +387,7 @@ def build_dataset(samples: list[tuple[Any, str]], image_policy, video_policy):
         out: dict[str, list] = {"id": [], "prompt": [], "completion": [], "images": [], "videos": []}
         for sid, record, root in zip(batch["id"], batch["record"], batch["root"]):
             sample = Sample.from_dict(json.loads(record), where=f"sample {sid}")
-            chat = sample_chat(sample, root, image_policy, video_policy)
+            chat = sample_chat(sample, root, spec)
             out["id"].append(sid)
             out["prompt"].append(prompt_messages(chat))
             out["completion"].append([{"role": "assistant", "content": sample.target}])
@@ -597,4 +611,6 @@ def save_final(trainer, processor, out: Path, config: SFTRecipeConfig) -> None:
         from ..models.registry import write_sidecar
 
         processor.save_pretrained(str(out))
-        write_sidecar(out)  # trained on unireward's templates: judged with them, whatever checkpoint it came from
+        # trained on unireward's templates (and these chat template options): judged with them, whatever
+        # checkpoint it came from
+        write_sidecar(out, chat_template_kwargs=spec.chat_template_kwargs or None)
