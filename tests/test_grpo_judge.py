@@ -14,8 +14,8 @@ from unireward.data.schema import write_samples
 from unireward.errors import ConfigError
 from unireward.tasks import get_task
 from unireward.train.config import load_config
+from unireward.judging.render import render
 from unireward.train.grpo_judge import (GRPOJudgeConfig, accuracy_reward, build_grpo_dataset, format_reward,
-from unireward.judging.render import render  # noqa: E402
                                         judge_reward_funcs, run_grpo_judge)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def test_video_tasks_are_refused_with_a_clear_error(pairs):
 
 
 def test_a_family_that_sends_frames_trains_on_videos_exactly_as_the_judge_renders_them(pairs):
-        from unireward.data.schema import read_samples
+    from unireward.data.schema import read_samples
     from unireward.judge import RewardModel
     from unireward.train.sft import read_mixture
 
@@ -121,14 +121,14 @@ def test_a_family_that_sends_frames_trains_on_videos_exactly_as_the_judge_render
 
 
 def test_the_prompt_is_the_judges_own_message_with_its_images(pairs):
-        from unireward.data.schema import read_samples
-    from unireward.train.collate import sample_chat
+    from unireward.data.schema import read_samples
+    from unireward.train.collate import sample_chat, training_spec
     from unireward.train.sft import read_mixture
 
     data = build_grpo_dataset(read_mixture([str(pairs["image-gen/pair"])]), GRPOJudgeConfig())
     row = data[0]
     sample = next(iter(read_samples(pairs["image-gen/pair"])))
-    chat = sample_chat(sample, pairs["image-gen/pair"].parent)
+    chat = sample_chat(sample, pairs["image-gen/pair"].parent, training_spec(str(JUDGE)))
     assert row["prompt"] == chat.messages()
     assert [im.tobytes() for im in row["images"]] == [im.tobytes() for im in chat.images]
     assert (row["task"], json.loads(row["label"])) == ("image-gen/pair", sample.label)

@@ -145,6 +145,7 @@ def test_heldout_combinations_never_reach_training_edits(world):
 
 def test_records_round_trip_through_the_benchmark_loader_and_the_training_chat(world):
     from unireward.bench.loaders import load_samples
+    from unireward.judging.spec import resolve_spec
     from unireward.train.collate import sample_chat
 
     samples, paths = world
@@ -158,7 +159,7 @@ def test_records_round_trip_through_the_benchmark_loader_and_the_training_chat(w
         got = it.fetch()
         assert got == ((media[1], media[2], media[0]) if s.task.endswith("/pair") else (media[1], media[0]))
         assert it.gold == s.label
-        chat = sample_chat(s, root)  # the source first, then the candidates, as the judge renders them
+        chat = sample_chat(s, root, resolve_spec(""))  # the source first, then the candidates, as the judge renders them
         shown = [np.asarray(p) for p in chat.parts if not isinstance(p, str)]
         assert len(shown) == len(media)
         for img, path in zip(shown, media):

@@ -181,8 +181,8 @@ def _manifest(cfg: BenchConfig, bench: Benchmark, items: list[Item], judge: Any,
 
     tasks = {}
     for name in dict.fromkeys(it.task for it in bench.items):
-        t = get_task(name, family=getattr(judge, "family", "unireward"), variant=getattr(judge, "variant", None),
-                     template=cfg.template)
+        kind = get_task(name).kind
+        t = judge.task(name, kind, template=cfg.template)  # the judge's own spec decides family and variant
         tasks[t.key] = {"template": t.template_name, "template_hash": t.template_hash, "version": t.version}
     return {
         "benchmark": bench.name,
@@ -192,7 +192,8 @@ def _manifest(cfg: BenchConfig, bench: Benchmark, items: list[Item], judge: Any,
         "model": cfg.model or getattr(judge.backend, "model_id", None) or judge.backend.name,
         "backend": judge.backend.describe(),
         "method": judge.method,
-        "family": getattr(judge, "family", "unireward"),
+        "family": judge.family,
+        "judge_spec": {k: v for k, v in judge.spec.to_dict().items() if k not in ("model", "sources")},
         "tasks": tasks,
         "video_policy": judge.video_policy.to_dict(),
         "image_policy": judge.image_policy.to_dict(),

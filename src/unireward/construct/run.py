@@ -127,6 +127,9 @@ def construct(items: Sequence[PromptItem], sampler: Any, judge: Any, out_dir: st
     if judge is None and strategy != "random":
         raise ConfigError(f"strategy {strategy} needs a judge")
     pair_task, point_task = get_task(f"{task}/pair"), get_task(f"{task}/point")
+    if judge is not None:  # the judge's own prompts (a released judge renders its family's)
+        pair_task = judge.task(pair_task.name, "pair") if NEEDS_PAIRS[strategy] else pair_task
+        point_task = judge.task(point_task.name, "point") if NEEDS_SCORES[strategy] else point_task
     out = Path(out_dir)
     start = time.perf_counter()
     writer = RecordWriter(out / RECORDS)

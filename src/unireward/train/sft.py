@@ -613,4 +613,4 @@ def save_final(trainer, processor, out: Path, config: SFTRecipeConfig) -> None:
         processor.save_pretrained(str(out))
         # trained on unireward's templates (and these chat template options): judged with them, whatever
         # checkpoint it came from
-        write_sidecar(out, chat_template_kwargs=spec.chat_template_kwargs or None)
+        write_sidecar(out, chat_template_kwargs=sft_spec(config).chat_template_kwargs or None)
