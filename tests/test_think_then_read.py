@@ -249,14 +249,26 @@ def _entry(token, dist):
 
 
 class FakeServer:
-    """Generation requests (with `stop`) get a checklist; prefilled logprob requests get next-token distributions
-    from `tree` (keyed by the text after the reasoning), walked greedily."""
+    """A chat request without a prefill gets a checklist, then the verdict walked greedily through `tree` (keyed by
+    the text after the reasoning), every token with its top log-probabilities, as vLLM answers `logprobs: true`;
+    prefilled requests continue from the prefill the same way; requests with `stop` get the reasoning only."""
 
     REASONING = "colour red: Image 1 red yes, Image 2 red no\nTally: Image 1 1, Image 2 0\n"
 
     def __init__(self, tree):
         self.tree = tree
         self.bodies: list[dict] = []
+
+    def walk(self, text: str, budget: int) -> list[dict]:
+        entries = []
+        for _ in range(budget):
+            dist = self.tree.get(text, {"<|im_end|>": 1.0})
+            tok = max(dist, key=dist.get)
+            entries.append(_entry(tok, dist))
+            if tok == "<|im_end|>":
+                break
+            text += tok
+        return entries
 
     def __call__(self, request):
         body = json.loads(request.content)
@@ -265,15 +277,15 @@ class FakeServer:
         if body.get("stop"):  # the reasoning: vLLM stops at the stop string and (asked to) includes it
             return httpx.Response(200, json={"choices": [{"message": {"content": self.REASONING + STOP},
                                                           "finish_reason": "stop", "stop_reason": STOP}]})
+        if last["role"] == "user":  # the whole answer: the checklist, the stop, the verdict
+            words = [w for w in (self.REASONING + STOP.rstrip()).replace(" ", " \0").split("\0") if w]
+            entries = [_entry(w, {w: 1.0}) for w in words]
+            entries += self.walk(STOP.rstrip(), body["max_tokens"] - len(entries))
+            text = "".join(e["token"] for e in entries if e["token"] != "<|im_end|>")
+            return httpx.Response(200, json={"choices": [{"message": {"content": text}, "finish_reason": "stop",
+                                                          "logprobs": {"content": entries}}]})
         assert last["role"] == "assistant" and last["content"].startswith(self.REASONING)
-        text, entries = last["content"][len(self.REASONING):], []
-        for _ in range(body["max_tokens"]):
-            dist = self.tree.get(text, {"<|im_end|>": 1.0})
-            tok = max(dist, key=dist.get)
-            entries.append(_entry(tok, dist))
-            if tok == "<|im_end|>":
-                break
-            text += tok
+        entries = self.walk(last["content"][len(self.REASONING):], body["max_tokens"])
         return httpx.Response(200, json={"choices": [{"message": {"content": ""}, "finish_reason": "length",
                                                       "logprobs": {"content": entries}}]})
 
@@ -295,11 +307,23 @@ def test_openai_generates_the_reasoning_then_reads_the_choices_after_it():
     assert r.method == "think+probs" and r.status == "ok"
     assert r.probs == pytest.approx({"1": 0.8 * 0.9 / z, "2": 0.8 * 0.1 / z, "tie": 0.15 / z})
     assert r.raw == [FakeServer.REASONING + STOP + "Image 1 is better than Image 2."]
+    (gen,) = server.bodies  # one request: the verdict is read from the response that wrote the reasoning
+    assert "stop" not in gen and gen["messages"][-1]["role"] == "user"
+    assert gen["temperature"] == 0 and gen["max_tokens"] == 300 + 4
+    assert gen["logprobs"] is True and gen["top_logprobs"] == 20
+
+
+def test_openai_reads_a_branch_off_the_greedy_path_with_one_more_request():
+    """The greedy verdict says "Image 1"; the tie ("Both ...") and "Image 2" branches need no request (one choice
+    each, or the greedy tokens cover them); a tree whose greedy path skips a branching point costs one more."""
+    server = FakeServer({"Final Judgment:": {" Both": 0.6, " Image": 0.4},
+                         "Final Judgment: Image": {" ": 1.0},
+                         "Final Judgment: Image ": {"2": 0.7, "1": 0.3}})
+    r = _openai(server).rank("a red circle", Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue"))
+    assert r.status == "ok" and r.probs == pytest.approx({"1": 0.4 * 0.3, "2": 0.4 * 0.7, "tie": 0.6})
     gen, read = server.bodies
-    assert gen["stop"] == [STOP] and gen["include_stop_str_in_output"] is True
-    assert gen["temperature"] == 0 and gen["max_tokens"] == 300 and gen["messages"][-1]["role"] == "user"
-    assert read["messages"][:-1] == gen["messages"][:1]
-    assert read["messages"][-1] == {"role": "assistant", "content": FakeServer.REASONING + STOP.rstrip()}
+    assert read["messages"][:-1] == gen["messages"]
+    assert read["messages"][-1] == {"role": "assistant", "content": FakeServer.REASONING + STOP.rstrip() + " Image"}
     assert read["continue_final_message"] is True and read["add_generation_prompt"] is False
     assert read["logprobs"] is True and read["top_logprobs"] == 20 and read["temperature"] == 0
 

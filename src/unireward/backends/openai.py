@@ -22,14 +22,16 @@ none is there, the model writes its answer and the choice it names is taken, and
 not readable (None: the judge reports it unparsed, never a uniform guess). Without log-probabilities (the server
 omits them, or `use_logprobs=False`), `supports_probs` is False and the judge generates and parses.
 
-Think, then read (judges that reason before their verdict; `Backend.think_then_read`): a first request generates
-the reasoning with `stop: [reasoning_stop]` and `include_stop_str_in_output: true` (the stop is put back when a
-server trims it), temperature 0, `max_tokens` = the judge's budget; a second request sends the same user turn with
-the reasoning as the final assistant message (`continue_final_message: true, add_generation_prompt: false`, the
-stop's trailing spaces moved into the choices as above) and reads the choices from `logprobs: true,
-top_logprobs: 20` exactly as for a forced prefix. The verdict's first token alone does not always decide
-(" Image" is shared by "Image 1 ..." and "Image 2 ..."), so the read request decodes `lookahead` tokens rather than
-one, and a branch off the greedy path costs one more request.
+Think, then read (judges that reason before their verdict; `think_then_read`): one request generates the
+reasoning greedily (temperature 0, `max_tokens` = the judge's budget plus `lookahead`) with `logprobs: true,
+top_logprobs: 20`; the choices are read from the top log-probabilities of the tokens right after the format's
+`reasoning_stop` in that same response, walked as a trie as above. The verdict's first token alone does not
+always decide (" Image" is shared by "Image 1 ..." and "Image 2 ..."), which the tokens after it settle when the
+greedy answer passes through them; a branch off the greedy path costs one more request (the reasoning sent back as
+the final assistant message). Where the stop does not end on a token boundary of the response, the reasoning is
+cut at the stop and read with a second request.
+
+Each distinct image (or frame) is encoded once per call, however many of the call's requests show it.
 
 Chat template options (`chat_template_kwargs=`, e.g. `{"enable_thinking": false}` for Qwen3.5 judges) go with
 every request as `"chat_template_kwargs"`, which vLLM and SGLang pass to the chat template.
@@ -55,7 +57,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from ..errors import BackendError, PromptTooLongError
-from .base import Backend, ChatInput
+from .base import UNREADABLE, Backend, ChatInput, ReasonedChoice, unreached
 
 _END_TOKENS = {"<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<eos>"}
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -114,6 +116,8 @@ class OpenAIBackend(Backend):
         self._turn = 0
         self._probe: bool | None = None
         self.requests = 0  # requests sent, retries included
+        self._encoded: dict[tuple[int, str], tuple[Any, str]] = {}  # this call's encoded images, by object
+        self._encoding = threading.Lock()
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -202,13 +206,27 @@ class OpenAIBackend(Backend):
             im.save(buf, "PNG")
         return base64.b64encode(buf.getvalue()).decode()
 
+    def _encoded_once(self, im: Any, fmt: str) -> str:
+        """`im` encoded as `fmt`, once per call however many requests show it (a group's candidate appears in
+        every pair it is in); the cache holds the image itself so that its id stays unique until the next call."""
+        key = (id(im), fmt)
+        with self._encoding:  # the call's requests run in threads: one of them encodes, the others wait for it
+            hit = self._encoded.get(key)
+            if hit is None or hit[0] is not im:
+                hit = (im, self._encode_image(im, fmt))
+                self._encoded[key] = hit
+        return hit[1]
+
+    def _new_call(self) -> None:
+        self._encoded = {}
+
     def _media_part(self, p: Any) -> dict:
         from ..media import Video
 
         if isinstance(p, Video):
-            frames = ",".join(self._encode_image(f, self.video_format) for f in p.frames)
+            frames = ",".join(self._encoded_once(f, self.video_format) for f in p.frames)
             return {"type": "video_url", "video_url": {"url": f"data:video/{self.video_format};base64,{frames}"}}
-        url = f"data:image/{self.image_format};base64," + self._encode_image(p, self.image_format)
+        url = f"data:image/{self.image_format};base64," + self._encoded_once(p, self.image_format)
         return {"type": "image_url", "image_url": {"url": url}}
 
     def _content(self, x: ChatInput) -> list[dict]:
@@ -239,6 +257,7 @@ class OpenAIBackend(Backend):
     # -- generation --------------------------------------------------------------------------------------------
     def generate(self, inputs, max_new_tokens=256, stop=None, prefix=""):
         stop = list(stop or [])
+        self._new_call()
 
         def one(x: ChatInput) -> str:
             extra = {"stop": stop, "include_stop_str_in_output": True} if stop else {}
@@ -272,25 +291,68 @@ class OpenAIBackend(Backend):
     def choice_probs(self, inputs, prefix, choices):
         if not self.supports_probs:
             return None
+        self._new_call()
         prefixes = [prefix] * len(inputs) if isinstance(prefix, str) else list(prefix)
         return self._map(lambda xp: self._choice_row(xp[0], xp[1], list(choices)), list(zip(inputs, prefixes)))
 
-    def _choice_row(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float] | None:
+    # -- think, then read: one request per decision ------------------------------------------------------------
+    def think_then_read(self, inputs, stop, choices, max_new_tokens=256):
+        """One request per input where the greedy path passes through the verdict: the reasoning is generated
+        with `logprobs`, and the choices are read from the top log-probabilities of the tokens right after the
+        stop in that same response (a branch off the greedy path costs one more request, as in `choice_probs`).
+        Where the stop does not end on a token boundary of the response (or its tokens do not spell its text),
+        the reasoning is cut at the stop and read with a second request (`Backend.think_then_read`)."""
+        if not self.supports_probs:
+            return super().think_then_read(inputs, stop, choices, max_new_tokens)
+        self._new_call()
+        return self._map(lambda x: self._think_row(x, stop, list(choices), max_new_tokens), list(inputs))
+
+    def _think_row(self, x: ChatInput, stop: str, choices: list[str], max_new_tokens: int) -> ReasonedChoice:
+        content = self._content(x)
+        data = self._post("/chat/completions", self._payload(
+            content, "", max_new_tokens + self.lookahead, logprobs=True, top_logprobs=self.top_logprobs))
+        choice = (data.get("choices") or [{}])[0]
+        text = (choice.get("message") or {}).get("content") or ""
+        entries = (choice.get("logprobs") or {}).get("content") or []
+        tokens = [e.get("token", "") for e in entries]
+        if stop not in text:
+            return ReasonedChoice(text, None, unreached(stop, max_new_tokens))
+        end = text.index(stop) + len(stop.rstrip())  # the stop's trailing space goes with the choice's token
+        cut = text[: text.index(stop) + len(stop)]
+        k, pos = 0, 0
+        while k < len(tokens) and pos < end:
+            pos += len(tokens[k])
+            k += 1
+        if pos != end or "".join(tokens[:k]) != text[:end] or k == len(tokens):
+            return super().think_then_read([x], stop, choices, max_new_tokens)[0]
+        if k > max_new_tokens:  # the stop came only in the read-ahead tokens: over the judge's budget
+            return ReasonedChoice(text[:end], None, unreached(stop, max_new_tokens))
+        row = self._choice_row(x, cut, choices, content=content, seen=entries[k:])
+        return ReasonedChoice(cut, row, None if row is not None else UNREADABLE)
+
+    def _choice_row(self, x: ChatInput, prefix: str, choices: list[str], content: list[dict] | None = None,
+                    seen: Sequence[dict] = ()) -> list[float] | None:
+        """P(choice) after `prefix`, walking the choices as a trie over top log-probabilities; `seen`: the
+        log-probability entries a response already holds for the tokens right after the prefix."""
         base = prefix.rstrip()
         targets = [prefix[len(base):] + c for c in choices]
-        content = self._content(x)
+        content = content if content is not None else self._content(x)
         dists: dict[str, list[tuple[str, float]]] = {}
 
-        def fetch(node: str) -> None:
-            data = self._post("/chat/completions", self._payload(
-                content, base + node, self.lookahead, logprobs=True, top_logprobs=self.top_logprobs))
-            entries = ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
+        def record(node: str, entries: Sequence[dict]) -> None:
             text = node
             for e in entries:
                 top = [(t["token"], float(t["logprob"])) for t in e.get("top_logprobs") or []]
                 dists.setdefault(text, top or [(e["token"], float(e["logprob"]))])
                 text += e["token"]
+
+        def fetch(node: str) -> None:
+            data = self._post("/chat/completions", self._payload(
+                content, base + node, self.lookahead, logprobs=True, top_logprobs=self.top_logprobs))
+            record(node, ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or [])
             dists.setdefault(node, [])
+
+        record("", seen)
 
         logp = [-math.inf] * len(choices)
         stack: list[tuple[str, float, frozenset]] = [("", 0.0, frozenset(range(len(choices))))]
