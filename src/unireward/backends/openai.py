@@ -14,8 +14,9 @@ top_logprobs: 20`. The choices are walked as a trie over the returned tokens: at
 " Image" / " Both", then "1" / "2") the choices consistent with each top token are kept and that token's
 log-probability is added (when several top tokens start the same choices, the longest, i.e. the BPE
 tokenisation of the choice text); tokens shared by all remaining choices count as certain, as in the
-transformers backend; a choice that is a prefix of another ("1" and "10") ends with the end-of-turn token. Cheaper than one request per branching point: each request decodes `lookahead` greedy tokens
-(default 4) and the top log-probabilities at every one of them are used, so when the greedy answer passes
+transformers backend; a choice that is a prefix of another ("1" and "10") ends with the end-of-turn token
+(`choices.read_choice_trie`). Cheaper than one request per branching point: each request decodes `lookahead`
+greedy tokens (default 4) and the top log-probabilities at every one of them are used, so when the greedy answer passes
 through the later branching points (the usual case for a trained judge) one request decides a pair or a score.
 Choices absent from the top-k at a branching point get probability 0 (the others share the probability); when
 none is there, the model writes its answer and the choice it names is taken, and when it names none the row is
@@ -37,8 +38,8 @@ Chat template options (`chat_template_kwargs=`, e.g. `{"enable_thinking": false}
 every request as `"chat_template_kwargs"`, which vLLM and SGLang pass to the chat template.
 
 Media go as base64 data URLs: images as PNG `image_url`s (or JPEG at `jpeg_quality` with `image_format="jpeg"`,
-as the released judges' own client sends them, frames of videos sent as images included); videos as `video_url`s holding the already sampled
-frames, `data:video/jpeg;base64,<frame>,<frame>,...` (vLLM's frame-list form; start vLLM with
+as the released judges' own client sends them, frames of videos sent as images included); videos as
+`video_url`s holding the already sampled frames, `data:video/jpeg;base64,<frame>,<frame>,...` (vLLM's frame-list form; start vLLM with
 `--media-io-kwargs '{"video": {"num_frames": -1}}'` so it keeps all of them), or lossless
 `data:video/png;...` with `video_format="png"` (unireward's server only). The frames are exactly those the
 judge's VideoPolicy chose, so local and remote judges see the same frames.
@@ -47,9 +48,7 @@ judge's VideoPolicy chose, so local and remote judges see the same frames.
 from __future__ import annotations
 
 import base64
-import functools
 import io
-import math
 import random
 import threading
 import time
@@ -58,8 +57,8 @@ from typing import Any, Sequence
 
 from ..errors import BackendError, PromptTooLongError
 from .base import UNREADABLE, Backend, ChatInput, ReasonedChoice, unreached
+from .choices import read_choice_trie
 
-_END_TOKENS = {"<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<eos>"}
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _GREEDY_KEYS = ("temperature", "do_sample", "top_p", "top_k")  # decoding is greedy whatever extra_body says
 _CONTEXT_HINTS = ("context length", "maximum context", "too long", "max_model_len", "prompt is too long")
@@ -332,68 +331,19 @@ class OpenAIBackend(Backend):
 
     def _choice_row(self, x: ChatInput, prefix: str, choices: list[str], content: list[dict] | None = None,
                     seen: Sequence[dict] = ()) -> list[float] | None:
-        """P(choice) after `prefix`, walking the choices as a trie over top log-probabilities; `seen`: the
-        log-probability entries a response already holds for the tokens right after the prefix."""
+        """P(choice) after `prefix` (`choices.read_choice_trie`); `seen`: the log-probability entries a response
+        already holds for the tokens right after the prefix. None: no choice was among the top tokens and the
+        written answer names none."""
         base = prefix.rstrip()
-        targets = [prefix[len(base):] + c for c in choices]
         content = content if content is not None else self._content(x)
-        dists: dict[str, list[tuple[str, float]]] = {}
 
-        def record(node: str, entries: Sequence[dict]) -> None:
-            text = node
-            for e in entries:
-                top = [(t["token"], float(t["logprob"])) for t in e.get("top_logprobs") or []]
-                dists.setdefault(text, top or [(e["token"], float(e["logprob"]))])
-                text += e["token"]
-
-        def fetch(node: str) -> None:
+        def fetch(node: str) -> list[dict]:
             data = self._post("/chat/completions", self._payload(
                 content, base + node, self.lookahead, logprobs=True, top_logprobs=self.top_logprobs))
-            record(node, ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or [])
-            dists.setdefault(node, [])
+            return ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
 
-        record("", seen)
-
-        logp = [-math.inf] * len(choices)
-        stack: list[tuple[str, float, frozenset]] = [("", 0.0, frozenset(range(len(choices))))]
-        while stack:
-            node, lp, cands = stack.pop()
-            if len(cands) == 1:
-                (c,) = cands
-                logp[c] = _logaddexp(logp[c], lp)
-                continue
-            if node not in dists:
-                fetch(node)
-            done = frozenset(c for c in cands if len(targets[c]) <= len(node))  # choice text fully matched
-            live = cands - done
-            best: dict[frozenset, tuple[float, str]] = {}
-            for tok, tlp in dists[node]:
-                if not tok:
-                    continue
-                sub = frozenset(c for c in live if _compatible(targets[c][len(node):], tok))
-                # several tokens may start the same choices (" I", " Image"): follow the longest, which is how
-                # BPE tokenises the choice text and what a trained judge emits
-                if sub and (sub not in best or (len(tok), tlp) > (len(best[sub][1]), best[sub][0])):
-                    best[sub] = (tlp, tok)
-            if done:  # e.g. "1" when "10" is also a choice: P(the answer ends here)
-                ends = [tlp for tok, tlp in dists[node] if tok in _END_TOKENS]
-                if ends:
-                    end_lp = functools.reduce(_logaddexp, ends)
-                else:  # no end-of-turn token reported: whatever does not continue a longer choice ends it
-                    end_lp = math.log(max(1.0 - sum(math.exp(tlp) for tlp, _ in best.values()), 1e-12))
-                for c in done:
-                    logp[c] = _logaddexp(logp[c], lp + end_lp)
-            splitting = {s: v for s, v in best.items() if s != cands}
-            if splitting:
-                stack.extend((node + tok, lp + tlp, s) for s, (tlp, tok) in splitting.items())
-            elif cands in best:  # a token all remaining choices share: it does not discriminate
-                stack.append((node + best[cands][1], lp, cands))
-        if all(v == -math.inf for v in logp):
-            return self._generated_choice(x, prefix, choices)
-        m = max(logp)
-        exp = [math.exp(v - m) for v in logp]
-        z = sum(exp)
-        return [e / z for e in exp]
+        row = read_choice_trie(prefix, choices, fetch, seen)
+        return row if row is not None else self._generated_choice(x, prefix, choices)
 
     def _generated_choice(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float] | None:
         """No choice reached the top log-probabilities: let the model write the answer and match it; None (not
@@ -403,20 +353,6 @@ class OpenAIBackend(Backend):
         if len(hits) == 1:
             return [1.0 if i == hits[0] else 0.0 for i in range(len(choices))]
         return None
-
-
-def _compatible(rest: str, token: str) -> bool:
-    """Whether `token` can be the next token of a choice whose unmatched text is `rest`."""
-    return rest.startswith(token) or (bool(rest) and token.startswith(rest))
-
-
-def _logaddexp(a: float, b: float) -> float:
-    if a == -math.inf:
-        return b
-    if b == -math.inf:
-        return a
-    m = max(a, b)
-    return m + math.log(math.exp(a - m) + math.exp(b - m))
 
 
 def _error_message(r) -> str:
