@@ -39,10 +39,10 @@ every request as `"chat_template_kwargs"`, which vLLM and SGLang pass to the cha
 
 Media go as base64 data URLs: images as PNG `image_url`s (or JPEG at `jpeg_quality` with `image_format="jpeg"`,
 as the released judges' own client sends them, frames of videos sent as images included); videos as
-`video_url`s holding the already sampled frames, `data:video/jpeg;base64,<frame>,<frame>,...` (vLLM's frame-list form; start vLLM with
-`--media-io-kwargs '{"video": {"num_frames": -1}}'` so it keeps all of them), or lossless
-`data:video/png;...` with `video_format="png"` (unireward's server only). The frames are exactly those the
-judge's VideoPolicy chose, so local and remote judges see the same frames.
+`video_url`s holding the already sampled frames, `data:video/jpeg;base64,<frame>,<frame>,...`
+(vLLM's frame-list form; start vLLM with `--media-io-kwargs '{"video": {"num_frames": -1}}'` so it keeps all of
+them), or lossless `data:video/png;...` with `video_format="png"` (unireward's server only). The frames are
+exactly those the judge's VideoPolicy chose, so local and remote judges see the same frames.
 """
 
 from __future__ import annotations
