@@ -74,7 +74,9 @@ class RewardModel:
              batch_size: int = 8, family: str | None = None, checkpoint: str | None = None,
              **kwargs) -> "RewardModel":
         """Load a judge. backend="hf": a short name from `unireward models`, a hub id or a local directory;
-        backend="openai": a base URL (or several, comma-separated) of an OpenAI-compatible server, with
+        backend="vllm": the same, run by vLLM's engine in process (`tensor_parallel_size=`, `data_parallel_size=`,
+        other `vllm.LLM` options as keyword arguments); backend="openai": a base URL (or several, comma-separated)
+        of an OpenAI-compatible server, with
         `served_model=` naming the model there and `checkpoint=` (a registered name or hub id, or the judge's
         folder; else a registered `served_model`) saying which judge it runs.
 
@@ -91,6 +93,10 @@ class RewardModel:
 
             b: Backend = HFBackend.load(spec.model, device=device, dtype=dtype, batch_size=batch_size,
                                         **options, **kwargs)
+        elif backend == "vllm":
+            from .backends.vllm import VLLMBackend
+
+            b = VLLMBackend.load(spec.model, dtype=dtype, **options, **kwargs)
         else:
             from .backends.openai import OpenAIBackend
 

@@ -41,7 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="output folder (default runs/bench/<name>-<protocol>-<model>)")
     p.add_argument("--limit", type=int, help="judge only the first N items")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--backend", choices=("hf", "openai"), default="hf")
+    p.add_argument("--backend", choices=("hf", "openai", "vllm"), default="hf",
+                   help="transformers in process, an OpenAI-compatible server, or vLLM in process")
     p.add_argument("--served-model", help="openai backend: the model name on the server")
     p.add_argument("--template", help="Jinja template file replacing the task's own")
     p.add_argument("--frames", type=int, default=None, help="frames per video, uniform over the clip (default: "

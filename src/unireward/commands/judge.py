@@ -45,8 +45,9 @@ def add_common_options(p: argparse.ArgumentParser, default_task: str, model_requ
     p.add_argument("--model", required=model_required, help="judge: a short name from `unireward models`, a hub "
                    "id, a local directory, or a server URL with --backend openai")
     add_judge_choice(p)
-    p.add_argument("--backend", default="hf", choices=["hf", "openai"], help="in-process transformers or an "
-                   "OpenAI-compatible server (vLLM, SGLang, unireward serve)")
+    p.add_argument("--backend", default="hf", choices=["hf", "openai", "vllm"],
+                   help="transformers in process, an OpenAI-compatible server (vLLM, SGLang, unireward serve), "
+                        "or vLLM's engine in process")
     p.add_argument("--served-model", default=None, help="model name on the server (--backend openai)")
     p.add_argument("--task", default=default_task, help=f"task name (default {default_task}); see `unireward models --tasks`")
     p.add_argument("--prompt", help="caption (generation tasks) or question (understanding tasks)")
@@ -92,8 +93,8 @@ def load_judge(args):
     from ..judge import RewardModel
     from ..media import ImagePolicy, VideoPolicy
 
-    kwargs = {"served_model": args.served_model} if args.backend == "openai" else {"device": args.device,
-                                                                                   "dtype": args.dtype}
+    kwargs = ({"served_model": args.served_model} if args.backend == "openai" else {"dtype": args.dtype}
+              if args.backend == "vllm" else {"device": args.device, "dtype": args.dtype})
     if args.no_progress:  # also the "Loading weights" bars of transformers and the hub's download bars
         quiet_loading()
     return RewardModel.load(args.model, backend=args.backend, batch_size=args.batch_size,

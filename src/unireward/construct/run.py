@@ -61,7 +61,7 @@ class ConstructConfig:
     ddim_steps: int = 20  # sandbox-generator: DDIM steps
     # ---- the judge
     judge: str = ""  # a judge folder / hub id, an OpenAI-compatible base URL, or "oracle" (sandbox only)
-    judge_backend: str = "hf"  # hf | openai (ignored for "oracle")
+    judge_backend: str = "hf"  # hf | openai | vllm (vLLM in process) (ignored for "oracle")
     judge_served_model: str | None = None  # openai: the model name on the server
     judge_method: str = "auto"  # auto | probs | generate
     judge_batch_size: int = 8  # hf: requests per forward pass

@@ -31,7 +31,7 @@ from ..tasks import Task, family_tasks, get_task, list_families
 
 METHODS = ("auto", "probs", "generate")
 THINK = "think+probs"  # the method recorded on results read after the judge's own reasoning
-BACKENDS = ("hf", "openai")
+BACKENDS = ("hf", "openai", "vllm")  # transformers in process, an OpenAI-compatible server, vLLM in process
 # what a judge folder's unireward.json may set
 SIDECAR_FIELDS = ("family", "variant", "method", "reasoning", "max_new_tokens", "chat_template_kwargs")
 
@@ -41,7 +41,7 @@ class JudgeSpec:
     """How a judge is run. Build it with `resolve_spec`; change a field with `dataclasses.replace`."""
 
     model: str = ""  # what is opened: a folder, a hub id, or base URL(s) of an OpenAI-compatible server
-    backend: str = "hf"  # hf | openai
+    backend: str = "hf"  # hf | openai | vllm
     served_model: str | None = None  # openai: the model name on the server
     checkpoint: str | None = None  # the registered checkpoint it runs (short name), None: none known
     family: str = DEFAULT_FAMILY  # whose prompts and answer formats: unireward, 1.0, 2.0, think, edit, flex
