@@ -25,7 +25,7 @@ from pathlib import Path
 
 from unireward.sandbox.data import TASKS
 from unireward.sandbox.ladder import LadderConfig, evaluate_judge, train_ladder
-from unireward.train.config import load_config
+from unireward.config import load_config
 
 
 RUN_ONLY = ("out_dir", "threads", "workers", "device", "progress", "eval_every", "eval_n", "final_eval_n")

@@ -105,7 +105,7 @@ def test_run_dpo_from_config_end_to_end(tmp_path, tiny_model_dir):
 
 
 def test_presets_load():
-    from unireward.train.config import load_config
+    from unireward.config import load_config
     from unireward.train.dpo import DPORecipeConfig
 
     presets = sorted(Path(__file__).parents[1].joinpath("configs/dpo").glob("*.yaml"))

@@ -13,7 +13,7 @@ import pytest
 from unireward.data.schema import write_samples
 from unireward.errors import ConfigError
 from unireward.tasks import get_task
-from unireward.train.config import load_config
+from unireward.config import load_config
 from unireward.train.grpo_judge import (GRPOJudgeConfig, accuracy_reward, build_grpo_dataset, format_reward,
                                         judge_reward_funcs, run_grpo_judge)
 

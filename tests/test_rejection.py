@@ -12,7 +12,7 @@ import pytest
 from unireward.data.schema import read_samples, write_samples
 from unireward.errors import ConfigError
 from unireward.tasks import get_task
-from unireward.train.config import load_config
+from unireward.config import load_config
 from unireward.train.rejection import RejectConfig, batch_seed, run_rejection, verdict_matches
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from unireward.judge import RewardModel
 from unireward.rewards.recipe import VLMGRPOConfig, build_trainer
 from unireward.sandbox.grpo import SandboxGRPOConfig
 from unireward.serve import ServeConfig, ServerThread
-from unireward.train.config import load_config
+from unireward.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

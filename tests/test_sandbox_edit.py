@@ -226,7 +226,7 @@ def test_ladder_trains_edits_from_a_judge_and_evaluates_them_before_and_after(tm
 def test_edit_preset_loads():
     from unireward.sandbox.ladder import LadderConfig, eval_tasks
     from unireward.sandbox.data import TASKS
-    from unireward.train.config import load_config
+    from unireward.config import load_config
 
     cfg = load_config(LadderConfig, EDIT_PRESET)
     assert cfg.init and (ROOT / cfg.init / "config.json").is_file() and cfg.eval_before

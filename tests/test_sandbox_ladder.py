@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from unireward.sandbox.ladder import LadderConfig, StageConfig, run_from_config, train_ladder  # noqa: E402
-from unireward.train.config import load_config  # noqa: E402
+from unireward.config import load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "sandbox" / "smoke.yaml"

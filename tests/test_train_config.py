@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from unireward.errors import ConfigError
-from unireward.train.config import dump_config, load_config
+from unireward.config import dump_config, load_config
 from unireward.train.sft import SFTRecipeConfig
 
 ROOT = Path(__file__).resolve().parents[1]

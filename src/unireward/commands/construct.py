@@ -31,7 +31,7 @@ def run(args) -> int:
     import yaml
 
     from ..construct.run import ConstructConfig, run_construct
-    from ..train.config import load_config, to_dict
+    from ..config import load_config, to_dict
 
     config = load_config(ConstructConfig, args.config, args.overrides)
     if args.no_progress:

@@ -80,7 +80,7 @@ def _print_config(args, module) -> int:
     import yaml
 
     from ..errors import ConfigError
-    from ..train.config import load_config, to_dict
+    from ..config import load_config, to_dict
 
     cls = getattr(module, "CONFIG_CLASS", None) or getattr(module, "SFTRecipeConfig", None)
     if cls is None:

@@ -114,7 +114,7 @@ def run_vlm_grpo(cfg: VLMGRPOConfig):
 def main(argv=None) -> None:
     import argparse
 
-    from ..train.config import load_config
+    from ..config import load_config
 
     p = argparse.ArgumentParser(description="GRPO of a VLM policy with unireward's judge as the reward")
     p.add_argument("--config", required=True)

@@ -143,7 +143,7 @@ def run_demo(config: DemoConfig) -> dict:
 
 
 def _ladder_config(ladder, shipped: dict | None, out: Path, config: DemoConfig):
-    from ..train.config import load_config
+    from ..config import load_config
     from .ladder import LadderConfig, config_from_dict
 
     where = dict(out_dir=str(out / "ladder"), progress=config.progress)

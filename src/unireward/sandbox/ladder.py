@@ -102,7 +102,7 @@ class LadderConfig:
 
 
 def run_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> dict:
-    from ..train.config import load_config
+    from ..config import load_config
 
     return train_ladder(load_config(LadderConfig, path, overrides))
 

@@ -125,7 +125,7 @@ class DPOResult:
 
 def run_dpo_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> DPOResult:
     """Load a YAML preset with `key=value` overrides and run it (the `unireward train dpo` entry point)."""
-    from .config import load_config
+    from ..config import load_config
 
     return run_dpo(load_config(DPORecipeConfig, path, overrides))
 
@@ -136,7 +136,7 @@ def run_dpo(config: DPORecipeConfig, *, model: Any = None, processor: Any = None
     `config.data` for callers that hold them already (the sandbox loop)."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    from .config import dump_config
+    from ..config import dump_config
     from .sft import _resume_path, default_bf16, jsonl_logger, load_model
 
     out = Path(config.output_dir)

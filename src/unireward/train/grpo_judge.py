@@ -217,7 +217,7 @@ def _native_video(task) -> bool:
 
 
 def run_grpo_judge_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> GRPOJudgeResult:
-    from .config import load_config
+    from ..config import load_config
 
     return run_grpo_judge(load_config(GRPOJudgeConfig, path, overrides))
 

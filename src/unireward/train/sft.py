@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..config import expand_path
 from ..errors import ConfigError, DataError
 
 LM_LINEAR_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -49,8 +50,9 @@ class SFTRecipeConfig:
     # ---- data
     data: list[Any] = field(default_factory=list)  # unified Sample JSONL files: a path, or {path: ..., weight: w};
     #                      weight w repeats a file floor(w) times plus a seeded random fraction w - floor(w);
-    #                      or {sandbox_world: DIR, n_per_task: N, seed: s, weight: w}: the train split of a sandbox
-    #                      world in DIR, drawn there on first use (a DIR holding another world is an error)
+    #                      or {NAME: value, ..., weight: w} for a datasets plugin NAME (unireward.plugins), e.g.
+    #                      {sandbox_world: DIR, n_per_task: N, seed: s}: the train split of a sandbox world in DIR,
+    #                      drawn there on first use (a DIR holding another world is an error)
     max_samples: int | None = None  # cap on the mixed set (after weighting; a seeded random subset)
     image_max_pixels: int = 1024 * 1024  # ImagePolicy: images larger than this are resized down (aspect kept)
     video_frames: int | None = 8  # VideoPolicy: frames per video, uniform over the clip (None: use video_fps)
@@ -150,7 +152,7 @@ class SFTResult:
 
 def run_sft_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> SFTResult:
     """Load a YAML preset with `key=value` overrides and run it."""
-    from .config import load_config
+    from ..config import load_config
 
     return run_sft(load_config(SFTRecipeConfig, path, overrides))
 
@@ -185,7 +187,7 @@ def default_bf16(flag: bool | None) -> bool:
 def prepare_run(config, config_file: str):
     """A training recipe's start: the config with its paths expanded, its output folder made and the config
     written there as `config_file`; returns (config, output folder, whether to train in bf16)."""
-    from .config import dump_config
+    from ..config import dump_config
 
     config = dataclasses.replace(config, output_dir=expand_path(config.output_dir, "output_dir"),
                                  model=expand_path(config.model, "model"),
@@ -294,53 +296,9 @@ def read_mixture(data: Sequence[Any], seed: int = 0, max_samples: int | None = N
     return mixed
 
 
-def expand_path(value: str, field_name: str) -> str:
-    """`${VAR}` / `~` expanded; an unset variable is an error naming the field (not a folder called '${VAR}')."""
-    out = os.path.expanduser(os.path.expandvars(str(value)))
-    if "$" in out:
-        raise ConfigError(f"{field_name}={value!r}: environment variable not set ({out!r}); export it or pass "
-                          f"{field_name}=... on the command line")
-    return out
-
-
-_WORLD_KEYS = {"sandbox_world", "n_per_task", "seed", "image_size", "video_frames", "rationale", "weight"}
-
-
-def sandbox_world(folder: str | Path, n_per_task: int = 50, seed: int = 0, image_size: int = 32,
-                  video_frames: int = 8, rationale: bool = False) -> Path:
-    """The train split of a sandbox world drawn into `folder` with these settings: drawn on first use, reused
-    after; a folder that holds another world (its manifest says other settings, e.g. the benchmark's held-out
-    world) is never overwritten: that is an error naming both."""
-    import json
-
-    from ..sandbox.data import generate_dataset
-
-    out = Path(expand_path(str(folder), "sandbox_world"))
-    want = {"seed": seed, "image_size": image_size, "video_frames": video_frames, "rationale": rationale}
-    manifest_path = out / "manifest.json"
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        counts = set((manifest.get("train") or {}).values())
-        same = all(manifest.get(k) == v for k, v in want.items()) and counts == {n_per_task}
-        if same and (out / "train.jsonl").is_file():
-            return out / "train.jsonl"
-        raise ConfigError(f"sandbox_world {out} holds another world ({manifest_path}: train {manifest.get('train')}, "
-                          f"seed {manifest.get('seed')}, image_size {manifest.get('image_size')}); it is not "
-                          f"overwritten: pick another folder for n_per_task={n_per_task}, seed={seed}")
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"sandbox_world {out} is a non-empty folder without a world manifest; it is not "
-                          "overwritten: pick another folder")
-    return generate_dataset(out, n_per_task, seed, image_size=image_size, video_frames=video_frames,
-                            rationale=rationale)["train"]
-
-
 def _data_entry(entry: Any) -> tuple[Path, float]:
-    if isinstance(entry, dict) and "sandbox_world" in entry:
-        if not set(entry) <= _WORLD_KEYS:
-            raise ConfigError(f"data entry {entry}: unknown key(s) {sorted(set(entry) - _WORLD_KEYS)}; a sandbox "
-                              f"world entry takes {sorted(_WORLD_KEYS)}")
-        settings = {k: v for k, v in entry.items() if k not in ("sandbox_world", "weight")}
-        return sandbox_world(entry["sandbox_world"], **settings), float(entry.get("weight", 1.0))
+    if isinstance(entry, dict) and "path" not in entry:
+        return _dataset_entry(entry)
     if isinstance(entry, (str, os.PathLike)):
         return Path(expand_path(entry, "data")), 1.0
     if isinstance(entry, dict) and "path" in entry and set(entry) <= {"path", "weight"}:
@@ -352,6 +310,28 @@ def _data_entry(entry: Any) -> tuple[Path, float]:
             raise ConfigError(f"data entry {entry}: weight must be >= 0")
         return Path(expand_path(entry["path"], "data")), weight
     raise ConfigError(f"data entry {entry!r}: expected a JSONL path or {{path: ..., weight: ...}}")
+
+
+def _dataset_entry(entry: dict) -> tuple[Path, float]:
+    """{NAME: value, setting: ..., weight: w}: the Sample JSONL that the `datasets` plugin NAME makes of `value`
+    and the settings (e.g. the sandbox's {sandbox_world: DIR, n_per_task: 50})."""
+    import inspect
+
+    from .. import plugins
+
+    named = [k for k in entry if k != "weight" and plugins.known("datasets", str(k))]
+    if len(named) != 1:
+        raise ConfigError(f"data entry {entry}: expected a JSONL path, {{path: ..., weight: ...}} or one dataset "
+                          f"plugin's entry ({', '.join(plugins.names('datasets')) or 'none declared'})")
+    name = named[0]
+    make = plugins.load("datasets", name)
+    settings = {k: v for k, v in entry.items() if k not in (name, "weight")}
+    try:
+        inspect.signature(make).bind(entry[name], **settings)
+    except TypeError as e:
+        takes = list(inspect.signature(make).parameters)
+        raise ConfigError(f"data entry {entry}: {e}; a {name} entry takes {takes} (and weight)") from None
+    return Path(make(entry[name], **settings)), float(entry.get("weight", 1.0))
 
 
 def build_dataset(samples: list[tuple[Any, str]], image_policy, video_policy):

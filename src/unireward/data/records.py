@@ -1,4 +1,4 @@
-"""Crash-safe, append-only JSONL of construction records, keyed by prompt id.
+"""Crash-safe, append-only JSONL of records keyed by id (construction's prompts, rejection sampling's samples).
 
     writer = RecordWriter("out/records.jsonl")     # recovers what an earlier (possibly killed) run wrote
     if prompt_id not in writer.done: ...; writer.append(record)

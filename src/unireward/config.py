@@ -1,6 +1,7 @@
-"""YAML presets to config dataclasses, with `key=value` overrides: shared by every training recipe.
+"""YAML presets to config dataclasses, with `key=value` overrides: one loader for every recipe, construct and the
+sandbox (core: it imports nothing of unireward but `errors`).
 
-    from unireward.train.config import load_config
+    from unireward.config import load_config
     config = load_config(SFTRecipeConfig, "configs/sft/tiny.yaml", ["max_steps=5", "lr=1e-4"])
 
 A preset is a YAML mapping whose keys are the dataclass's fields. Overrides are `key=value` strings; a dotted key
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from pathlib import Path
 from typing import Any, Sequence, TypeVar
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 T = TypeVar("T")
 _TRUE = {"true", "yes", "on", "1"}
@@ -60,6 +62,15 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         _set_dotted(data, key, _parse_value(value))
         origin[key.split(".")[0]] = "command line"
     return from_dict(cls, data, where=where, origin=origin)
+
+
+def expand_path(value: str, field_name: str) -> str:
+    """`${VAR}` / `~` expanded; an unset variable is an error naming the field (not a folder called '${VAR}')."""
+    out = os.path.expanduser(os.path.expandvars(str(value)))
+    if "$" in out:
+        raise ConfigError(f"{field_name}={value!r}: environment variable not set ({out!r}); export it or pass "
+                          f"{field_name}=... on the command line")
+    return out
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
