@@ -116,7 +116,7 @@ def test_prompt_over_the_context_is_an_item_error(tiny_model_dir, images):
     rm = RewardModel.load(tiny_model_dir("qwen2-vl"), dtype=None)
     task = get_task("image-gen/pair")
     short = rm._render(task, rm._prepare(task, "short", [images[0], images[1]], None), swap=False)
-    rm.backend.max_length = rm.backend._encode([short])["input_ids"].shape[1] + 20
+    rm.backend.max_length = rm.backend.encode([short])["input_ids"].shape[1] + 20
     out = rm.rank_batch([PairRequest("short", images[0], images[1]), PairRequest("long " * 200, images[0], images[1])])
     assert out[0].status == "ok"
     assert out[1].status == "error" and "context" in out[1].reason

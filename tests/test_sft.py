@@ -107,7 +107,7 @@ def test_collator_matches_the_judge_and_masks_all_but_the_answer(data, tiny):
     # the prompt half is what the judge's backend encodes for the same samples, token for token and pixel for pixel
     backend = HFBackend(AutoModelForImageTextToText.from_pretrained(tiny), AutoProcessor.from_pretrained(tiny))
     chats = [sample_chat(s, root, config.image_policy(), config.video_policy()) for s, root in samples]
-    judge = backend._encode(chats)
+    judge = backend.encode(chats)
     for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
         assert torch.equal(batch[key], judge[key]), key
     for b, (sample, _) in enumerate(samples):

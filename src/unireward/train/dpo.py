@@ -137,7 +137,7 @@ def run_dpo(config: DPORecipeConfig, *, model: Any = None, processor: Any = None
     from transformers.trainer_utils import get_last_checkpoint
 
     from ..config import dump_config
-    from .sft import _resume_path, default_bf16, jsonl_logger, load_model
+    from .sft import default_bf16, jsonl_logger, load_model, resume_path
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +159,7 @@ def run_dpo(config: DPORecipeConfig, *, model: Any = None, processor: Any = None
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
 
     # 6. train (resuming) and save
-    resume = _resume_path(config, get_last_checkpoint)  # type: ignore[arg-type]
+    resume = resume_path(config, get_last_checkpoint)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     runtime = time.perf_counter() - start

@@ -235,7 +235,7 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
     from trl import GRPOConfig, GRPOTrainer
 
     from ..models.registry import write_sidecar
-    from .sft import _resume_path, jsonl_logger, load_model, lora_config, prepare_run, read_mixture, set_trainable
+    from .sft import jsonl_logger, load_model, lora_config, prepare_run, read_mixture, resume_path, set_trainable
 
     config, out, bf16 = prepare_run(config, "grpo_judge_config.yaml")
 
@@ -270,7 +270,7 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
                           args=args, train_dataset=dataset, processing_class=processor, peft_config=peft_config,
                           callbacks=[jsonl_logger(out / "log.jsonl")])
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    resume = _resume_path(config, get_last_checkpoint)
+    resume = resume_path(config, get_last_checkpoint)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # TRL 1.16 reads `model.is_gradient_checkpointing` around every generation, a property transformers 5

@@ -163,9 +163,9 @@ def sample_texts(backend, chats: Sequence[Any], k: int, *, temperature: float, t
     import torch
 
     rows = [c for c in chats for _ in range(k)]
-    enc = backend._encode(rows)
+    enc = backend.encode(rows)
     start = enc["input_ids"].shape[1]
-    backend._check_length(start)
+    backend.check_length(start)
     tok = backend.tokenizer
     torch.manual_seed(seed)
     with torch.inference_mode():

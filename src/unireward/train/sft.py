@@ -219,7 +219,7 @@ def _run_sft(config: SFTRecipeConfig) -> SFTResult:
     peft_config = lora_config(model, config) if config.use_lora else None
 
     # 4. trainer
-    resume = _resume_path(config, get_last_checkpoint)
+    resume = resume_path(config, get_last_checkpoint)
     args = SFTConfig(
         output_dir=str(out), per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, lr_scheduler_type=config.lr_scheduler,
@@ -523,7 +523,8 @@ def _trainer_class():
     return JudgeSFTTrainer
 
 
-def _resume_path(config: SFTRecipeConfig, get_last_checkpoint) -> str | None:
+def resume_path(config: Any, get_last_checkpoint) -> str | None:
+    """The checkpoint a run resumes from (`config.resume_from_checkpoint`: auto, none or a folder), or None."""
     r = (config.resume_from_checkpoint or "").strip()
     if r.lower() in ("", "none", "false", "no"):
         return None
