@@ -125,7 +125,8 @@ def main() -> None:
         xs = np.asarray(xs, float) * 100
         return f"{xs.mean():5.1f} +- {xs.std(ddof=1) if len(xs) > 1 else 0.0:3.1f}"
 
-    print(f"\nwall {time.time() - t0:.0f}s; judge {args.judge}; N={args.n}; {len(items)} prompts; DPO {args.dpo_steps} steps; seeds {args.seeds}")
+    print(f"\nwall {time.time() - t0:.0f}s; judge {args.judge}; N={args.n}; {len(items)} prompts; "
+          f"DPO {args.dpo_steps} steps; seeds {args.seeds}")
     print(f"{'strategy':16s} | {'pairs':>5s} | {'chosen truly better':>19s} | {'all-correct %':>13s} | "
           f"{'held-out combos %':>17s}")
     for name, r in rows.items():

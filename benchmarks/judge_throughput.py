@@ -35,7 +35,7 @@ QWEN25_VL_7B = {
 
 
 def build_model(size: str, family: str, image_size: int, out_dir: str):
-    from unireward.models.tiny import TinySize, build_tiny_model
+    from unireward.models.tiny import build_tiny_model
 
     pixels = image_size * image_size
     if size == "tiny":

@@ -9,7 +9,7 @@ import pytest
 from unireward.backends.choices import plan_choices
 from unireward.backends.scripted import ScriptedBackend
 from unireward.grouping import bradley_terry, schedule_pairs
-from unireward.judge import PairRequest, PointRequest, RewardModel
+from unireward.judge import PairRequest, RewardModel
 from unireward.tasks import get_task
 
 

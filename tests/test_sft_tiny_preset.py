@@ -36,7 +36,8 @@ def test_the_tiny_preset_makes_its_own_data_and_leaves_other_worlds_alone(tmp_pa
     # judged with the templates it was trained on
     assert json.loads((tmp_path / "runs" / "judge" / "unireward.json").read_text())["family"] == "unireward"
     world = tmp_path / "runs" / "sft-world"
-    assert len((world / "train.jsonl").read_text().splitlines()) == 50 * len(ALL_TASKS)  # every sandbox task, edits included
+    # every sandbox task, edits included
+    assert len((world / "train.jsonl").read_text().splitlines()) == 50 * len(ALL_TASKS)
     assert {p.name: p.read_bytes() for p in bench.iterdir()} == before  # the benchmark's world is untouched
     deprecated = [str(w.message) for w in caught if "checkpointing" in str(w.message)]
     assert deprecated == []

@@ -155,7 +155,8 @@ class DiffusersVideoSampler:
 
     def __init__(self, pipeline: Any, *, num_inference_steps: int = 4, guidance_scale: float = 7.5,
                  num_frames: int = 16, name: str = "", **call_kwargs):
-        self.pipe, self.steps, self.guidance, self.num_frames = pipeline, num_inference_steps, guidance_scale, num_frames
+        self.pipe, self.steps, self.guidance = pipeline, num_inference_steps, guidance_scale
+        self.num_frames = num_frames
         self.call_kwargs = call_kwargs
         self.name = name or getattr(pipeline, "name_or_path", "") or type(pipeline).__name__
 
@@ -230,5 +231,5 @@ def read_prompts(path: str | Path) -> list[PromptItem]:
     return items
 
 
-__all__ = ["DiffusersImageSampler", "DiffusersVideoSampler", "PromptItem", "VLMSampler", "candidate_seed", "read_prompts",
-           "to_frames"]
+__all__ = ["DiffusersImageSampler", "DiffusersVideoSampler", "PromptItem", "VLMSampler", "candidate_seed",
+           "read_prompts", "to_frames"]

@@ -136,8 +136,9 @@ def run_demo(config: DemoConfig) -> dict:
     summary["report"] = str(path)
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    _say(f"generator all-attributes-correct on the evaluation captions (every held-out combination + 9 seen): base {gen_summary['base']:.3f}, control "
-         f"{gen_summary['control']:.3f}, DPO {gen_summary['dpo']:.3f} ({judge_note})")
+    _say(f"generator all-attributes-correct on the evaluation captions (every held-out combination + 9 seen): "
+         f"base {gen_summary['base']:.3f}, control {gen_summary['control']:.3f}, DPO {gen_summary['dpo']:.3f} "
+         f"({judge_note})")
     _say(f"report: {path}  ({summary['wall_s']} s)")
     return summary
 
