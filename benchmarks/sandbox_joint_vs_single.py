@@ -1,6 +1,6 @@
 """Joint versus single-task judges in the sandbox (issue 3 item 7, the paper's central claim).
 
-    .venv/bin/python benchmarks/sandbox_joint_vs_single.py --preset configs/sandbox/ladder.yaml \
+    .venv/bin/python benchmarks/sandbox_joint_vs_single.py --preset sandbox/ladder \
         [--budget N] [--joint runs/ladder6] --eval-n 100 --out runs/joint-vs-single \
         [--tasks image-gen/pair,video-gen/pair] [key=value ...]
 

@@ -253,12 +253,10 @@ def test_construct_cli_print_config(tmp_path, capsys):
 
 
 def test_presets_load():
-    from pathlib import Path
-
+    from unireward.config import PRESETS, load_config
     from unireward.construct.run import ConstructConfig
-    from unireward.config import load_config
 
-    presets = sorted(Path(__file__).parents[1].joinpath("configs/construct").glob("*.yaml"))
+    presets = sorted((PRESETS / "construct").glob("*.yaml"))
     assert presets
     for p in presets:
         load_config(ConstructConfig, p)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from unireward.config import PRESETS
 from unireward.data.schema import Sample, read_samples
 from unireward.sandbox import oracle
 from unireward.sandbox.data import EDIT_KINDS, EDIT_TASKS, _Ctx, build_samples, combos, edit_candidate, \
@@ -20,8 +21,8 @@ from unireward.sandbox.world import IMAGE_ATTRIBUTES, VALUES, Obj, Scene, edit_i
 from unireward.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
-EDIT_PRESET = ROOT / "configs" / "sandbox" / "edit.yaml"
-SMOKE = ROOT / "configs" / "sandbox" / "smoke.yaml"
+EDIT_PRESET = PRESETS / "sandbox" / "edit.yaml"
+SMOKE = PRESETS / "sandbox" / "smoke.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -236,4 +237,4 @@ def test_edit_preset_loads():
     edit = sum(weights[t] for t in EDIT_TASKS) / sum(weights.values())
     assert 0.3 < edit < 0.7 and all(weights.get(t, 0) > 0 for t in TASKS)  # a replay share of all eight
     assert eval_tasks(cfg) == TASKS + EDIT_TASKS
-    assert "python -m unireward.sandbox.ladder --config configs/sandbox/edit.yaml" in EDIT_PRESET.read_text()
+    assert "python -m unireward.sandbox.ladder --config sandbox/edit" in EDIT_PRESET.read_text()

@@ -2,7 +2,11 @@
 sandbox (core: it imports nothing of unireward but `errors`).
 
     from unireward.config import load_config
-    config = load_config(SFTRecipeConfig, "configs/sft/tiny.yaml", ["max_steps=5", "lr=1e-4"])
+    config = load_config(SFTRecipeConfig, "sft/tiny", ["max_steps=5", "lr=1e-4"])
+
+A config is a file, or the name of a preset shipped in the package (`src/unireward/configs/`, installed with it):
+`sft/tiny`, `sft/tiny.yaml` and `configs/sft/tiny.yaml` all name `configs/sft/tiny.yaml` when no such file exists
+where the command runs (`preset_path`).
 
 A preset is a YAML mapping whose keys are the dataclass's fields. Overrides are `key=value` strings; a dotted key
 (`lora.rank=16`) reaches into a nested dataclass field. Every value, from YAML or the command line, is coerced to
@@ -23,6 +27,7 @@ from typing import Any, Sequence, TypeVar
 from .errors import ConfigError
 
 T = TypeVar("T")
+PRESETS = Path(__file__).parent / "configs"  # the shipped presets (YAML, and DeepSpeed / accelerate files)
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _NONE = {"none", "null", "~", ""}
@@ -34,17 +39,33 @@ _HABITS = {"learning_rate": ["lr"], "num_train_epochs": ["epochs"], "per_device_
            "resume_from_checkpoint": ["resume"]}
 
 
+def preset_path(name: str | Path, suffix: str = ".yaml") -> Path:
+    """`name` when it is a file, else the shipped preset it names (relative to PRESETS, with or without a leading
+    `configs/` and the `suffix`); a ConfigError naming close presets when it is neither."""
+    p = Path(name).expanduser()
+    if p.is_file():
+        return p
+    if not p.is_absolute():
+        rel = p.relative_to("configs") if p.parts[:1] == ("configs",) else p
+        for candidate in (PRESETS / rel, PRESETS / rel.with_name(rel.name + suffix)):
+            if candidate.is_file():
+                return candidate
+    names = sorted(str(q.relative_to(PRESETS).with_suffix("")) for q in PRESETS.rglob(f"*{suffix}"))
+    close = difflib.get_close_matches(str(p.with_suffix("")).removeprefix("configs/"), names, n=3)
+    raise ConfigError(f"{name}: no such config file, nor a preset under {PRESETS}"
+                      + (f"; did you mean {', '.join(close)}?" if close else ""))
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Build `cls` from a YAML preset (optional) and `key=value` overrides (applied in order, last wins)."""
+    """Build `cls` from a YAML file or preset name (optional; see `preset_path`) and `key=value` overrides
+    (applied in order, last wins)."""
     import yaml
 
     data: dict[str, Any] = {}
     origin: dict[str, str] = {}  # top-level key -> where its value came from, when not the file
     where = "defaults"
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: no such config file")
+        p = preset_path(path)
         try:
             loaded = yaml.safe_load(p.read_text())
         except yaml.YAMLError as e:

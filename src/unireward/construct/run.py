@@ -1,7 +1,7 @@
 """The construction recipe: prompts -> N candidates -> judge -> one (chosen, rejected) pair per prompt, resumable.
 
-    unireward construct --config configs/construct/sandbox_generator.yaml num_candidates=10
-    python -c "from unireward.construct import run_construct_from_config as r; r('configs/construct/x.yaml', [])"
+    unireward construct --config construct/sandbox_generator num_candidates=10
+    python -c "from unireward.construct import run_construct_from_config as r; r('construct/x', [])"
 
 `construct(items, sampler, judge, out_dir, ...)` is the library call (built objects in, records out);
 `run_construct(config)` builds the sampler and the judge a `ConstructConfig` names and calls it.
@@ -39,7 +39,7 @@ RECORDS = "records.jsonl"
 
 @dataclass
 class ConstructConfig:
-    """Settings of a construction run (fields of the YAML presets in configs/construct/)."""
+    """Settings of a construction run (fields of the construct/ presets)."""
 
     # ---- what
     prompts: str = ""  # JSONL of {"id", "prompt", "media"?} (media: the image / video an und question is about)

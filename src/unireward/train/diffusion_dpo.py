@@ -4,7 +4,7 @@ Python:
     result = train_diffusion_dpo(DiffusionDPOConfig(beta=5000, steps=100), policy, reference,
                                  noise_scheduler, encode_prompt, dataset, vae=vae)
 From a YAML preset (the CLI is a thin layer over this):
-    accelerate launch -m unireward train diffusion-dpo --config configs/diffusion_dpo/sdxl_turbo.yaml steps=10
+    accelerate launch -m unireward train diffusion-dpo --config diffusion_dpo/sdxl_turbo steps=10
 
 Each step takes pairs (caption, chosen, rejected), encodes pixels to latents when a VAE is given, draws ONE
 noise tensor and ONE timestep per pair shared by chosen and rejected, runs the trained policy and the frozen
@@ -319,11 +319,10 @@ def load_dpo_config(path: str | Path, overrides: Sequence[str] = ()) -> Diffusio
     """Read a YAML preset into `DiffusionDPOConfig`, then apply `key=value` overrides (values parsed as YAML)."""
     import yaml
 
+    from ..config import preset_path
     from ..errors import ConfigError
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+    path = preset_path(path)
     data = yaml.safe_load(path.read_text()) or {}
     defaults = DiffusionDPOConfig()
     for item in overrides:

@@ -1,9 +1,9 @@
 """DPO for VLMs (image and video understanding) on TRL's `DPOTrainer`: a config dataclass and one linear recipe.
 
-    unireward train dpo --config configs/dpo/sandbox.yaml max_steps=20
-    accelerate launch --config_file configs/accelerate/zero2.yaml -m unireward train dpo \\
-        --config configs/dpo/llava_ov_7b.yaml
-    python -c "from unireward.train.dpo import run_dpo_from_config as r; r('configs/dpo/sandbox.yaml', [])"
+    unireward train dpo --config dpo/sandbox max_steps=20
+    accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml -m unireward train dpo \\
+        --config dpo/llava_ov_7b
+    python -c "from unireward.train.dpo import run_dpo_from_config as r; r('dpo/sandbox', [])"
 
 Data: TRL DPO rows as `unireward construct` exports them (`dpo_trl.jsonl`): {"prompt": [user message with an
 image or video part and the question], "chosen": [assistant message], "rejected": [assistant message],

@@ -1,8 +1,8 @@
 """GRPO for judges that reason (the Think recipe's last step), on TRL's `GRPOTrainer`.
 
-    unireward train grpo-judge --config configs/grpo_judge/sandbox.yaml max_steps=20
-    accelerate launch --config_file configs/accelerate/zero3.yaml -m unireward train grpo-judge \\
-        --config configs/grpo_judge/qwen2_5_vl_7b.yaml
+    unireward train grpo-judge --config grpo_judge/sandbox max_steps=20
+    accelerate launch --config_file src/unireward/configs/accelerate/zero3.yaml -m unireward train grpo-judge \\
+        --config grpo_judge/qwen2_5_vl_7b
 
 `run_grpo_judge(config)`: read labelled unified samples (the SFT recipe's data entries; typically a rejection-
 sampling hard set, `unireward train reject`, plus a replay share), present each exactly as the judge sees it (the

@@ -1,7 +1,7 @@
 """Rejection sampling for judges: sample K reasoning traces per labelled sample, keep the right ones as SFT data.
 
-    unireward train reject --config configs/reject/sandbox.yaml k=8 temperature=1.0
-    python -c "from unireward.train.rejection import run_rejection_from_config as r; r('configs/reject/sandbox.yaml')"
+    unireward train reject --config reject/sandbox k=8 temperature=1.0
+    python -c "from unireward.train.rejection import run_rejection_from_config as r; r('reject/sandbox')"
 
 For every unified `Sample` of `data` (the SFT recipe's data entries: JSONL files or a sandbox world) the judge in
 `model` writes `k` traces by sampling (`temperature`, `top_p`) from exactly the prompt it is judged with (the

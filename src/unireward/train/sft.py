@@ -1,9 +1,9 @@
 """Judge training: supervised fine-tuning of a VLM on unified `Sample` JSONL, loss on the answer only.
 
-    unireward train sft --config configs/sft/tiny.yaml max_steps=20
-    accelerate launch --config_file configs/accelerate/zero2.yaml -m unireward train sft \\
-        --config configs/sft/qwen2_5_vl_7b.yaml
-    python -c "from unireward.train.sft import run_sft_from_config as r; r('configs/sft/tiny.yaml', ['max_steps=5'])"
+    unireward train sft --config sft/tiny max_steps=20
+    accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml -m unireward train sft \\
+        --config sft/qwen2_5_vl_7b
+    python -c "from unireward.train.sft import run_sft_from_config as r; r('sft/tiny', ['max_steps=5'])"
 
 `run_sft(config)` reads top to bottom: load the model and processor (a path, a hub id, or `tiny:<family>`, which
 builds a tiny random model into `<output_dir>/base_model`), read and weight the data files, freeze parts and/or
@@ -89,8 +89,8 @@ class SFTRecipeConfig:
     optim: str = "adamw_torch"  # transformers optimizer name
     bf16: bool | None = None  # bf16 mixed precision; None: on when a CUDA device supports it
     gradient_checkpointing: bool = False  # recompute activations in the backward pass to save memory
-    deepspeed: str | None = None  # a DeepSpeed JSON (configs/deepspeed/zero2.json); None: take it from
-    #                      `accelerate launch --config_file configs/accelerate/zero2.yaml`, or none
+    deepspeed: str | None = None  # a DeepSpeed JSON (a file or a preset: deepspeed/zero2); None: take it from
+    #                      `accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml`, or none
     # ---- bookkeeping
     output_dir: str = "outputs/sft"  # checkpoints, log.jsonl, the resolved config and the final model
     seed: int = 0  # seeds weighting, model init (tiny), LoRA init and data order
@@ -187,11 +187,11 @@ def default_bf16(flag: bool | None) -> bool:
 def prepare_run(config, config_file: str):
     """A training recipe's start: the config with its paths expanded, its output folder made and the config
     written there as `config_file`; returns (config, output folder, whether to train in bf16)."""
-    from ..config import dump_config
+    from ..config import dump_config, preset_path
 
+    deepspeed = config.deepspeed and str(preset_path(expand_path(config.deepspeed, "deepspeed"), ".json"))
     config = dataclasses.replace(config, output_dir=expand_path(config.output_dir, "output_dir"),
-                                 model=expand_path(config.model, "model"),
-                                 deepspeed=config.deepspeed and expand_path(config.deepspeed, "deepspeed"))
+                                 model=expand_path(config.model, "model"), deepspeed=deepspeed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(config, out / config_file)
@@ -268,7 +268,7 @@ def read_mixture(data: Sequence[Any], seed: int = 0, max_samples: int | None = N
 
     if not data:
         raise ConfigError("no training data: set data to one or more unified Sample JSONL files "
-                          "(e.g. data=runs/sft-world/train.jsonl) or a sandbox world entry (configs/sft/tiny.yaml)")
+                          "(e.g. data=runs/sft-world/train.jsonl) or a sandbox world entry (sft/tiny)")
     rng = random.Random(seed)
     mixed: list[tuple[Any, str]] = []
     for entry in data:
