@@ -63,7 +63,7 @@ def cell(res: dict, task: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--preset", default="configs/sandbox/ladder.yaml")
+    p.add_argument("--preset", default="sandbox/ladder")
     p.add_argument("--budget", type=int, default=None,
                    help="judge examples per judge (joint and each single); default: the preset's")
     p.add_argument("--joint", default=None,
