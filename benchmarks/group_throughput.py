@@ -86,10 +86,10 @@ def main() -> None:
     prompts = args.group * (args.group - 1)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     vision = sum(p.numel() for p in model.model.visual.parameters()) / 1e6
-    print(f"{args.clock} clock; model: scaled Qwen2.5-VL, {params:.1f}M parameters ({vision:.2f}M vision), language {args.hidden} x "
-          f"{args.layers}, vision {args.vision_hidden} x {args.vision_layers}; group {args.group}, both orders: "
-          f"{prompts} pair prompts; images {args.image_size} px; batch size {args.batch_size}; "
-          f"torch threads {torch.get_num_threads()}")
+    print(f"{args.clock} clock; model: scaled Qwen2.5-VL, {params:.1f}M parameters ({vision:.2f}M vision), "
+          f"language {args.hidden} x {args.layers}, vision {args.vision_hidden} x {args.vision_layers}; "
+          f"group {args.group}, both orders: {prompts} pair prompts; images {args.image_size} px; "
+          f"batch size {args.batch_size}; torch threads {torch.get_num_threads()}")
 
     now = CLOCKS[args.clock]
     vision_time = [0.0]

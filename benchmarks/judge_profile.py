@@ -51,7 +51,7 @@ def main() -> None:
         model = backend.model
         for label in ["warm-up"] + [f"run {i}" for i in range(args.repeat)]:
             t0 = time.perf_counter()
-            enc = backend._encode(inputs, padding_side="right")
+            enc = backend.encode(inputs, padding_side="right")
             ends = backend._append_right(enc, [[]] * len(inputs))  # rows as choice_probs runs them
             t1 = time.perf_counter()
             enc = {k: v.to(backend.device) for k, v in enc.items()}

@@ -37,7 +37,7 @@ QWEN25_VL_7B = {
 
 
 def build_model(size: str, family: str, image_size: int, out_dir: str):
-    from unireward.models.tiny import TinySize, build_tiny_model
+    from unireward.models.tiny import build_tiny_model
 
     pixels = image_size * image_size
     if size == "tiny":
@@ -171,8 +171,8 @@ def main() -> None:
             """The model's forward pass alone on inputs prepared beforehand (the floor of path (b): it also skips
             the forced answer prefix and keeps one logit per row, so it is, if anything, optimistic)."""
             xs = [chat_input(rm, get_task(task), r) for r in reqs]
-            encs = [{k: v.to(backend.device) for k, v in backend._encode(xs[i:i + args.batch_size],
-                                                                         padding_side="right").items()}
+            encs = [{k: v.to(backend.device) for k, v in backend.encode(xs[i:i + args.batch_size],
+                                                                        padding_side="right").items()}
                     for i in range(0, len(xs), args.batch_size)]
 
             def f():
@@ -197,7 +197,7 @@ def main() -> None:
                   f"(the floor of (b): ratio {len(reqs) / t_f / a:.2f} if preparing inputs cost nothing)")
             print(f"{kind}: batched decisions at {100 * t_f / t_b:.0f}% of the forward-alone floor")
             if args.size != "tiny":
-                enc = backend._encode([chat_input(rm, get_task(task), reqs[0])])
+                enc = backend.encode([chat_input(rm, get_task(task), reqs[0])])
                 tokens = enc["input_ids"].shape[1]
                 bound = args.peak_tflops * 1e12 / (2 * params * tokens)
                 print(f"{kind}: {tokens} tokens per request; prefill compute bound {bound:.1f} decisions/s "

@@ -153,7 +153,7 @@ def api_backend():
 
 @pytest.mark.parametrize("family,name,variant", CASES)
 def test_chat_text_under_the_real_qwen_templates(family, name, variant, images, api_backend, request):
-    
+
     video = request.getfixturevalue("video_file") if name.startswith("video") else None
     task, x = _judge_input(family, name, variant, images, video)
     g = _golden(task)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from unireward.config import PRESETS, load_config
 from unireward.data.schema import write_samples
 from unireward.errors import ConfigError
 from unireward.tasks import get_task
-from unireward.train.config import load_config
 from unireward.judging.render import render
 from unireward.train.grpo_judge import (GRPOJudgeConfig, accuracy_reward, build_grpo_dataset, format_reward,
                                         judge_reward_funcs, run_grpo_judge)
@@ -66,15 +66,15 @@ def test_reward_functions_take_trl_columns():
 
 
 def test_presets_load_at_the_authors_settings():
-    presets = {p.stem: load_config(GRPOJudgeConfig, p) for p in sorted((ROOT / "configs" / "grpo_judge").glob("*.yaml"))}
+    presets = {p.stem: load_config(GRPOJudgeConfig, p) for p in sorted((PRESETS / "grpo_judge").glob("*.yaml"))}
     assert set(presets) == {"sandbox", "qwen2_5_vl_7b", "qwen3_vl_8b"}
     assert presets["sandbox"].model == "src/unireward/sandbox/judge"
     for name, variant in (("qwen2_5_vl_7b", "qwen2.5"), ("qwen3_vl_8b", "qwen3")):
         c = presets[name]
         assert (c.family, c.variant, c.lr, c.num_generations, c.beta) == ("think", variant, 1e-6, 8, 0.04)
         assert c.use_vllm and c.bf16
-        assert "accelerate launch --config_file configs/accelerate/zero3.yaml" in \
-            (ROOT / "configs" / "grpo_judge" / f"{name}.yaml").read_text()
+        assert "accelerate launch --config_file src/unireward/configs/accelerate/zero3.yaml" in \
+            (PRESETS / "grpo_judge" / f"{name}.yaml").read_text()
     with pytest.raises(ConfigError, match="num_generations"):
         GRPOJudgeConfig(num_generations=1)
     with pytest.raises(ConfigError, match="vision_lr"):
@@ -165,10 +165,10 @@ def test_the_cli_resolves_both_recipes(capsys):
 
     from unireward.cli import main
 
-    assert main(["train", "grpo-judge", "--config", str(ROOT / "configs/grpo_judge/qwen2_5_vl_7b.yaml"),
+    assert main(["train", "grpo-judge", "--config", str(PRESETS / "grpo_judge/qwen2_5_vl_7b.yaml"),
                  "--print-config", "num_generations=4"]) == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
     assert (resolved["num_generations"], resolved["variant"]) == (4, "qwen2.5")
-    assert main(["train", "reject", "--config", str(ROOT / "configs/reject/sandbox.yaml"), "--print-config",
+    assert main(["train", "reject", "--config", str(PRESETS / "reject/sandbox.yaml"), "--print-config",
                  "k=8"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["k"] == 8

@@ -9,7 +9,7 @@ import pytest
 from unireward.backends.choices import plan_choices
 from unireward.backends.scripted import ScriptedBackend
 from unireward.grouping import bradley_terry, schedule_pairs
-from unireward.judge import PairRequest, PointRequest, RewardModel
+from unireward.judge import PairRequest, RewardModel
 from unireward.tasks import get_task
 from unireward.judging.render import render  # noqa: E402
 
@@ -117,7 +117,7 @@ def test_prompt_over_the_context_is_an_item_error(tiny_model_dir, images):
     rm = RewardModel.load(tiny_model_dir("qwen2-vl"), dtype=None)
     task = get_task("image-gen/pair")
     short = render(task, rm.prepare(task, "short", [images[0], images[1]], None), swap=False)
-    rm.backend.max_length = rm.backend._encode([short])["input_ids"].shape[1] + 20
+    rm.backend.max_length = rm.backend.encode([short])["input_ids"].shape[1] + 20
     out = rm.rank_batch([PairRequest("short", images[0], images[1]), PairRequest("long " * 200, images[0], images[1])])
     assert out[0].status == "ok"
     assert out[1].status == "error" and "context" in out[1].reason

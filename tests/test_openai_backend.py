@@ -116,7 +116,8 @@ def test_without_logprobs_the_judge_generates_and_parses():
     r = rm.rank("a red square", img, img)
     assert r.winner == 2 and r.method == "generate"
     body = judge.bodies[-1]
-    assert body["include_stop_str_in_output"] is True and "Final Judgment: Image 1 is better than Image 2." in body["stop"]
+    assert body["include_stop_str_in_output"] is True
+    assert "Final Judgment: Image 1 is better than Image 2." in body["stop"]
     part = body["messages"][0]["content"]
     assert any(p["type"] == "image_url" and p["image_url"]["url"].startswith("data:image/png;base64,") for p in part)
 

@@ -15,7 +15,7 @@ from unireward.backends.base import ChatInput
 from unireward.backends.openai import OpenAIBackend
 from unireward.backends.scripted import ScriptedBackend
 from unireward.errors import TaskError
-from unireward.judge import PairRequest, PointRequest, RewardModel
+from unireward.judge import PointRequest, RewardModel
 from unireward.tasks import get_task
 from unireward.judging.render import render  # noqa: E402
 
@@ -149,7 +149,8 @@ def test_scripted_pairs_groups_and_points_read_after_each_inputs_own_reasoning()
     s = rm.score_batch([PointRequest("the reddest square", red)], task=point_task)[0]
     values = point_task.answer.values()
     w = [1.0 + i for i in range(len(values))]
-    assert s.method == "think+probs" and s.expected_score == pytest.approx(sum(v * p for v, p in zip(values, w)) / sum(w))
+    assert s.method == "think+probs"
+    assert s.expected_score == pytest.approx(sum(v * p for v, p in zip(values, w)) / sum(w))
     assert judge.prefixes[-1].endswith(point_task.answer.reasoning_stop)
 
 

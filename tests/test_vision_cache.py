@@ -41,7 +41,7 @@ def _last_logits(rm, xs, share):
 
     b = rm.backend
     shared = SharedMedia(b, xs) if share else None
-    enc = b._encode(xs, padding_side="right", shared=shared, rows=range(len(xs)))
+    enc = b.encode(xs, padding_side="right", shared=shared, rows=range(len(xs)))
     ends = enc["attention_mask"].sum(dim=1)
     with torch.inference_mode():
         out = b.model(**model_inputs(on_device(enc, b.device)), logits_to_keep=(ends - 1)[:, None])
@@ -106,8 +106,8 @@ def test_token_ids_equal_the_processors(tiny_model_dir, images, video_file, fami
     ti = rm.task("image-und/point", "point")
     xs.append(render(ti, rm.prepare(ti, "What colour?", ["Red."], images[0]), False))
     assert xs[0].videos and xs[2].images
-    plain = b._encode(xs, padding_side="right")
-    shared = b._encode(xs, padding_side="right", shared=SharedMedia(b, xs), rows=range(len(xs)))
+    plain = b.encode(xs, padding_side="right")
+    shared = b.encode(xs, padding_side="right", shared=SharedMedia(b, xs), rows=range(len(xs)))
     for key in ("input_ids", "attention_mask", "mm_token_type_ids", "image_grid_thw", "video_grid_thw"):
         assert plain[key].tolist() == shared[key].tolist(), key
     # the rotary positions assembled per medium equal the model's own computation over the whole batch

@@ -139,15 +139,18 @@ class HFBackend(Backend):
             return None
         return SharedMedia(self, inputs, repeat=repeat)
 
-    def _encode(self, inputs: Sequence[ChatInput], padding_side: str = "left", shared=None,
-                rows: Sequence[int] = ()) -> dict:
+    def encode(self, inputs: Sequence[ChatInput], padding_side: str = "left", shared=None,
+               rows: Sequence[int] = ()) -> dict:
+        """The processor's model inputs (CPU tensors) for `inputs` rendered as generation prompts, padded on
+        `padding_side`; `shared`/`rows`: the call's shared-media preparation and these inputs' rows in it."""
         if shared is not None:  # `rows`: the indices of `inputs` in the call that `shared` prepared
             return shared.encode(rows, padding_side)
         return encode_prompts(self.processor, [self.prompt_text(x) for x in inputs],
                               [im for x in inputs for im in x.images], [v for x in inputs for v in x.videos],
                               padding_side)
 
-    def _check_length(self, length: int) -> None:
+    def check_length(self, length: int) -> None:
+        """Raise PromptTooLongError when a sequence of `length` tokens exceeds the model's context."""
         if self.max_length and length > self.max_length:
             raise PromptTooLongError(f"request is {length} tokens, over the model's context of {self.max_length}; "
                                      "lower the video frame count or pixel budget, or shorten the prompt")
@@ -222,11 +225,11 @@ class HFBackend(Backend):
         shared = self._shared_media(inputs, repeat=[len(p.paths) for p in plans])
         for batch in self._batches(rows, key=lambda r: (self._size_key(inputs[rows[r][0]]), len(heads[rows[r][0]])) + (
                 shared.prefix_key(rows[r][0]) if shared is not None else ())):  # rows sharing a prefix together
-            enc = self._encode([inputs[rows[r][0]] for r in batch], padding_side="right", shared=shared,
-                               rows=[rows[r][0] for r in batch])
+            enc = self.encode([inputs[rows[r][0]] for r in batch], padding_side="right", shared=shared,
+                              rows=[rows[r][0] for r in batch])
             ends = self._append_right(enc, [list(heads[i]) + list(plans[i].common) + list(plans[i].paths[q])
                                             for i, q in (rows[r] for r in batch)])
-            self._check_length(int(ends.max()))
+            self.check_length(int(ends.max()))
             window = ends[:, None] - keep + torch.arange(keep)  # each row's last `keep` positions
             with torch.inference_mode():
                 enc, window = on_device(enc, self.device), window.to(self.device)
@@ -307,11 +310,11 @@ class HFBackend(Backend):
         tok = self.tokenizer
         shared = self._shared_media(inputs)
         for batch in self._batches(range(len(inputs)), key=lambda i: self._size_key(inputs[i])):
-            enc = self._encode([inputs[i] for i in batch], shared=shared, rows=batch)
+            enc = self.encode([inputs[i] for i in batch], shared=shared, rows=batch)
             if prefix_ids:
                 self._append_left(enc, [prefix_ids] * len(batch))
             start = enc["input_ids"].shape[1]
-            self._check_length(start)
+            self.check_length(start)
             criteria = StoppingCriteriaList([_stop_on_strings(tok, start, stop)]) if stop else None
             with torch.inference_mode():
                 out = self.model.generate(**model_inputs(on_device(enc, self.device)),

@@ -30,7 +30,7 @@ IDENTITY = ("benchmark", "protocol", "seed", "swap_rule", "model", "method", "ta
 
 @dataclass
 class BenchConfig:
-    name: str  # genai-image, genai-video, videogen, vlrb, mmrb, pairs, samples, sandbox
+    name: str  # genai-image, genai-video, videogen, vlrb, mmrb, pairs, samples, or a plugin (sandbox)
     data: str | None = None  # the local copy of the benchmark (sandbox: a folder holding heldout.jsonl)
     model: str | None = None  # a model folder / hub id (hf) or a server URL (openai)
     protocol: str = "clean"  # "reference" (published way) or "clean" (both orders, explicit ties)

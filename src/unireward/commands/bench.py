@@ -51,7 +51,8 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", help="--backend openai: the registered checkpoint the server runs")
     p.add_argument("--method", default=None, choices=["auto", "probs", "generate"],
                    help="decisions from token probabilities, or generate and parse (judges that write a "
-                        "rationale or checklist first); default: what the judge folder's unireward.json says, else auto")
+                        "rationale or checklist first); default: what the judge folder's unireward.json says, "
+                        "else auto")
     p.add_argument("--split", help="dataset split (GenAI-Bench, VL-RewardBench; default test)")
     p.add_argument("--task", help="pairs: the task of every record, e.g. video-und/pair")
     p.add_argument("--no-swap", action="store_true", help="reference protocol: keep the dataset order")

@@ -1,8 +1,8 @@
 """`unireward construct`: build DPO preference pairs with a judge, resumably, from a YAML preset.
 
-    unireward construct --config configs/construct/sandbox_generator.yaml
-    unireward construct --config configs/construct/sdxl_turbo.yaml prompts=captions.jsonl num_candidates=10
-    unireward construct --config configs/construct/llava_ov_7b.yaml --print-config
+    unireward construct --config construct/sandbox_generator
+    unireward construct --config construct/sdxl_turbo prompts=captions.jsonl num_candidates=10
+    unireward construct --config construct/llava_ov_7b --print-config
 
 Fields: `unireward.construct.run.ConstructConfig`. The output folder gets records.jsonl (one record per prompt,
 with every candidate, verdict and score), the generated media, and the trainer exports (dpo_trl.jsonl for
@@ -18,7 +18,8 @@ import argparse
 def register(subparsers) -> None:
     p = subparsers.add_parser("construct", help="build DPO preference pairs: sample, pair-rank, point-sift",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", "-c", required=True, help="YAML preset (see configs/construct/)")
+    p.add_argument("--config", "-c", required=True,
+                   help="a YAML file or a preset name (e.g. construct/sandbox_generator)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override preset fields, e.g. limit=100")
@@ -31,7 +32,7 @@ def run(args) -> int:
     import yaml
 
     from ..construct.run import ConstructConfig, run_construct
-    from ..train.config import load_config, to_dict
+    from ..config import load_config, to_dict
 
     config = load_config(ConstructConfig, args.config, args.overrides)
     if args.no_progress:

@@ -1,7 +1,7 @@
 """The construction recipe: prompts -> N candidates -> judge -> one (chosen, rejected) pair per prompt, resumable.
 
-    unireward construct --config configs/construct/sandbox_generator.yaml num_candidates=10
-    python -c "from unireward.construct import run_construct_from_config as r; r('configs/construct/x.yaml', [])"
+    unireward construct --config construct/sandbox_generator num_candidates=10
+    python -c "from unireward.construct import run_construct_from_config as r; r('construct/x', [])"
 
 `construct(items, sampler, judge, out_dir, ...)` is the library call (built objects in, records out);
 `run_construct(config)` builds the sampler and the judge a `ConstructConfig` names and calls it.
@@ -25,20 +25,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import plugins
+from ..data.records import RecordWriter, atomic_write_bytes
 from ..errors import ConfigError, DataError, MediaError
 from .candidates import PromptItem, candidate_seed
 from .strategies import NEEDS_PAIRS, NEEDS_SCORES, STRATEGIES, Verdict, check_strategy, make_pairs, select, \
     verdict_from
-from .writer import RecordWriter, atomic_write_bytes
 
 TASKS = ("image-gen", "video-gen", "image-und", "video-und")
-SAMPLERS = ("vlm", "diffusers-image", "diffusers-video", "sandbox-generator")
+SAMPLERS = ("vlm", "diffusers-image", "diffusers-video")  # built in; any other is a plugin (unireward.plugins)
 RECORDS = "records.jsonl"
 
 
 @dataclass
 class ConstructConfig:
-    """Settings of a construction run (fields of the YAML presets in configs/construct/)."""
+    """Settings of a construction run (fields of the construct/ presets)."""
 
     # ---- what
     prompts: str = ""  # JSONL of {"id", "prompt", "media"?} (media: the image / video an und question is about)
@@ -46,8 +47,8 @@ class ConstructConfig:
     task: str = "image-gen"  # image-gen | video-gen | image-und | video-und (the judge uses <task>/pair, /point)
     limit: int | None = None  # only the first N prompts
     # ---- the model being aligned (the sampler)
-    sampler: str = "auto"  # vlm | diffusers-image | diffusers-video | sandbox-generator; auto: from task
-    policy_model: str = ""  # a folder or hub id (VLM, diffusers pipeline, or sandbox generator folder)
+    sampler: str = "auto"  # vlm | diffusers-image | diffusers-video | a sampler plugin; auto: by task
+    policy_model: str = ""  # a folder or hub id (VLM, diffusers pipeline, or what the sampler plugin loads)
     policy_dtype: str = "float32"  # weights dtype of the policy
     device: str | None = None  # e.g. "cuda"; None: CPU
     temperature: float = 0.7  # vlm: sampling temperature (the paper: 0.7)
@@ -58,10 +59,10 @@ class ConstructConfig:
     height: int | None = None  # diffusers: output size (None: the pipeline's default)
     width: int | None = None
     num_frames: int = 16  # diffusers-video: frames per video
-    ddim_steps: int = 20  # sandbox-generator: DDIM steps
+    ddim_steps: int = 20  # a plugin sampler (e.g. sandbox-generator): sampling steps
     # ---- the judge
-    judge: str = ""  # a judge folder / hub id, an OpenAI-compatible base URL, or "oracle" (sandbox only)
-    judge_backend: str = "hf"  # hf | openai | vllm (vLLM in process) (ignored for "oracle")
+    judge: str = ""  # a judge folder / hub id, an OpenAI-compatible base URL, or a judges plugin ("oracle")
+    judge_backend: str = "hf"  # hf | openai | vllm (vLLM in process) (ignored for a plugin)
     judge_served_model: str | None = None  # openai: the model name on the server
     judge_method: str = "auto"  # auto | probs | generate
     judge_batch_size: int = 8  # hf: requests per forward pass
@@ -80,8 +81,10 @@ class ConstructConfig:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.sampler != "auto" and self.sampler not in SAMPLERS:
-            raise ConfigError(f"sampler must be auto or one of {SAMPLERS}, got {self.sampler!r}")
+        if self.sampler != "auto" and self.sampler not in SAMPLERS and not plugins.known("samplers", self.sampler):
+            declared = ", ".join(plugins.names("samplers")) or "none"
+            raise ConfigError(f"sampler must be auto, one of {SAMPLERS}, a declared sampler ({declared}) or "
+                              f"module:attr, got {self.sampler!r}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.num_candidates < 2:
@@ -346,18 +349,17 @@ def _versions() -> dict:
 
 
 def build_sampler(config: ConstructConfig) -> Any:
+    """The sampler `config.sampler` names: built in, or a `samplers` plugin, called (policy_model, steps=ddim_steps)."""
     from . import candidates as c
 
     kind = config.sampler
     if kind == "auto":
         kind = {"image-und": "vlm", "video-und": "vlm", "image-gen": "diffusers-image",
                 "video-gen": "diffusers-video"}[config.task]
-        if kind == "diffusers-image" and (Path(config.policy_model) / "generator.json").is_file():
-            kind = "sandbox-generator"
     if not config.policy_model:
         raise ConfigError("set policy_model (the model being aligned): a folder or hub id")
-    if kind == "sandbox-generator":
-        return c.SandboxGeneratorSampler.from_pretrained(config.policy_model, steps=config.ddim_steps)
+    if kind not in SAMPLERS:
+        return plugins.load("samplers", kind)(config.policy_model, steps=config.ddim_steps)
     size = {k: v for k, v in (("height", config.height), ("width", config.width)) if v is not None}
     if kind == "diffusers-image":
         return c.DiffusersImageSampler.from_pretrained(
@@ -377,6 +379,8 @@ def build_sampler(config: ConstructConfig) -> Any:
 
 
 def build_judge(config: ConstructConfig) -> Any:
+    """The judge `config.judge` names: a `judges` plugin (its Backend, built with no arguments), else a model
+    folder, hub id or server URL."""
     from ..judge import RewardModel
     from ..media import VideoPolicy
 
@@ -384,12 +388,10 @@ def build_judge(config: ConstructConfig) -> Any:
         return None
     if not config.judge:
         raise ConfigError(f"strategy {config.strategy} needs a judge: set judge (a model folder, a server URL, or "
-                          "'oracle' in the sandbox)")
+                          "a judge plugin such as the sandbox's 'oracle')")
     policy = VideoPolicy(num_frames=config.judge_video_frames)
-    if config.judge == "oracle":
-        from ..sandbox.oracle_judge import OracleBackend
-
-        return RewardModel(OracleBackend(), method=config.judge_method, video_policy=policy)
+    if plugins.known("judges", config.judge):
+        return RewardModel(plugins.load("judges", config.judge)(), method=config.judge_method, video_policy=policy)
     kwargs: dict[str, Any] = {"video_policy": policy, "method": config.judge_method}
     if config.judge_backend == "openai":
         if config.judge_served_model:
@@ -401,7 +403,7 @@ def build_judge(config: ConstructConfig) -> Any:
 
 def run_construct(config: ConstructConfig) -> ConstructResult:
     """Read the prompts, build the sampler and the judge, construct (resuming), export."""
-    from ..train.config import dump_config
+    from ..config import dump_config
     from .candidates import read_prompts
     from .export import export_records
 
@@ -426,7 +428,7 @@ def run_construct(config: ConstructConfig) -> ConstructResult:
 
 
 def run_construct_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> ConstructResult:
-    from ..train.config import load_config
+    from ..config import load_config
 
     return run_construct(load_config(ConstructConfig, path, overrides))
 

@@ -1,8 +1,8 @@
 """GRPO for judges that reason (the Think recipe's last step), on TRL's `GRPOTrainer`.
 
-    unireward train grpo-judge --config configs/grpo_judge/sandbox.yaml max_steps=20
-    accelerate launch --config_file configs/accelerate/zero3.yaml -m unireward train grpo-judge \\
-        --config configs/grpo_judge/qwen2_5_vl_7b.yaml
+    unireward train grpo-judge --config grpo_judge/sandbox max_steps=20
+    accelerate launch --config_file src/unireward/configs/accelerate/zero3.yaml -m unireward train grpo-judge \\
+        --config grpo_judge/qwen2_5_vl_7b
 
 `run_grpo_judge(config)`: read labelled unified samples (the SFT recipe's data entries; typically a rejection-
 sampling hard set, `unireward train reject`, plus a replay share), present each exactly as the judge sees it (the
@@ -224,7 +224,7 @@ def _native_video(task) -> bool:
 
 
 def run_grpo_judge_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> GRPOJudgeResult:
-    from .config import load_config
+    from ..config import load_config
 
     return run_grpo_judge(load_config(GRPOJudgeConfig, path, overrides))
 
@@ -242,7 +242,7 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
     from trl import GRPOConfig, GRPOTrainer
 
     from ..models.registry import write_sidecar
-    from .sft import _resume_path, jsonl_logger, load_model, lora_config, prepare_run, read_mixture, set_trainable
+    from .sft import jsonl_logger, load_model, lora_config, prepare_run, read_mixture, resume_path, set_trainable
 
     config, out, bf16 = prepare_run(config, "grpo_judge_config.yaml")
     spec = grpo_spec(config)
@@ -278,7 +278,7 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
                           args=args, train_dataset=dataset, processing_class=processor, peft_config=peft_config,
                           callbacks=[jsonl_logger(out / "log.jsonl")])
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    resume = _resume_path(config, get_last_checkpoint)
+    resume = resume_path(config, get_last_checkpoint)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # TRL 1.16 reads `model.is_gradient_checkpointing` around every generation, a property transformers 5
