@@ -112,16 +112,31 @@ class VLLMBackend(Backend):
 
         return SamplingParams(temperature=0.0, **kw)
 
+    def _token(self, token_id: int, decoded: str | None) -> str:
+        """A token's text; special tokens (the end of turn, which decides "1" against "10") by name, as the
+        engine's detokeniser leaves them out."""
+        if token_id in self._special:
+            return self._special[token_id]
+        return decoded or ""
+
+    @property
+    def _special(self) -> dict[int, str]:
+        if not hasattr(self, "_special_ids"):
+            tok = getattr(self.processor, "tokenizer", self.processor)
+            ids = list(getattr(tok, "all_special_ids", []) or [])
+            self._special_ids = dict(zip(ids, tok.convert_ids_to_tokens(ids))) if ids else {}
+        return self._special_ids
+
     def _entries(self, completion: Any) -> list[dict]:
         """The output's tokens with their top log-probabilities, as the OpenAI API reports them."""
         out = []
         for token_id, top in zip(completion.token_ids, completion.logprobs or []):
             chosen = top.get(token_id)
             ranked = sorted(top.items(), key=lambda kv: -kv[1].logprob)[: self.top_logprobs]
-            out.append({"token": chosen.decoded_token if chosen is not None else "",
+            out.append({"token": self._token(token_id, chosen.decoded_token if chosen is not None else ""),
                         "logprob": chosen.logprob if chosen is not None else float("-inf"),
-                        "top_logprobs": [{"token": lp.decoded_token or "", "logprob": lp.logprob}
-                                         for _, lp in ranked]})
+                        "top_logprobs": [{"token": self._token(i, lp.decoded_token), "logprob": lp.logprob}
+                                         for i, lp in ranked]})
         return out
 
     # -- request types -----------------------------------------------------------------------------------------
