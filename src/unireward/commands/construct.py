@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     m = subparsers.add_parser("construct merge", help="merge the shard folders of one construction run",
                               description="Merge the shard-i-of-n folders of one `construct ... shard=i/n` run into "
                                           "OUT: the records, media and exports one unsharded run writes.")
-    m.add_argument("out", metavar="OUT", help="the merged output folder (e.g. the shards' parent, the run's output_dir)")
+    m.add_argument("out", metavar="OUT", help="the merged output folder (e.g. the shards' parent, output_dir)")
     m.add_argument("shards", nargs="+", metavar="SHARD", help="every shard folder of the run (e.g. OUT/shard-*)")
     m.set_defaults(func=run_merge)
 
