@@ -136,12 +136,8 @@ class MergePlan:
     """Shard folders checked to form one whole run; `order` is (folder, id) in the unsharded run's order."""
 
     folders: list[Path]  # by shard index
-    manifests: list[dict[str, Any]]
+    manifests: list[dict[str, Any]]  # their shard.json, in the same order
     order: list[tuple[Path, str]]
-
-    @property
-    def run(self) -> dict[str, Any]:
-        return self.manifests[0]["run"]
 
 
 def plan_merge(folders: Iterable[str | Path]) -> MergePlan:
@@ -181,10 +177,11 @@ def plan_merge(folders: Iterable[str | Path]) -> MergePlan:
                 raise ConfigError(f"{folder}: {SHARD_FILE} places {item_id!r} at {pos}, taken or outside the run")
             owner[item_id] = folder
             order[pos] = (folder, item_id)
-    if any(o is None for o in order):
+    placed = [o for o in order if o is not None]
+    if len(placed) != ref["total"]:
         raise ConfigError(f"the shards {', '.join(map(str, folders))} do not cover the run's {ref['total']} items")
     ranked = sorted(zip(folders, manifests), key=lambda fm: fm[1]["index"])
-    return MergePlan([f for f, _ in ranked], [m for _, m in ranked], order)  # type: ignore[arg-type]
+    return MergePlan([f for f, _ in ranked], [m for _, m in ranked], placed)
 
 
 def check_merge_target(out: str | Path, plan: MergePlan, records: str) -> None:
