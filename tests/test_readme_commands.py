@@ -121,6 +121,9 @@ PYTHON_BLOCKS = {
     "from openai import OpenAI": "server",
     'rm = RewardModel.load("http://gpu1:8000/v1,http://gpu2:8000/v1", backend="openai",':
         "skip: needs the vLLM or SGLang servers above",
+    'rm = RewardModel.load("CodeGoat24/UnifiedReward-2.0-qwen3vl-8b", backend="vllm", tensor_parallel_size=2)':
+        "skip: " + HUB + " and 2 GPUs; backend='vllm' runs on the shipped judge in "
+        "tests/engine/test_vllm_in_process.py (engine tier)",
 }
 # what a python block must print (a line each, in order), where the README states it
 PRINTS = {
