@@ -18,6 +18,8 @@ transformers backend; a choice that is a prefix of another ("1" and "10") ends w
 (`choices.read_choice_trie`). Cheaper than one request per branching point: each request decodes `lookahead`
 greedy tokens (default 4) and the top log-probabilities at every one of them are used, so when the greedy answer passes
 through the later branching points (the usual case for a trained judge) one request decides a pair or a score.
+A branch off the greedy path less likely than `branch_floor` (default 1e-3) is not requested: its mass is
+shared evenly by its choices, so a probability is off by less than that (`branch_floor=0` reads every branch).
 Choices absent from the top-k at a branching point get probability 0 (the others share the probability); when
 none is there, the model writes its answer and the choice it names is taken, and when it names none the row is
 not readable (None: the judge reports it unparsed, never a uniform guess). Without log-probabilities (the server
@@ -79,7 +81,7 @@ class OpenAIBackend(Backend):
                  backoff: float = 0.5, balance: str = "least-busy", use_logprobs: bool | None = None,
                  top_logprobs: int = 20, lookahead: int = 4, video_format: str = "jpeg", jpeg_quality: int = 95,
                  extra_body: dict | None = None, model: str | None = None, transport: Any = None,
-                 image_format: str = "png", chat_template_kwargs: dict | None = None):
+                 image_format: str = "png", chat_template_kwargs: dict | None = None, branch_floor: float = 1e-3):
         import httpx
 
         urls = base_url_or_urls.split(",") if isinstance(base_url_or_urls, str) else list(base_url_or_urls)
@@ -98,6 +100,7 @@ class OpenAIBackend(Backend):
         self.use_logprobs = use_logprobs
         self.top_logprobs = top_logprobs
         self.lookahead = max(1, int(lookahead))
+        self.branch_floor = branch_floor  # a branch off the greedy path less likely than this is not requested
         self.video_format = video_format
         self.image_format = image_format
         self.jpeg_quality = jpeg_quality
@@ -342,7 +345,7 @@ class OpenAIBackend(Backend):
                 content, base + node, self.lookahead, logprobs=True, top_logprobs=self.top_logprobs))
             return ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
 
-        row = read_choice_trie(prefix, choices, fetch, seen)
+        row = read_choice_trie(prefix, choices, fetch, seen, self.branch_floor)
         return row if row is not None else self._generated_choice(x, prefix, choices)
 
     def _generated_choice(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float] | None:
