@@ -399,3 +399,19 @@ def test_a_branch_below_the_floor_costs_no_request_and_is_off_by_less_than_it():
     assert len(exact_server.bodies) == 2
     assert exact.probs == pytest.approx({"1": 0.00036, "2": 0.00004, "tie": 0.9996})
     assert max(abs(r.probs[k] - exact.probs[k]) for k in r.probs) < 1e-3
+
+
+def test_openai_can_read_the_verdict_in_a_second_prefix_cached_request():
+    """read_in_generation=False: the reasoning is generated up to the stop (no log-probabilities), then the same
+    user turn with the reasoning as the final assistant message is read, as vLLM continues it."""
+    server = FakeServer({"Final Judgment:": {" Image": 0.8, " Both": 0.2},
+                         "Final Judgment: Image": {" ": 1.0},
+                         "Final Judgment: Image ": {"1": 0.9, "2": 0.1}})
+    r = _openai(server, read_in_generation=False).rank("a red circle", Image.new("RGB", (8, 8), "red"),
+                                                         Image.new("RGB", (8, 8), "blue"))
+    assert r.status == "ok" and r.probs == pytest.approx({"1": 0.72, "2": 0.08, "tie": 0.2})
+    gen, read = server.bodies
+    assert gen["stop"] == [STOP] and gen["include_stop_str_in_output"] is True and "logprobs" not in gen
+    assert read["messages"][:-1] == gen["messages"][:1]
+    assert read["messages"][-1] == {"role": "assistant", "content": FakeServer.REASONING + STOP.rstrip()}
+    assert read["continue_final_message"] is True and read["logprobs"] is True
