@@ -32,6 +32,10 @@ def register(subparsers) -> None:
     p.add_argument("--allowed-root", action="append", default=[], metavar="DIR",
                    help="allow local media paths under DIR (repeatable; default: none, media inline only)")
     p.add_argument("--allow-urls", action="store_true", help="fetch http(s) media URLs (default: refused)")
+    p.add_argument("--fetch-timeout", type=float, default=20.0,
+                   help="seconds per URL fetch in all, redirects and a wait for a fetch slot included (default: 20)")
+    p.add_argument("--max-redirects", type=int, default=3,
+                   help="redirects followed per URL, within its own origin only (default: 3)")
     p.add_argument("--max-batch-size", type=int, default=32, help="requests per model call (default: 32)")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="batching wait for the first request (default: 5)")
     p.add_argument("--max-queue", type=int, default=256, help="queued requests before HTTP 429 (default: 256)")
@@ -41,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-pixels", type=int, default=16_000_000, help="per image/frame source pixels")
     p.add_argument("--max-frames", type=int, default=64, help="frames per video")
     p.add_argument("--max-prompt-chars", type=int, default=16000, help="characters per text field")
+    p.add_argument("--max-pairs", type=int, default=8192,
+                   help="judged orders per request and per model call: a win-rate group of G costs G(G-1) with "
+                        "both orders (default: 8192)")
     p.add_argument("--max-logprobs", type=int, default=20, help="cap on top_logprobs (default: 20)")
     p.add_argument("--max-new-tokens", type=int, default=1024,
                    help="generation budget of a chat completion; a larger max_tokens is capped to it and the "
@@ -65,7 +72,8 @@ def run(args) -> int:
         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, timeout_s=args.timeout, cache_size=args.cache_size,
         max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_pixels=args.max_pixels,
         max_frames=args.max_frames, max_prompt_chars=args.max_prompt_chars, max_logprobs=args.max_logprobs,
-        max_new_tokens=args.max_new_tokens, served_model_name=args.served_model_name)
+        max_new_tokens=args.max_new_tokens, served_model_name=args.served_model_name, max_pairs=args.max_pairs,
+        fetch_timeout_s=args.fetch_timeout, max_redirects=args.max_redirects)
     if args.no_progress:
         from .judge import quiet_loading
 
