@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="batching wait for the first request (default: 5)")
     p.add_argument("--max-queue", type=int, default=256, help="queued requests before HTTP 429 (default: 256)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request before HTTP 504 (default: 60)")
+    p.add_argument("--graceful-timeout", type=float, default=30.0,
+                   help="on SIGTERM, seconds in-flight requests get to finish before they are dropped (default: 30)")
     p.add_argument("--cache-size", type=int, default=10000, help="cached results, 0 disables (default: 10000)")
     p.add_argument("--max-request-mb", type=float, default=64.0, help="request body limit (default: 64)")
     p.add_argument("--max-pixels", type=int, default=16_000_000, help="per image/frame source pixels")
@@ -73,7 +75,8 @@ def run(args) -> int:
         max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_pixels=args.max_pixels,
         max_frames=args.max_frames, max_prompt_chars=args.max_prompt_chars, max_logprobs=args.max_logprobs,
         max_new_tokens=args.max_new_tokens, served_model_name=args.served_model_name, max_pairs=args.max_pairs,
-        fetch_timeout_s=args.fetch_timeout, max_redirects=args.max_redirects)
+        fetch_timeout_s=args.fetch_timeout, max_redirects=args.max_redirects,
+        graceful_timeout_s=args.graceful_timeout)
     if args.no_progress:
         from .judge import quiet_loading
 

@@ -223,6 +223,9 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
                     return JSONResponse({"error": {"message": "the client left", "code": CLIENT_GONE}},
                                         status_code=CLIENT_GONE)
                 return work.result()
+            except asyncio.CancelledError:  # shutdown: uvicorn's grace period ran out before this was judged
+                return error(503, "the server is shutting down and dropped this request; send it again",
+                             headers={"Retry-After": "1"})
             except QueueFull as e:
                 return error(429, str(e), headers={"Retry-After": "1"})
             except ShuttingDown as e:
