@@ -7,8 +7,13 @@
 
 One declared policy decides which frames a video contributes and how large they are; it is recorded on every
 judge result. Sources may be paths, bytes, PIL images, numpy arrays, frame lists, frame directories, or (only
-when asked for) http(s) URLs. Bad input raises a `MediaError` subclass that names the source and the fix.
-PyAV is imported on first video use, never at import time.
+when asked for) http(s) URLs (`fetch_url`). Bad input raises a `MediaError` subclass that names the source and
+the fix. PyAV is imported on first video use, never at import time.
+
+What is read: files the reader opens itself (`open_file`: regular files only; a `ConfinedPath` only under its
+roots, checked on the open file), decoded only as IMAGE_FORMATS or VIDEO_CONTAINERS. Decoders get open files,
+never names, so no protocol, file pattern or reference is interpreted; playlists and concat lists are refused
+(`MediaRefusedError`), never followed.
 """
 
 from __future__ import annotations
@@ -608,12 +613,13 @@ def _http_get(target: str, deadline: float, max_bytes: int, url: str, timeout_s:
     cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
     conn = cls(host, port, timeout=remaining)
     expired = threading.Event()
+    sockets: list[socket.socket] = []  # the connection forgets its socket once a response will close it
 
     def expire() -> None:
         expired.set()
-        if conn.sock is not None:
+        for sock in sockets:
             try:
-                conn.sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -621,6 +627,10 @@ def _http_get(target: str, deadline: float, max_bytes: int, url: str, timeout_s:
     watchdog.daemon = True
     watchdog.start()
     try:
+        conn.connect()
+        sockets.append(conn.sock)
+        if expired.is_set():
+            raise too_slow()
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn.request("GET", path, headers={"User-Agent": "unireward", "Accept-Encoding": "identity"})
         response = conn.getresponse()

@@ -45,6 +45,8 @@ def register(subparsers) -> None:
     p.add_argument("--cache-size", type=int, default=10000, help="cached results, 0 disables (default: 10000)")
     p.add_argument("--max-request-mb", type=float, default=64.0, help="request body limit (default: 64)")
     p.add_argument("--max-pixels", type=int, default=16_000_000, help="per image/frame source pixels")
+    p.add_argument("--max-aspect-ratio", type=float, default=200.0,
+                   help="long side / short side of an image or frame (default: 200, what Qwen-VL processors take)")
     p.add_argument("--max-frames", type=int, default=64, help="frames per video")
     p.add_argument("--max-prompt-chars", type=int, default=16000, help="characters per text field")
     p.add_argument("--max-pairs", type=int, default=8192,
@@ -76,7 +78,7 @@ def run(args) -> int:
         max_frames=args.max_frames, max_prompt_chars=args.max_prompt_chars, max_logprobs=args.max_logprobs,
         max_new_tokens=args.max_new_tokens, served_model_name=args.served_model_name, max_pairs=args.max_pairs,
         fetch_timeout_s=args.fetch_timeout, max_redirects=args.max_redirects,
-        graceful_timeout_s=args.graceful_timeout)
+        graceful_timeout_s=args.graceful_timeout, max_aspect_ratio=args.max_aspect_ratio)
     if args.no_progress:
         from .judge import quiet_loading
 

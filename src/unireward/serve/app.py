@@ -267,6 +267,7 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
 
     async def fetch(values: list[Any]) -> dict[str, Any]:
         """The URL media among `values` (media fields), fetched before anything else (see inputs.Fetcher)."""
+        batcher()  # not before start-up, nor while shutting down
         return await state["fetcher"].fetch_all(u for v in values for u in media_urls(v))
 
     def check_cost(cost: int, what: str) -> None:
