@@ -275,6 +275,7 @@ async def run(args, model: str) -> int:
                        + [r.slow_body() for _ in range(2)] + [r.slow_url(client, k) for k in range(2)])
             tasks = [asyncio.ensure_future(c) for c in clients]
             await asyncio.sleep(args.duration)
+            metrics = (await client.get("/metrics")).json()
             r.sigterm_at = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             await asyncio.gather(*tasks)
@@ -289,7 +290,10 @@ async def run(args, model: str) -> int:
     print(f"fault run: {args.duration:g} s of faults, then SIGTERM under load; a tiny Qwen2-VL judge on CPU")
     print(f"requests sent: {r.sent}")
     print(f"answered: {answered} ({', '.join(f'{s}: {n}' for s, n in sorted(r.statuses.items()))})")
-    print(f"dropped by their clients (disconnects): {r.dropped}")
+    print(f"dropped by their clients (disconnects): {r.dropped}; the server dropped {metrics['dropped_items']} "
+          "queued items")
+    print(f"model calls: {metrics['batches']} (mean batch {metrics['mean_batch_size']:.1f} items); items that "
+          f"failed alone in a shared batch: {metrics['isolated_failures']}")
     print(f"lost: {len(r.lost)}" + "".join(f"\n  {x}" for x in r.lost[:10]))
     print(f"wrong answers: {len(r.wrong)}" + "".join(f"\n  {x}" for x in r.wrong[:10]))
     print(f"sigterm: exit code {code} after {sigterm_s:.1f} s (grace period 5 s)")

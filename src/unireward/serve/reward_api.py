@@ -145,11 +145,12 @@ def add_reward_route(app, rm, cfg, *, handle, submit_all, fetch, check_cost) -> 
             return e.message
 
     async def answer(t, mode, both_orders, seed, groups, single, started):
-        media_fields = [v for g in groups for v in ((list(g["candidates"]) if media_candidates(t) else [])
-                                                    + [g["media"]] + ([g["reference"]] if media_candidates(t)
-                                                                      else []))
-                        if v is not None]
-        fetched = await fetch(media_fields)
+        media_fields = []
+        for g in groups:
+            if media_candidates(t):  # (an understanding task's candidates and reference are texts)
+                media_fields += [*g["candidates"], g["reference"]]
+            media_fields.append(g["media"])
+        fetched = await fetch([v for v in media_fields if v is not None])
         ready = await asyncio.to_thread(lambda: [decode(t, g, fetched) for g in groups])
         todo = [i for i, r in enumerate(ready) if isinstance(r, GroupRequest)]
         key = ("reward", t.key, mode, both_orders, seed)
