@@ -192,7 +192,8 @@ def test_sigterm_under_load_exits_promptly(tiny_model_dir, root):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not come up"
             try:
                 if httpx.get(url + "/health", timeout=1).status_code == 200:
                     break

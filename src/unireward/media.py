@@ -487,7 +487,10 @@ class ConfinedPath(os.PathLike):
 
     def check_folder(self) -> None:
         """Raise MediaRefusedError unless this path opens as a folder under one of the roots."""
-        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as e:
+            raise MediaMissingError(f"the folder cannot be opened ({e.strerror})", self.path) from None
         try:
             self.check_opened(fd)
         finally:
