@@ -217,7 +217,8 @@ def test_sigterm_under_load_exits_promptly(tiny_model_dir, root):
             took = time.monotonic() - sent
             answered = [f.result() for f in pending]
         assert code == 0 and took < 30, (code, took)  # 2 s of grace, one model call, the interpreter's exit
-        assert all(r is None or r.status_code in (200, 503) for r in answered), [r and (r.status_code, r.text[:80]) for r in answered]
+        assert all(r is None or r.status_code in (200, 503) for r in answered), [
+            r and (r.status_code, r.text[:80]) for r in answered]
     finally:
         if proc.poll() is None:
             proc.kill()

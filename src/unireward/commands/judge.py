@@ -11,9 +11,9 @@
 With --input, each line is a JSON object: rank {"prompt", "a", "b", "media"?, "id"?}; score {"prompt",
 "candidate", "media"?, "id"?}; rank-group {"prompt", "candidates": [...], "media"?, "id"?}. Relative media paths
 are resolved against the input file's folder. Lines are UTF-8 (a byte-order mark is skipped) of at most a million
-characters; a line that cannot be read or judged gets its own error row and the others are judged. Generation tasks take media as candidates; understanding tasks
-take text answers as candidates and the image or video as --media / "media"; edit tasks take the edited images
-as candidates and the source image as --source / "source". A registered checkpoint (`unireward models`) is
+characters; a line that cannot be read or judged gets its own error row and the others are judged. Generation
+tasks take media as candidates; understanding tasks take text answers as candidates and the image or video as
+--media / "media"; edit tasks take the edited images as candidates and the source image as --source / "source". A registered checkpoint (`unireward models`) is
 judged with its own prompt family; --family and --variant choose another.
 """
 

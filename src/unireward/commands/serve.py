@@ -7,7 +7,8 @@
 
 Endpoints: POST /v1/rank, /v1/score, /v1/rank-group, /v1/chat/completions; GET /v1/models, /health,
 /metrics. Requests that arrive together are micro-batched (--max-batch-size, --max-wait-ms); a full queue
-answers 429, a slow request 504; Ctrl-C / SIGTERM finishes in-flight work before exiting.
+answers 429, a slow request 504; Ctrl-C / SIGTERM gives in-flight requests --graceful-timeout seconds, then
+answers the rest 503 and exits. Limits and what --allowed-root and --allow-urls guarantee: README, "Security".
 """
 
 from __future__ import annotations
