@@ -186,13 +186,7 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
 
     app.add_middleware(_Guard, cfg=cfg, metrics=metrics, routes=route_paths)
 
-    async def read_json(request: Request) -> Any:
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > cfg.max_request_bytes:
-                raise RequestError(413, f"request body is over the limit of {cfg.max_request_bytes:,} bytes "
-                                        "(max_request_bytes)")
+    def parse_json(body: bytes) -> Any:
         depth = json_depth(body)
         if depth > cfg.max_json_depth:
             raise RequestError(413, f"the JSON body nests {depth} levels deep, over the limit of "
@@ -201,6 +195,17 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise RequestError(400, f"the body is not valid JSON ({e})") from None
+
+    async def read_json(request: Request) -> Any:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > cfg.max_request_bytes:
+                raise RequestError(413, f"request body is over the limit of {cfg.max_request_bytes:,} bytes "
+                                        "(max_request_bytes)")
+        if len(body) > 1 << 20:  # about 15 ms a megabyte: large bodies are parsed off the event loop
+            return await asyncio.to_thread(parse_json, bytes(body))
+        return parse_json(bytes(body))
 
     async def disconnected(request: Request) -> None:
         """Returns when the client has gone (once the body is read, the next ASGI message is the disconnect)."""
