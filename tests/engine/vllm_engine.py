@@ -4,6 +4,7 @@ judge as the tests build it."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -28,10 +29,24 @@ ENGINE_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": "auto"
 
 
 def engine_python() -> Path:
-    """The engine environment's interpreter; skips the calling test (saying why) where there is none."""
-    if not VLLM_PYTHON.exists():
-        pytest.skip(f"no engine environment ({VLLM_PYTHON} is missing): make it with `bash install.sh --engine vllm`")
+    """The engine environment's interpreter; skips the calling test (saying why) where there is none, or where
+    vLLM does not import in it (a half-built environment)."""
+    problem = _engine_problem()
+    if problem:
+        pytest.skip(problem)
     return VLLM_PYTHON
+
+
+@functools.cache
+def _engine_problem() -> str | None:
+    if not VLLM_PYTHON.exists():
+        return f"no engine environment ({VLLM_PYTHON} is missing): make it with `bash install.sh --engine vllm`"
+    out = subprocess.run([str(VLLM_PYTHON), "-c", "import torchvision, vllm, unireward"],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["?"])[-1]
+        return f"the engine environment at {VLLM_PYTHON} is incomplete ({last}): rerun `bash install.sh --engine vllm`"
+    return None
 
 
 def free_port() -> int:
