@@ -57,9 +57,10 @@ if ! "$V" -c "import torchvision" >/dev/null 2>&1; then
       "$meta/_meta_registrations.py"
   fi
 fi
-# unireward itself: vLLM brings its own torch and transformers, so no dependency resolution, only what is missing
-"$V" -m pip install -q --no-deps -e .
+# unireward itself: vLLM brings its own torch and transformers (older than .venv's: the engine environment runs the
+# OpenAI backend and the server, not training), so no dependency resolution, only what is missing (PyAV for videos)
 "$V" -m pip install -q -c constraints-vllm.txt av
+"$V" -m pip install -q --no-deps -e .
 "$V" - <<'EOF'
 import importlib.metadata as md
 
