@@ -49,7 +49,7 @@ fi
 # reached, those two are guarded the way the file guards all the others.
 if ! "$V" -c "import torchvision" >/dev/null 2>&1; then
   if ! timeout 300 "$V" -m pip install -q --no-deps --force-reinstall --timeout 20 --retries 1 \
-      --index-url https://download.pytorch.org/whl/cpu "torchvision==$(pin torchvision)+cpu"; then
+      --index-url https://download.pytorch.org/whl/cpu "torchvision==$(pin torchvision)+cpu" 2>/dev/null; then
     echo "note: PyTorch's CPU index is out of reach; using PyPI's torchvision $(pin torchvision) without its C++ ops"
     "$V" -m pip install -q --no-deps "torchvision==$(pin torchvision)"
     meta=$("$V" -c 'import importlib.util as u; print(u.find_spec("torchvision").submodule_search_locations[0])')
