@@ -29,22 +29,29 @@ import torch
 from vllm.model_executor.models.qwen2_5_vl import Qwen2_5_VLForConditionalGeneration
 from vllm.model_executor.models.qwen2_vl import Qwen2VLForConditionalGeneration
 
-d = json.load(sys.stdin)
-cls = Qwen2_5_VLForConditionalGeneration if d["tokens_per_second"] else Qwen2VLForConditionalGeneration
-vision = NS(spatial_merge_size=d["merge"], **({"tokens_per_second": d["tokens_per_second"]} if d["tokens_per_second"] else {}))
-model = NS(config=NS(vision_config=vision))
-model.iter_mm_grid_thw = lambda features: cls.iter_mm_grid_thw(model, features)
-data = {"video_grid_thw": NS(data=torch.tensor(d["grid"]))}
-if d["second_per_grid"] is not None:
-    data["second_per_grid_ts"] = NS(data=torch.tensor(d["second_per_grid"]))
-video = NS(modality="video", mm_position=NS(offset=d["offset"]), data=data)
-positions, _ = cls.get_mrope_input_positions(model, d["ids"], [video])
-print(json.dumps(positions.tolist()))
+
+def positions(d):
+    cls = Qwen2_5_VLForConditionalGeneration if d["tokens_per_second"] else Qwen2VLForConditionalGeneration
+    vision = NS(spatial_merge_size=d["merge"],
+                **({"tokens_per_second": d["tokens_per_second"]} if d["tokens_per_second"] else {}))
+    model = NS(config=NS(vision_config=vision))
+    model.iter_mm_grid_thw = lambda features: cls.iter_mm_grid_thw(model, features)
+    data = {"video_grid_thw": NS(data=torch.tensor(d["grid"]))}
+    if d["second_per_grid"] is not None:
+        data["second_per_grid_ts"] = NS(data=torch.tensor(d["second_per_grid"]))
+    video = NS(modality="video", mm_position=NS(offset=d["offset"]), data=data)
+    return cls.get_mrope_input_positions(model, d["ids"], [video])[0].tolist()
+
+
+print(json.dumps([positions(d) for d in json.load(sys.stdin)]))
 """
+SHIPPED = [(4, False), (8, True)]
+AT_448 = [("qwen2-vl", 8, False), ("qwen2-vl", 32, False), ("qwen2-vl", 40, True), ("qwen2.5-vl", 8, False),
+          ("qwen2.5-vl", 12, True)]
 
 
-def _positions(folder, frames: int, side: int, fps: float = 2.0) -> tuple[list, list, list]:
-    """(video grid, transformers' positions, vLLM's positions) of one prompt holding one video."""
+def _transformers(folder, frames: int, side: int, fps: float = 2.0) -> dict:
+    """One prompt holding one video through the processor and transformers' `get_rope_index`."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(folder)
@@ -58,42 +65,46 @@ def _positions(folder, frames: int, side: int, fps: float = 2.0) -> tuple[list, 
     ours, _ = model.model.get_rope_index(enc["input_ids"], attention_mask=enc["attention_mask"], **extra)
     ids = enc["input_ids"][0].tolist()
     vision = model.config.vision_config
-    job = {"ids": ids, "offset": ids.index(model.config.video_token_id), "grid": enc["video_grid_thw"][0].tolist(),
-           "merge": vision.spatial_merge_size, "tokens_per_second": getattr(vision, "tokens_per_second", None),
-           "second_per_grid": enc["second_per_grid_ts"][0].item() if "second_per_grid_ts" in enc else None}
-    out = subprocess.run([str(engine_python()), "-c", VLLM_POSITIONS], input=json.dumps(job), capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    return job["grid"], ours[:, 0].tolist(), json.loads(out.stdout)
+    return {"ids": ids, "offset": ids.index(model.config.video_token_id), "grid": enc["video_grid_thw"][0].tolist(),
+            "merge": vision.spatial_merge_size, "tokens_per_second": getattr(vision, "tokens_per_second", None),
+            "second_per_grid": enc["second_per_grid_ts"][0].item() if "second_per_grid_ts" in enc else None,
+            "transformers": ours[:, 0].tolist()}
 
 
 @pytest.fixture(scope="module")
-def tiny_448(tmp_path_factory):
-    """Tiny Qwen2-VL and Qwen2.5-VL models whose processors keep 448 px frames (real judges' video size)."""
+def positions(tmp_path_factory) -> dict[tuple, dict]:
+    """(model, frames) -> the video grid and both engines' positions; vLLM's from one engine subprocess. The
+    tiny Qwen2-VL and Qwen2.5-VL models keep 448 px frames (real judges' video size)."""
     from unireward.models.tiny import build_tiny_model
 
-    engine_python()
-    return {kind: build_tiny_model(tmp_path_factory.mktemp(kind.replace(".", "_")), family=kind,
+    python = engine_python()
+    tiny = {kind: build_tiny_model(tmp_path_factory.mktemp(kind.replace(".", "_")), family=kind,
                                    max_pixels=448 * 448) for kind in ("qwen2-vl", "qwen2.5-vl")}
+    jobs = {("shipped", frames): _transformers(JUDGE, frames, 56) for frames, _ in SHIPPED}
+    jobs.update({(kind, frames): _transformers(tiny[kind], frames, 448) for kind, frames, _ in AT_448})
+    out = subprocess.run([str(python), "-c", VLLM_POSITIONS], input=json.dumps(list(jobs.values())),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for job, theirs in zip(jobs.values(), json.loads(out.stdout)):
+        job["vllm"] = theirs
+    return jobs
 
 
-@pytest.mark.parametrize("frames,differ", [(4, False), (8, True)])
-def test_the_shipped_judge_56px_videos(frames, differ):
+@pytest.mark.parametrize("frames,differ", SHIPPED)
+def test_the_shipped_judge_56px_videos(positions, frames, differ):
     """Its processor makes every frame 56 px (2 x 2 merged patches): 4 frames are 2 temporal groups (same
     positions), 8 frames are 4 (vLLM's text after the video starts 2 positions later)."""
-    grid, ours, vllm = _positions(JUDGE, frames, 56)
-    assert grid == [frames // 2, 4, 4]
-    assert (ours != vllm) == differ
-    if differ:
-        assert vllm[0][-1] - ours[0][-1] == frames // 2 - 2  # every text position after the video, shifted
+    p = positions[("shipped", frames)]
+    assert p["grid"] == [frames // 2, 4, 4]
+    assert (p["transformers"] != p["vllm"]) == differ
+    if differ:  # every text position after the video, shifted by the same amount
+        assert p["vllm"][0][-1] - p["transformers"][0][-1] == frames // 2 - 2
 
 
-@pytest.mark.parametrize("kind,frames,differ", [("qwen2-vl", 8, False), ("qwen2-vl", 32, False),
-                                                ("qwen2-vl", 40, True), ("qwen2.5-vl", 8, False),
-                                                ("qwen2.5-vl", 12, True)])
-def test_448px_videos(tiny_448, kind, frames, differ):
+@pytest.mark.parametrize("kind,frames,differ", AT_448)
+def test_448px_videos(positions, kind, frames, differ):
     """448 px frames are 16 x 16 merged patches. Qwen2-VL: up to 32 frames (16 groups) agree. Qwen2.5-VL spaces
     its groups by second_per_grid * tokens_per_second (1 s * 4 here): 4 groups reach 13 (< 16), 6 reach 21."""
-    grid, ours, vllm = _positions(tiny_448[kind], frames, 448)
-    assert grid == [frames // 2, 32, 32]
-    assert (ours != vllm) == differ
+    p = positions[(kind, frames)]
+    assert p["grid"] == [frames // 2, 32, 32]
+    assert (p["transformers"] != p["vllm"]) == differ
