@@ -72,7 +72,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def tiny_server(vllm_servers, tiny_models):
-    return lambda kind: vllm_servers.get(tiny_models[kind], f"tiny-{kind}", LIMITS)
+    return lambda kind: vllm_servers.get(tiny_models[kind], f"tiny-{kind}", LIMITS, eager=True)
 
 
 @pytest.fixture(scope="module")

@@ -153,7 +153,7 @@ def test_video_positions_differ_when_temporal_groups_outnumber_the_side(judge_se
 def test_unireward_requests_are_greedy(remote, examples):
     """temperature 0 on every request: the same pairs judged twice give the same text (the authors' client sends
     only `do_sample: false`, which vLLM ignores and samples; see test_families_on_vllm.py)."""
-    requests = [PairRequest(PROMPT, examples[a], examples[b]) for a, b in PAIRS] * 2
+    requests = [PairRequest(PROMPT, examples[a], examples[b]) for a, b in PAIRS]
     first = [r.raw for r in remote.rank_batch(requests, both_orders=True)]
     second = [r.raw for r in remote.rank_batch(requests, both_orders=True)]
     assert first == second

@@ -109,8 +109,10 @@ class VLLMServers:
         self.served: Served | None = None
         self.startups: list[tuple[str, float]] = []  # (model, seconds to healthy)
 
-    def get(self, model: Path, name: str, limits: dict[str, int]) -> Served:
-        key = (str(model), name, json.dumps(limits, sort_keys=True))
+    def get(self, model: Path, name: str, limits: dict[str, int], eager: bool = False) -> Served:
+        """The server of `model` (started unless it is the live one). `eager`: skip vLLM's compile warm-up (about
+        60 s of a start-up), for models that are only asked a few short questions."""
+        key = (str(model), name, json.dumps(limits, sort_keys=True), eager)
         if self.key == key and self.proc is not None and self.proc.poll() is None:
             return self.served  # type: ignore[return-value]
         self.close()
@@ -122,6 +124,7 @@ class VLLMServers:
                "--max-model-len", "4096", "--max-num-seqs", "16", "--max-num-batched-tokens", "4096",
                "--limit-mm-per-prompt", json.dumps(limits),
                "--media-io-kwargs", json.dumps({"video": {"num_frames": -1}})]  # keep every frame we send
+        cmd += ["--enforce-eager"] if eager else []
         env = {**os.environ, **{k: os.environ.get(k, v) for k, v in ENGINE_ENV.items()}}
         start = time.monotonic()
         with log.open("w") as out:
