@@ -76,9 +76,10 @@ def main() -> None:
 
     import torch
 
-    from unireward.construct.candidates import PromptItem, SandboxGeneratorSampler
+    from unireward.construct.candidates import PromptItem
     from unireward.construct.export import export_records
     from unireward.construct.run import construct
+    from unireward.sandbox.plugins import GeneratorSampler
     from unireward.judge import RewardModel
     from unireward.sandbox import loops
 
@@ -101,7 +102,7 @@ def main() -> None:
     caps = loops.eval_captions()
     seeds = [1000 + j for j in range(args.eval_samples)]
     base = loops.evaluate_generator(gen, caps, seeds, steps=args.ddim_steps)
-    sampler = CachedSampler(SandboxGeneratorSampler(gen, steps=args.ddim_steps))
+    sampler = CachedSampler(GeneratorSampler(gen, steps=args.ddim_steps))
     items = [PromptItem(f"gen/{i:04d}", c) for i, c in enumerate(loops.captions("train") * args.prompt_repeats)]
     rows = {"base": {"all": [base["all"]], "heldout": [base["heldout_combos"]], "pairs": 0, "quality": None}}
     for strategy in args.strategies:
@@ -124,7 +125,8 @@ def main() -> None:
         xs = np.asarray(xs, float) * 100
         return f"{xs.mean():5.1f} +- {xs.std(ddof=1) if len(xs) > 1 else 0.0:3.1f}"
 
-    print(f"\nwall {time.time() - t0:.0f}s; judge {args.judge}; N={args.n}; {len(items)} prompts; DPO {args.dpo_steps} steps; seeds {args.seeds}")
+    print(f"\nwall {time.time() - t0:.0f}s; judge {args.judge}; N={args.n}; {len(items)} prompts; "
+          f"DPO {args.dpo_steps} steps; seeds {args.seeds}")
     print(f"{'strategy':16s} | {'pairs':>5s} | {'chosen truly better':>19s} | {'all-correct %':>13s} | "
           f"{'held-out combos %':>17s}")
     for name, r in rows.items():

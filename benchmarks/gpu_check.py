@@ -85,7 +85,7 @@ def main() -> None:
         pairs, _ = requests(n, image_size)
         task = get_task("image-gen/pair")
         xs = [chat_input(rm, task, r) for r in pairs]
-        encs = [{k: v.to(backend.device) for k, v in backend._encode(xs[i:i + bs], padding_side="right").items()}
+        encs = [{k: v.to(backend.device) for k, v in backend.encode(xs[i:i + bs], padding_side="right").items()}
                 for i in range(0, n, bs)]
 
         def batched():

@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from unireward.judging.render import render
+
 
 def build(args):
     """A scaled random Qwen2.5-VL (see the module docstring) and its processor."""
@@ -84,10 +86,10 @@ def main() -> None:
     prompts = args.group * (args.group - 1)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     vision = sum(p.numel() for p in model.model.visual.parameters()) / 1e6
-    print(f"{args.clock} clock; model: scaled Qwen2.5-VL, {params:.1f}M parameters ({vision:.2f}M vision), language {args.hidden} x "
-          f"{args.layers}, vision {args.vision_hidden} x {args.vision_layers}; group {args.group}, both orders: "
-          f"{prompts} pair prompts; images {args.image_size} px; batch size {args.batch_size}; "
-          f"torch threads {torch.get_num_threads()}")
+    print(f"{args.clock} clock; model: scaled Qwen2.5-VL, {params:.1f}M parameters ({vision:.2f}M vision), "
+          f"language {args.hidden} x {args.layers}, vision {args.vision_hidden} x {args.vision_layers}; "
+          f"group {args.group}, both orders: {prompts} pair prompts; images {args.image_size} px; "
+          f"batch size {args.batch_size}; torch threads {torch.get_num_threads()}")
 
     now = CLOCKS[args.clock]
     vision_time = [0.0]
@@ -136,9 +138,9 @@ def main() -> None:
 def reasoning_ratio(rm, images, args, now=time.perf_counter) -> float:
     """Greedy generation of exactly `args.reasoning` tokens (end token off) for the group's first `batch_size`
     pair prompts: one batched call against one call per prompt. Returns one-by-one / batched."""
-    t = rm._task("image-gen/pair", "pair", False, None)
+    t = rm.task("image-gen/pair", "pair")
     pairs = [(i, j) for i in range(len(images)) for j in range(len(images)) if i != j][: args.batch_size]
-    xs = [rm._render(t, rm._prepare(t, "a red cube on a blue sphere", [images[i], images[j]], None), False)
+    xs = [render(t, rm.prepare(t, "a red cube on a blue sphere", [images[i], images[j]], None), False)
           for i, j in pairs]
     backend = rm.backend
     eos = backend.model.generation_config.eos_token_id

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from unireward.judging.render import render
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -43,13 +45,13 @@ def main() -> None:
                    if args.size == "tiny" else HFBackend(built[0], built[1], batch_size=args.batch_size))
         rm = RewardModel(backend)
         pairs, _ = requests(args.batch_size, args.image_size)
-        task = rm._task("image-gen/pair", "pair", False, None)
-        inputs = [rm._render(task, rm._prepare(task, r.prompt, [r.a, r.b], None), False) for r in pairs]
+        task = rm.task("image-gen/pair", "pair")
+        inputs = [render(task, rm.prepare(task, r.prompt, [r.a, r.b], None), False) for r in pairs]
         sync = torch.cuda.synchronize if backend.device.type == "cuda" else (lambda: None)
         model = backend.model
         for label in ["warm-up"] + [f"run {i}" for i in range(args.repeat)]:
             t0 = time.perf_counter()
-            enc = backend._encode(inputs, padding_side="right")
+            enc = backend.encode(inputs, padding_side="right")
             ends = backend._append_right(enc, [[]] * len(inputs))  # rows as choice_probs runs them
             t1 = time.perf_counter()
             enc = {k: v.to(backend.device) for k, v in enc.items()}

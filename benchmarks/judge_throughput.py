@@ -23,6 +23,8 @@ import time
 
 import numpy as np
 
+from unireward.judging.render import render
+
 
 # Qwen2.5-VL-7B-Instruct's published configuration (random weights here)
 QWEN25_VL_7B = {
@@ -35,7 +37,7 @@ QWEN25_VL_7B = {
 
 
 def build_model(size: str, family: str, image_size: int, out_dir: str):
-    from unireward.models.tiny import TinySize, build_tiny_model
+    from unireward.models.tiny import build_tiny_model
 
     pixels = image_size * image_size
     if size == "tiny":
@@ -95,8 +97,8 @@ def timed_together(fns, repeat: int = 3, clock: str = "wall"):
 
 def chat_input(rm, task, r):
     """The model input of one request, as `RewardModel` renders it (media loaded, template filled)."""
-    prepared = rm._prepare(task, r.prompt, [r.a, r.b] if task.is_pair else [r.candidate], None)
-    return rm._render(task, prepared, swap=False)
+    prepared = rm.prepare(task, r.prompt, [r.a, r.b] if task.is_pair else [r.candidate], None)
+    return render(task, prepared, swap=False)
 
 
 def baseline(rm, task_name: str, reqs) -> int:
@@ -169,8 +171,8 @@ def main() -> None:
             """The model's forward pass alone on inputs prepared beforehand (the floor of path (b): it also skips
             the forced answer prefix and keeps one logit per row, so it is, if anything, optimistic)."""
             xs = [chat_input(rm, get_task(task), r) for r in reqs]
-            encs = [{k: v.to(backend.device) for k, v in backend._encode(xs[i:i + args.batch_size],
-                                                                         padding_side="right").items()}
+            encs = [{k: v.to(backend.device) for k, v in backend.encode(xs[i:i + args.batch_size],
+                                                                        padding_side="right").items()}
                     for i in range(0, len(xs), args.batch_size)]
 
             def f():
@@ -195,7 +197,7 @@ def main() -> None:
                   f"(the floor of (b): ratio {len(reqs) / t_f / a:.2f} if preparing inputs cost nothing)")
             print(f"{kind}: batched decisions at {100 * t_f / t_b:.0f}% of the forward-alone floor")
             if args.size != "tiny":
-                enc = backend._encode([chat_input(rm, get_task(task), reqs[0])])
+                enc = backend.encode([chat_input(rm, get_task(task), reqs[0])])
                 tokens = enc["input_ids"].shape[1]
                 bound = args.peak_tflops * 1e12 / (2 * params * tokens)
                 print(f"{kind}: {tokens} tokens per request; prefill compute bound {bound:.1f} decisions/s "

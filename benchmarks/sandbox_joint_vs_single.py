@@ -1,6 +1,6 @@
 """Joint versus single-task judges in the sandbox (issue 3 item 7, the paper's central claim).
 
-    .venv/bin/python benchmarks/sandbox_joint_vs_single.py --preset configs/sandbox/ladder.yaml \
+    .venv/bin/python benchmarks/sandbox_joint_vs_single.py --preset sandbox/ladder \
         [--budget N] [--joint runs/ladder6] --eval-n 100 --out runs/joint-vs-single \
         [--tasks image-gen/pair,video-gen/pair] [key=value ...]
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from unireward.sandbox.data import TASKS
 from unireward.sandbox.ladder import LadderConfig, evaluate_judge, train_ladder
-from unireward.train.config import load_config
+from unireward.config import load_config
 
 
 RUN_ONLY = ("out_dir", "threads", "workers", "device", "progress", "eval_every", "eval_n", "final_eval_n")
@@ -63,7 +63,7 @@ def cell(res: dict, task: str) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--preset", default="configs/sandbox/ladder.yaml")
+    p.add_argument("--preset", default="sandbox/ladder")
     p.add_argument("--budget", type=int, default=None,
                    help="judge examples per judge (joint and each single); default: the preset's")
     p.add_argument("--joint", default=None,

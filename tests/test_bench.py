@@ -19,9 +19,9 @@ import pytest
 
 from unireward.backends.scripted import ScriptedBackend
 from unireward.bench import BenchConfig, load_benchmark, run_bench
-from unireward.bench.loaders import find_heldout
 from unireward.errors import ConfigError
 from unireward.judge import RewardModel
+from unireward.sandbox.plugins import find_heldout
 
 FIX = Path(__file__).parent / "fixtures" / "bench"
 DATA = {"genai-image": FIX / "genai_image", "genai-video": FIX / "genai_video", "videogen": FIX / "videogen",
@@ -146,8 +146,8 @@ def test_loader_errors_are_clear(tmp_path):
 
 
 def test_default_world_is_redrawn_when_its_manifest_is_stale(tmp_path, monkeypatch):
-    import unireward.bench.loaders as loaders
     import unireward.sandbox.data as sandbox_data
+    import unireward.sandbox.plugins as sandbox_plugins
 
     calls = []
 
@@ -159,7 +159,7 @@ def test_default_world_is_redrawn_when_its_manifest_is_stale(tmp_path, monkeypat
         (Path(out) / "manifest.json").write_text(json.dumps({**kw, "eval": {t: 100 for t in sandbox_data.ALL_TASKS}}))
         return {"heldout": Path(out) / "heldout.jsonl"}
 
-    monkeypatch.setattr(loaders, "DEFAULT_SANDBOX_DATA", str(tmp_path / "world"))
+    monkeypatch.setattr(sandbox_plugins, "DEFAULT_WORLD", str(tmp_path / "world"))
     monkeypatch.setattr(sandbox_data, "generate_dataset", fake_generate)
     assert find_heldout(None) == tmp_path / "world" / "heldout.jsonl" and len(calls) == 1
     assert calls[0]["generated_share"] > 0  # the ladder's world: some image-gen samples look generated

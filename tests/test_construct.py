@@ -70,7 +70,7 @@ def test_pairs_are_disjoint_and_seeds_depend_on_prompt_id_only():
 
 
 def test_writer_cuts_a_torn_tail_and_refuses_duplicates(tmp_path):
-    from unireward.construct.writer import RecordWriter, read_records
+    from unireward.data.records import RecordWriter, read_records
     from unireward.errors import DataError
 
     path = tmp_path / "records.jsonl"
@@ -89,7 +89,7 @@ def test_writer_cuts_a_torn_tail_and_refuses_duplicates(tmp_path):
 
 
 def test_writer_refuses_a_corrupt_middle(tmp_path):
-    from unireward.construct.writer import RecordWriter
+    from unireward.data.records import RecordWriter
     from unireward.errors import DataError
 
     path = tmp_path / "records.jsonl"
@@ -146,7 +146,7 @@ def oracle_judge():
 def test_construct_records_full_provenance_and_exports_for_diffusion_dpo(tmp_path):
     from unireward.construct.export import export_records
     from unireward.construct.run import construct
-    from unireward.construct.writer import read_records
+    from unireward.data.records import read_records
     from unireward.sandbox.oracle import score_media
     from unireward.train.diffusion_dpo import PreferencePairs
 
@@ -183,7 +183,7 @@ def test_construct_records_full_provenance_and_exports_for_diffusion_dpo(tmp_pat
 @pytest.mark.parametrize("strategy", ["pair-only", "point-only", "random"])
 def test_other_strategies_run(tmp_path, strategy):
     from unireward.construct.run import construct
-    from unireward.construct.writer import read_records
+    from unireward.data.records import read_records
 
     judge = None if strategy == "random" else oracle_judge()
     res = construct(_items(4), WorldSampler(), judge, tmp_path, strategy=strategy, num_candidates=4)
@@ -196,7 +196,7 @@ def test_other_strategies_run(tmp_path, strategy):
 def test_unparsed_judge_output_drops_the_prompt_and_is_recorded(tmp_path):
     from unireward.backends.scripted import ScriptedBackend
     from unireward.construct.run import construct
-    from unireward.construct.writer import read_records
+    from unireward.data.records import read_records
     from unireward.judge import RewardModel
 
     judge = RewardModel(ScriptedBackend(lambda x: "I cannot decide."))
@@ -253,12 +253,10 @@ def test_construct_cli_print_config(tmp_path, capsys):
 
 
 def test_presets_load():
-    from pathlib import Path
-
+    from unireward.config import PRESETS, load_config
     from unireward.construct.run import ConstructConfig
-    from unireward.train.config import load_config
 
-    presets = sorted(Path(__file__).parents[1].joinpath("configs/construct").glob("*.yaml"))
+    presets = sorted((PRESETS / "construct").glob("*.yaml"))
     assert presets
     for p in presets:
         load_config(ConstructConfig, p)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from unireward.config import PRESETS
 from unireward.data.export import completion_text, export, load_trl_export
 from unireward.data.mixture import build_mixture
 from unireward.data.schema import read_samples
@@ -20,7 +21,7 @@ FIX = ROOT / "tests" / "fixtures" / "datasets"
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
-    build_mixture(ROOT / "configs" / "data" / "fixtures.yaml", out)
+    build_mixture(PRESETS / "data" / "fixtures.yaml", out)
     return out
 
 
@@ -91,7 +92,7 @@ def test_cli_end_to_end(tmp_path):
     r = cli("convert", "pickapic", str(FIX / "pickapic"), "--out", str(tmp_path / "pp" / "pp.jsonl"))
     assert r.returncode == 0, r.stderr  # embedded images are written next to the output
     assert all((tmp_path / "pp" / m).is_file() for s in read_samples(tmp_path / "pp" / "pp.jsonl") for m in s.media)
-    r = cli("mix", "configs/data/fixtures.yaml", "--out", str(tmp_path / "mix" / "c.jsonl"), "--json")
+    r = cli("mix", "data/fixtures", "--out", str(tmp_path / "mix" / "c.jsonl"), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["total"] == 38
     for fmt in ("llamafactory", "trl"):

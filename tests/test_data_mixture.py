@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from unireward.config import PRESETS
 from unireward.data.mixture import build_mixture, load_config, parse_strategy, reservoir
 from unireward.data.schema import read_samples
 from unireward.errors import ConfigError
@@ -29,7 +30,7 @@ def ids(path):
 
 def test_fixture_config_builds_all_tasks(tmp_path):
     out = tmp_path / "mix" / "corpus.jsonl"
-    report = build_mixture(ROOT / "configs" / "data" / "fixtures.yaml", out)
+    report = build_mixture(PRESETS / "data" / "fixtures.yaml", out)
     samples = list(read_samples(out))  # relative media resolve against the corpus folder
     assert report.total == len(samples) == 38
     assert len(report.tasks) == 8 and sum(report.tasks.values()) == 38
@@ -99,7 +100,7 @@ def test_env_paths_and_config_errors(tmp_path, monkeypatch):
 
 
 def test_unified_corpus_config_is_well_formed():
-    data, _ = load_config(ROOT / "configs" / "data" / "unified_corpus.yaml")
+    data, _ = load_config(PRESETS / "data" / "unified_corpus.yaml")
     from unireward.data.sources import SOURCES, options
 
     sizes = {}

@@ -50,7 +50,8 @@ def test_the_judge_table_is_task_by_metric_with_n(tmp_path):
     assert rows == [{"task": "image-gen/pair", "n": 40, "acc": 0.9, "acc_crisp": 1.0, "acc_generated": 0.75,
                      "acc_both_orders": 0.85},
                     {"task": "image-gen/point", "n": 40, "spearman": 0.97, "exact": 0.6, "unparsed": 0.0}]
-    html = write_report(tmp_path / "r.html", judge_table=rows, columns=JUDGE_COLUMNS, judge_note="n: samples").read_text()
+    html = write_report(tmp_path / "r.html", judge_table=rows, columns=JUDGE_COLUMNS,
+                        judge_note="n: samples").read_text()
     head = html[html.index("<h2>The judge"):html.index("</table>")]
     assert "<th>task</th><th>n</th><th>pairwise acc.</th>" in head and head.count("<tr>") == 3
     assert "<td>image-gen/pair</td><td>40</td><td>0.900</td>" in head

@@ -12,11 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from unireward.config import PRESETS  # noqa: E402
 from unireward.train.diffusion_dpo import (DiffusionDPOConfig, dpo_micro_step, load_dpo_config,  # noqa: E402
                                            train_diffusion_dpo)
 from unireward.train.diffusion_loss import diffusion_dpo_loss, per_sample_mse  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "diffusion_dpo"
+CONFIGS = PRESETS / "diffusion_dpo"
 
 
 # ---------------------------------------------------------------- the loss on hand-computed tensors

@@ -105,10 +105,10 @@ def test_run_dpo_from_config_end_to_end(tmp_path, tiny_model_dir):
 
 
 def test_presets_load():
-    from unireward.train.config import load_config
+    from unireward.config import PRESETS, load_config
     from unireward.train.dpo import DPORecipeConfig
 
-    presets = sorted(Path(__file__).parents[1].joinpath("configs/dpo").glob("*.yaml"))
+    presets = sorted((PRESETS / "dpo").glob("*.yaml"))
     assert presets
     cfgs = {p.stem: load_config(DPORecipeConfig, p) for p in presets}
     paper = cfgs["llava_ov_7b"]

@@ -10,6 +10,7 @@ from unireward.backends.scripted import ScriptedBackend
 from unireward.errors import TaskError
 from unireward.judge import PairRequest, RewardModel
 from unireward.tasks import get_task
+from unireward.judging.render import load, render  # noqa: E402
 
 
 def _tagged(images):
@@ -77,7 +78,7 @@ def test_edit_pair_probs_on_a_tiny_model(tiny_judge, images):
     assert res.method == "probs" and res.status == "ok"
     assert math.isclose(sum(res.probs.values()), 1.0, rel_tol=1e-6)
     task = get_task("image-edit/pair")
-    x = rm._render(task, rm._prepare(task, "make the circle blue", [images[1], images[2]], images[0]), swap=False)
-    assert len(x.images) == 3 and x.images[0].size == rm._load(task, images[0]).size
+    x = render(task, rm.prepare(task, "make the circle blue", [images[1], images[2]], images[0]), swap=False)
+    assert len(x.images) == 3 and x.images[0].size == load(rm.spec, task, images[0]).size
     s = rm.score("make the circle blue", images[1], task="image-edit/point", media=images[0])
     assert s.status == "ok" and 1 <= s.expected_score <= 5

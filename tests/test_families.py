@@ -18,6 +18,7 @@ from unireward.backends.scripted import ScriptedBackend
 from unireward.errors import TaskError
 from unireward.judge import RewardModel
 from unireward.tasks import family_tasks, get_task, list_families
+from unireward.judging.render import render  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = json.loads((FIXTURES / "released" / "golden.json").read_text())
@@ -152,12 +153,11 @@ def api_backend():
 
 @pytest.mark.parametrize("family,name,variant", CASES)
 def test_chat_text_under_the_real_qwen_templates(family, name, variant, images, api_backend, request):
-    from unireward.backends.hf import _messages
 
     video = request.getfixturevalue("video_file") if name.startswith("video") else None
     task, x = _judge_input(family, name, variant, images, video)
     g = _golden(task)
-    hf_content = _messages(x)[0]["content"]
+    hf_content = x.messages()[0]["content"]
     api_content = api_backend._content(x)
     assert [c["type"] for c in api_content].count("image_url") == sum(c["type"] == "image" for c in g["content"])
     for template in ("qwen2.5-vl", "qwen3-vl-instruct"):
@@ -190,7 +190,7 @@ def test_released_families_run_on_a_tiny_model(tiny_judge, images, video_file):
     assert math.isclose(r.reward, r.p_first) and r.family == "1.0" and r.variant == "rank"
     v2 = RewardModel(tiny_judge.backend, family="2.0", max_new_tokens=4)
     task = get_task("video-gen/pair", family="2.0")
-    x = v2._render(task, v2._prepare(task, "a red fox", [str(video_file)] * 2, None), swap=False)
+    x = render(task, v2.prepare(task, "a red fox", [str(video_file)] * 2, None), swap=False)
     assert len(x.images) == 16 and not x.videos
     out = v2.rank("a red fox", str(video_file), str(video_file), task="video-gen/pair")
     assert out.method == "generate" and out.status in ("ok", "unparsed") and out.raw and out.raw[0] is not None

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from unireward.config import PRESETS, load_config
 from unireward.data.schema import write_samples
 from unireward.errors import ConfigError
 from unireward.tasks import get_task
-from unireward.train.config import load_config
+from unireward.judging.render import render
 from unireward.train.grpo_judge import (GRPOJudgeConfig, accuracy_reward, build_grpo_dataset, format_reward,
                                         judge_reward_funcs, run_grpo_judge)
 
@@ -65,15 +66,15 @@ def test_reward_functions_take_trl_columns():
 
 
 def test_presets_load_at_the_authors_settings():
-    presets = {p.stem: load_config(GRPOJudgeConfig, p) for p in sorted((ROOT / "configs" / "grpo_judge").glob("*.yaml"))}
+    presets = {p.stem: load_config(GRPOJudgeConfig, p) for p in sorted((PRESETS / "grpo_judge").glob("*.yaml"))}
     assert set(presets) == {"sandbox", "qwen2_5_vl_7b", "qwen3_vl_8b"}
     assert presets["sandbox"].model == "src/unireward/sandbox/judge"
     for name, variant in (("qwen2_5_vl_7b", "qwen2.5"), ("qwen3_vl_8b", "qwen3")):
         c = presets[name]
         assert (c.family, c.variant, c.lr, c.num_generations, c.beta) == ("think", variant, 1e-6, 8, 0.04)
         assert c.use_vllm and c.bf16
-        assert "accelerate launch --config_file configs/accelerate/zero3.yaml" in \
-            (ROOT / "configs" / "grpo_judge" / f"{name}.yaml").read_text()
+        assert "accelerate launch --config_file src/unireward/configs/accelerate/zero3.yaml" in \
+            (PRESETS / "grpo_judge" / f"{name}.yaml").read_text()
     with pytest.raises(ConfigError, match="num_generations"):
         GRPOJudgeConfig(num_generations=1)
     with pytest.raises(ConfigError, match="vision_lr"):
@@ -102,7 +103,6 @@ def test_video_tasks_are_refused_with_a_clear_error(pairs):
 
 
 def test_a_family_that_sends_frames_trains_on_videos_exactly_as_the_judge_renders_them(pairs):
-    from unireward.backends.hf import _messages
     from unireward.data.schema import read_samples
     from unireward.judge import RewardModel
     from unireward.train.sft import read_mixture
@@ -112,25 +112,24 @@ def test_a_family_that_sends_frames_trains_on_videos_exactly_as_the_judge_render
     sample = next(iter(read_samples(pairs["video-gen/pair"])))
     rm = RewardModel(backend=None, family="think", variant="qwen3")  # rendering only: no backend call
     task = get_task("video-gen/pair", family="think", variant="qwen3")
-    chat = rm._render(task, rm._prepare(task, sample.prompt, sample.media_paths(pairs["video-gen/pair"].parent),
+    chat = render(task, rm.prepare(task, sample.prompt, sample.media_paths(pairs["video-gen/pair"].parent),
                                         None), swap=False)
     row = data[0]
     assert len(row["images"]) == 2 * task.video_frames and not chat.videos
-    assert row["prompt"] == _messages(chat)
+    assert row["prompt"] == chat.messages()
     assert [im.tobytes() for im in row["images"]] == [im.tobytes() for im in chat.images]
 
 
 def test_the_prompt_is_the_judges_own_message_with_its_images(pairs):
-    from unireward.backends.hf import _messages
     from unireward.data.schema import read_samples
-    from unireward.train.collate import sample_chat
+    from unireward.train.collate import sample_chat, training_spec
     from unireward.train.sft import read_mixture
 
     data = build_grpo_dataset(read_mixture([str(pairs["image-gen/pair"])]), GRPOJudgeConfig())
     row = data[0]
     sample = next(iter(read_samples(pairs["image-gen/pair"])))
-    chat = sample_chat(sample, pairs["image-gen/pair"].parent)
-    assert row["prompt"] == _messages(chat)
+    chat = sample_chat(sample, pairs["image-gen/pair"].parent, training_spec(str(JUDGE)))
+    assert row["prompt"] == chat.messages()
     assert [im.tobytes() for im in row["images"]] == [im.tobytes() for im in chat.images]
     assert (row["task"], json.loads(row["label"])) == ("image-gen/pair", sample.label)
 
@@ -166,10 +165,10 @@ def test_the_cli_resolves_both_recipes(capsys):
 
     from unireward.cli import main
 
-    assert main(["train", "grpo-judge", "--config", str(ROOT / "configs/grpo_judge/qwen2_5_vl_7b.yaml"),
+    assert main(["train", "grpo-judge", "--config", str(PRESETS / "grpo_judge/qwen2_5_vl_7b.yaml"),
                  "--print-config", "num_generations=4"]) == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
     assert (resolved["num_generations"], resolved["variant"]) == (4, "qwen2.5")
-    assert main(["train", "reject", "--config", str(ROOT / "configs/reject/sandbox.yaml"), "--print-config",
+    assert main(["train", "reject", "--config", str(PRESETS / "reject/sandbox.yaml"), "--print-config",
                  "k=8"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["k"] == 8

@@ -9,8 +9,9 @@ import pytest
 from unireward.backends.choices import plan_choices
 from unireward.backends.scripted import ScriptedBackend
 from unireward.grouping import bradley_terry, schedule_pairs
-from unireward.judge import PairRequest, PointRequest, RewardModel
+from unireward.judge import PairRequest, RewardModel
 from unireward.tasks import get_task
+from unireward.judging.render import render  # noqa: E402
 
 
 # -- choice planning -------------------------------------------------------------------------------------------
@@ -42,8 +43,8 @@ def test_choice_probs_match_a_direct_forward_pass(tiny_judge, images):
     assert res.method == "probs" and res.status == "ok"
     assert math.isclose(sum(res.probs.values()), 1.0, rel_tol=1e-6)
     b = rm.backend
-    x = rm._render(task, rm._prepare(task, "a red circle", [images[0], images[1]], None), swap=False)
-    text = b._prompt_text(x) + "Final Judgment: Image "
+    x = render(task, rm.prepare(task, "a red circle", [images[0], images[1]], None), swap=False)
+    text = b.prompt_text(x) + "Final Judgment: Image "
     enc = b.processor(text=[text], images=x.images, return_tensors="pt")
     with torch.inference_mode():
         logits = b.model(**enc).logits[0, -1]
@@ -115,8 +116,8 @@ def test_bad_media_fails_only_its_item(tiny_judge, images, tmp_path):
 def test_prompt_over_the_context_is_an_item_error(tiny_model_dir, images):
     rm = RewardModel.load(tiny_model_dir("qwen2-vl"), dtype=None)
     task = get_task("image-gen/pair")
-    short = rm._render(task, rm._prepare(task, "short", [images[0], images[1]], None), swap=False)
-    rm.backend.max_length = rm.backend._encode([short])["input_ids"].shape[1] + 20
+    short = render(task, rm.prepare(task, "short", [images[0], images[1]], None), swap=False)
+    rm.backend.max_length = rm.backend.encode([short])["input_ids"].shape[1] + 20
     out = rm.rank_batch([PairRequest("short", images[0], images[1]), PairRequest("long " * 200, images[0], images[1])])
     assert out[0].status == "ok"
     assert out[1].status == "error" and "context" in out[1].reason

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from unireward.judge import JUDGE_DEFAULTS_FILE, RewardModel, judge_settings
+from unireward.judge import JUDGE_DEFAULTS_FILE, RewardModel
+from unireward.judging.spec import resolve_spec
 from unireward.models.registry import identify, list_models, resolve
 
 # The model zoo as the issue lists it (README model zoo, family READMEs and vllm_server.sh files, commit ff6f520)
@@ -94,27 +95,29 @@ def test_local_copies_are_identified_without_loading_weights(tmp_path):
     assert identify(tmp_path / "missing") is None
 
 
-def test_settings_family_override_sidecar_and_explicit_arguments(tmp_path):
+def test_spec_family_override_sidecar_and_explicit_arguments(tmp_path):
     from unireward.media import VideoPolicy
 
-    s = judge_settings("unifiedreward-think-qwen35-9b")
+    s = resolve_spec("unifiedreward-think-qwen35-9b")
     assert s.model == "CodeGoat24/UnifiedReward-Think-qwen35-9b" and s.family == "think"
-    assert s.judge_kwargs["variant"] == "qwen3" and s.judge_kwargs["max_new_tokens"] == 4096
-    assert s.backend_kwargs["chat_template_kwargs"] == {"enable_thinking": False}
+    assert s.variant == "qwen3" and s.max_new_tokens == 4096
+    assert s.chat_template_kwargs == {"enable_thinking": False} and s.sources["chat_template_kwargs"] == "registry"
     # family= overrides, and with another family its default prompts (no variant)
-    s = judge_settings("unifiedreward-think-qwen-7b", family="1.0")
-    assert s.family == "1.0" and "variant" not in s.judge_kwargs
-    s = judge_settings("unifiedreward-think-qwen-7b", family="think")
-    assert s.judge_kwargs["variant"] == "qwen2.5"
+    s = resolve_spec("unifiedreward-think-qwen-7b", family="1.0")
+    assert s.family == "1.0" and s.variant is None and s.sources["family"] == "argument"
+    s = resolve_spec("unifiedreward-think-qwen-7b", family="think")
+    assert s.variant == "qwen2.5"
     # explicit arguments win over the registry
-    s = judge_settings("unifiedreward-qwen-7b", max_new_tokens=64, video_policy=VideoPolicy(num_frames=4))
-    assert s.judge_kwargs["max_new_tokens"] == 64 and s.judge_kwargs["video_policy"].num_frames == 4
-    # a folder's unireward.json: family and method; unknown folders keep unireward's templates
+    s = resolve_spec("unifiedreward-qwen-7b", max_new_tokens=64, video_policy=VideoPolicy(num_frames=4))
+    assert s.max_new_tokens == 64 and s.video_policy.num_frames == 4 and s.sources["max_new_tokens"] == "argument"
+    # a folder's unireward.json: family and method; unknown folders keep unireward's templates, with a warning
     d = _folder(tmp_path, "mine", _name_or_path="CodeGoat24/UnifiedReward-qwen-7b")
     (d / JUDGE_DEFAULTS_FILE).write_text(json.dumps({"family": "unireward", "method": "generate"}))
-    s = judge_settings(str(d))
-    assert s.family == "unireward" and s.judge_kwargs["method"] == "generate"
-    assert judge_settings(str(_folder(tmp_path, "other"))).family == "unireward"
+    s = resolve_spec(str(d))
+    assert s.family == "unireward" and s.method == "generate" and s.sources["method"] == "sidecar"
+    assert not s.warnings
+    other = resolve_spec(str(_folder(tmp_path, "other")))
+    assert other.family == "unireward" and "no unireward.json" in other.warnings[0]
     # what the trainers write: a Think-prompted judge trained from an unregistered base keeps its prompts
     from unireward.models.registry import write_sidecar
 
@@ -122,26 +125,43 @@ def test_settings_family_override_sidecar_and_explicit_arguments(tmp_path):
     write_sidecar(think, "think", "qwen2.5", method="generate", max_new_tokens=1024, reasoning=None)
     assert json.loads((think / JUDGE_DEFAULTS_FILE).read_text()) == {
         "family": "think", "variant": "qwen2.5", "method": "generate", "max_new_tokens": 1024}
-    s = judge_settings(str(think))
-    assert s.family == "think" and s.judge_kwargs["variant"] == "qwen2.5" and s.judge_kwargs["max_new_tokens"] == 1024
+    s = resolve_spec(str(think))
+    assert s.family == "think" and s.variant == "qwen2.5" and s.max_new_tokens == 1024
     sft = _folder(tmp_path, "sft-from-released", _name_or_path="CodeGoat24/UnifiedReward-2.0-qwen-7b")
-    assert judge_settings(str(sft)).family == "2.0"  # without the sidecar: taken for the released judge
+    assert resolve_spec(str(sft)).family == "2.0"  # without the sidecar: taken for the released judge
     write_sidecar(sft)
-    assert judge_settings(str(sft)).family == "unireward"
+    assert resolve_spec(str(sft)).family == "unireward"
     # the OpenAI path: the registered checkpoint the server runs, by checkpoint= or a registered served name
-    s = judge_settings("http://gpu:8000/v1", backend="openai", served_model="UnifiedReward",
-                       checkpoint="CodeGoat24/UnifiedReward-Edit-qwen35-9b")
-    assert s.family == "edit" and s.backend_kwargs == {"served_model": "UnifiedReward", "image_format": "jpeg",
-                                                       "chat_template_kwargs": {"enable_thinking": False}}
-    s = judge_settings("http://gpu:8000/v1", backend="openai", served_model="CodeGoat24/UnifiedReward-2.0-qwen3vl-8b")
-    assert s.family == "2.0"
-    assert judge_settings("http://gpu:8000/v1", backend="openai", served_model="judge").family == "unireward"
+    s = resolve_spec("http://gpu:8000/v1", backend="openai", served_model="UnifiedReward",
+                     checkpoint="CodeGoat24/UnifiedReward-Edit-qwen35-9b")
+    assert s.family == "edit" and s.backend_options() == {"served_model": "UnifiedReward", "image_format": "jpeg",
+                                                          "chat_template_kwargs": {"enable_thinking": False}}
+    s = resolve_spec("http://gpu:8000/v1", backend="openai", served_model="CodeGoat24/UnifiedReward-2.0-qwen3vl-8b")
+    assert s.family == "2.0" and not s.warnings
+    unknown = resolve_spec("http://gpu:8000/v1", backend="openai", served_model="judge")
+    assert unknown.family == "unireward" and "no registered checkpoint" in unknown.warnings[0]
+    # ... and a judge folder named by checkpoint=, served under any name: the folder's unireward.json is read
+    s = resolve_spec("http://gpu:8000/v1", backend="openai", served_model="anything", checkpoint=str(think))
+    assert s.family == "think" and s.max_new_tokens == 1024 and s.sources["max_new_tokens"] == "sidecar"
     from unireward.errors import TaskError
 
     with pytest.raises(TaskError, match="unknown family '3.0'"):
-        judge_settings("unifiedreward-qwen-7b", family="3.0")
-    with pytest.raises(TaskError, match="not registered"):
-        judge_settings("http://gpu:8000/v1", backend="openai", checkpoint="UnifiedReward-9z")
+        resolve_spec("unifiedreward-qwen-7b", family="3.0")
+    with pytest.raises(TaskError, match="neither a registered checkpoint"):
+        resolve_spec("http://gpu:8000/v1", backend="openai", checkpoint="UnifiedReward-9z")
+
+
+def test_the_shipped_judge_folder_resolves_the_same_in_process_and_behind_a_server():
+    from pathlib import Path
+
+    folder = str(Path(__file__).parents[1] / "src" / "unireward" / "sandbox" / "judge")
+    local = resolve_spec(folder)
+    remote = resolve_spec("http://127.0.0.1:8000/v1", backend="openai", served_model="judge", checkpoint=folder)
+    assert local.reasoning is True and local.max_new_tokens == 128
+    fields = ("family", "variant", "method", "reasoning", "max_new_tokens", "image_policy", "video_policy",
+              "chat_template_kwargs")
+    assert {f: getattr(local, f) for f in fields} == {f: getattr(remote, f) for f in fields}
+    assert not local.warnings and not remote.warnings
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +190,7 @@ def test_loading_a_local_copy_of_a_released_checkpoint_selects_its_family(releas
     rm.backend.processor.chat_template = "{{ 'thinking=' ~ enable_thinking }}{{ messages[0]['content'][0]['text'] }}"
     from unireward.backends.base import ChatInput
 
-    assert rm.backend._prompt_text(ChatInput(["hi"])) == "thinking=Falsehi"
+    assert rm.backend.prompt_text(ChatInput(["hi"])) == "thinking=Falsehi"
 
 
 def test_an_unknown_local_model_keeps_unireward_templates(tiny_model_dir):
@@ -184,8 +204,8 @@ def test_bench_judges_a_released_checkpoint_with_its_family_prompts(released_cop
     from unireward.tasks import get_task
 
     seen: list[str] = []
-    original = HFBackend._prompt_text
-    monkeypatch.setattr(HFBackend, "_prompt_text", lambda self, x: seen.append(original(self, x)) or seen[-1])
+    original = HFBackend.prompt_text
+    monkeypatch.setattr(HFBackend, "prompt_text", lambda self, x: seen.append(original(self, x)) or seen[-1])
     data = Path(__file__).parent / "fixtures" / "bench" / "pairs" / "pairs.jsonl"
     model = released_copy("CodeGoat24/UnifiedReward-qwen-7b")
     # a random tiny model never stops on its own: the folder's unireward.json caps the registry's 4096 tokens

@@ -116,7 +116,8 @@ def test_without_logprobs_the_judge_generates_and_parses():
     r = rm.rank("a red square", img, img)
     assert r.winner == 2 and r.method == "generate"
     body = judge.bodies[-1]
-    assert body["include_stop_str_in_output"] is True and "Final Judgment: Image 1 is better than Image 2." in body["stop"]
+    assert body["include_stop_str_in_output"] is True
+    assert "Final Judgment: Image 1 is better than Image 2." in body["stop"]
     part = body["messages"][0]["content"]
     assert any(p["type"] == "image_url" and p["image_url"]["url"].startswith("data:image/png;base64,") for p in part)
 
@@ -261,3 +262,27 @@ def test_a_released_family_sends_video_frames_as_jpeg_images_before_the_text(vid
     (text,) = [p for p in get_task("video-gen/pair", family="2.0").render("a ball rolls", num_media=2)
                if isinstance(p, str)]
     assert content[16]["text"] == text
+
+
+def test_each_distinct_image_is_encoded_once_per_call(monkeypatch):
+    """A group of 4 in both orders is 12 requests showing 24 images: each of the 4 is encoded once."""
+    import httpx
+    from PIL import Image
+
+    from unireward.backends.openai import OpenAIBackend
+    from unireward.judge import RewardModel
+
+    def server(request):
+        return httpx.Response(200, json={"choices": [{"message": {
+            "content": "Final Judgment: Image 1 is better than Image 2."}, "finish_reason": "stop"}]})
+
+    encoded = []
+    original = OpenAIBackend._encode_image
+    monkeypatch.setattr(OpenAIBackend, "_encode_image", lambda self, im, fmt: encoded.append(im) or
+                        original(self, im, fmt))
+    b = OpenAIBackend("http://judge:8000", served_model="j", transport=httpx.MockTransport(server),
+                      use_logprobs=False)
+    imgs = [Image.new("RGB", (8, 8), c) for c in ("red", "green", "blue", "white")]
+    g = RewardModel(b).rank_group("a red circle", imgs, both_orders=True)
+    assert g.status == "ok" and b.requests == 12
+    assert len(encoded) == 4 and len({id(i) for i in encoded}) == 4

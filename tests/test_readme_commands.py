@@ -4,7 +4,7 @@ Commands come from the README's ```bash blocks (continuation lines joined, comme
 ```python blocks. Each is either in RUN (run offline, at tiny size where OVERRIDES says how) or in SKIP (with
 the reason: a GPU, a hub download, a dataset copy, or a run of an hour); a README command in neither, or a
 stale entry, fails `test_every_readme_command_is_run_or_skipped`. They run in README order in one workspace (a
-temporary folder that links the repository's src/, configs/, tests/, benchmarks/ and README.md), so files one
+temporary folder that links the repository's src/, tests/, benchmarks/ and README.md), so files one
 command writes (runs/examples, runs/judge, ...) are there for the next. `unireward` commands run in process
 (`unireward.cli.main`), `python` scripts and `unireward serve` as subprocesses; every one must exit 0.
 The demo is not run here: its quick preset (the first README command, after install.sh) takes ~5 min, and
@@ -33,20 +33,23 @@ PYTHON = ".venv/bin/python"
 
 # command (as the README writes it, comment dropped, spaces collapsed) -> extra arguments for the tiny-size run
 OVERRIDES = {
-    ".venv/bin/unireward train sft --config configs/sft/tiny.yaml": ["max_steps=2", "save_steps=2", "progress=false"],
+    ".venv/bin/unireward train sft --config sft/tiny": ["max_steps=2", "save_steps=2", "progress=false"],
     ".venv/bin/unireward bench sandbox --model runs/judge --data runs/sft-world --out runs/bench/sft-tiny":
         ["--limit", "8", "--no-progress"],
     ".venv/bin/unireward bench sandbox --model src/unireward/sandbox/judge": ["--limit", "8", "--no-progress"],
     ".venv/bin/python benchmarks/judge_throughput.py": ["--n", "4", "--repeat", "1"],
     ".venv/bin/python benchmarks/group_throughput.py": ["--group", "3", "--image-size", "112", "--repeat", "1"],
 }
-SLOW = {'python: rm = RewardModel.load("src/unireward/sandbox/judge")', ".venv/bin/unireward train sft --config configs/sft/tiny.yaml",
+SLOW = {'python: rm = RewardModel.load("src/unireward/sandbox/judge")',
+        ".venv/bin/unireward train sft --config sft/tiny",
         ".venv/bin/unireward bench sandbox --model src/unireward/sandbox/judge",
         ".venv/bin/python benchmarks/judge_throughput.py",
         "UNIREWARD_API_KEY=secret .venv/bin/unireward serve --model src/unireward/sandbox/judge --allowed-root "
         "runs/examples"}
 
 HUB = "downloads a released checkpoint from the hub (a GPU in practice)"
+SHARDS = (", GPUs and SDXL-Turbo from the hub; 2 shards (one with shard=auto) + merge of the shipped "
+          "construct/sandbox_generator preset equal one run in tests/test_shards.py")
 SKIP = {
     "bash install.sh && .venv/bin/unireward demo": "installs packages from the network (.ci/run runs install.sh on "
         "a clean clone); the demo's steps run in tests/test_demo.py at the smoke preset and `demo --preset smoke`",
@@ -59,19 +62,19 @@ SKIP = {
         "at smoke size in tests/test_demo.py and tests/test_sandbox_ladder.py",
     ".venv/bin/unireward demo --from-scratch": "over 80 min on 2 cores; its stages run at smoke size in "
         "tests/test_demo.py and tests/test_sandbox_ladder.py",
-    "accelerate launch --config_file configs/accelerate/zero2.yaml -m unireward train sft --config "
-    "configs/sft/qwen2_5_vl_7b.yaml": "8 GPUs and a hub download (Qwen2.5-VL-7B); the recipe runs on tiny models in "
+    "accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml -m unireward train sft --config "
+    "sft/qwen2_5_vl_7b": "8 GPUs and a hub download (Qwen2.5-VL-7B); the recipe runs on tiny models in "
         "tests/test_sft.py",
-    "DATA_ROOT=~/data .venv/bin/unireward data mix configs/data/unified_corpus.yaml --out corpus.jsonl":
-        "needs local copies of the nine published datasets; the same code runs on configs/data/fixtures.yaml above",
-    ".venv/bin/unireward construct --config configs/construct/sdxl_turbo.yaml": "downloads SDXL-Turbo (a GPU in "
+    "DATA_ROOT=~/data .venv/bin/unireward data mix data/unified_corpus --out corpus.jsonl":
+        "needs local copies of the nine published datasets; the same code runs on data/fixtures above",
+    ".venv/bin/unireward construct --config construct/sdxl_turbo": "downloads SDXL-Turbo (a GPU in "
         "practice); construction runs offline in the demo and tests/test_construct.py",
-    ".venv/bin/unireward train diffusion-dpo --config configs/diffusion_dpo/sdxl_turbo.yaml": "needs SDXL-Turbo "
-        "and the pairs of the command above; Diffusion-DPO runs on the sandbox generator in tests/test_diffusion_dpo.py",
-    ".venv/bin/unireward construct --config configs/construct/llava_ov_7b.yaml": "downloads LLaVA-OneVision-7B (a "
+    ".venv/bin/unireward train diffusion-dpo --config diffusion_dpo/sdxl_turbo": "needs SDXL-Turbo and the pairs "
+        "of the command above; Diffusion-DPO runs on the sandbox generator in tests/test_diffusion_dpo.py",
+    ".venv/bin/unireward construct --config construct/llava_ov_7b": "downloads LLaVA-OneVision-7B (a "
         "GPU in practice); the VLM sampler runs on tiny models in tests/test_construct.py",
-    "accelerate launch --config_file configs/accelerate/zero2.yaml -m unireward train dpo --config "
-    "configs/dpo/llava_ov_7b.yaml": "8 GPUs and a hub download; DPO runs on tiny models in tests/test_dpo.py",
+    "accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml -m unireward train dpo --config "
+    "dpo/llava_ov_7b": "8 GPUs and a hub download; DPO runs on tiny models in tests/test_dpo.py",
     ".venv/bin/unireward bench genai-image --model unifiedreward-qwen-7b --data ~/data/GenAI-Bench --protocol "
     "reference": HUB + " and needs a local copy of GenAI-Bench; the fixture copy runs above",
     ".venv/bin/unireward bench vlrb --model unifiedreward-qwen-7b --data ~/data/VL-RewardBench --protocol clean":
@@ -88,8 +91,18 @@ SKIP = {
     "python -m sglang.launch_server --model-path CodeGoat24/UnifiedReward-qwen-7b --served-model-name judge --port "
     "8000": "SGLang on a GPU, and a hub download",
     ".venv/bin/unireward serve --model http://gpu1:8000/v1,http://gpu2:8000/v1 --backend openai --served-model "
-    "judge --checkpoint unifiedreward-qwen-7b --port 9000": "needs the vLLM or SGLang servers above; the openai backend is tested against a "
-    "loopback server in tests/test_serve.py",
+    "judge --checkpoint unifiedreward-qwen-7b --port 9000": "needs the vLLM or SGLang servers above; the openai "
+    "backend is tested against a loopback server in tests/test_serve.py",
+    ".venv/bin/unireward construct --config construct/sdxl_turbo output_dir=/shared/sdxl_turbo "
+    "shard=$SLURM_ARRAY_TASK_ID/8": "needs a Slurm cluster" + SHARDS,
+    "torchrun --nproc_per_node=8 -m unireward construct --config construct/sdxl_turbo output_dir=/shared/sdxl_turbo "
+    "shard=auto": "needs torchrun on 8 GPUs" + SHARDS,
+    "accelerate launch --multi_gpu --num_processes 8 -m unireward construct --config construct/sdxl_turbo "
+    "output_dir=/shared/sdxl_turbo shard=auto": "needs accelerate on 8 GPUs" + SHARDS,
+    "for i in 0 1 2 3 4 5 6 7; do ray job submit --no-wait --entrypoint-num-gpus 1 -- unireward construct --config "
+    "construct/sdxl_turbo output_dir=/shared/sdxl_turbo shard=$i/8; done": "needs a Ray cluster" + SHARDS,
+    ".venv/bin/unireward construct merge /shared/sdxl_turbo /shared/sdxl_turbo/shard-*": "needs the shards of the "
+    "launches above" + SHARDS,
 }
 # python blocks, by a line each one holds: "run", "server" (run against the README's `unireward serve`), or a skip
 PYTHON_BLOCKS = {
@@ -108,6 +121,9 @@ PYTHON_BLOCKS = {
     "from openai import OpenAI": "server",
     'rm = RewardModel.load("http://gpu1:8000/v1,http://gpu2:8000/v1", backend="openai",':
         "skip: needs the vLLM or SGLang servers above",
+    'rm = RewardModel.load("CodeGoat24/UnifiedReward-2.0-qwen3vl-8b", backend="vllm", tensor_parallel_size=2)':
+        "skip: " + HUB + " and 2 GPUs; backend='vllm' runs on the shipped judge in "
+        "tests/engine/test_vllm_in_process.py (engine tier)",
 }
 # what a python block must print (a line each, in order), where the README states it
 PRINTS = {
@@ -161,7 +177,7 @@ def test_every_readme_command_is_run_or_skipped():
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     ws = tmp_path_factory.mktemp("readme")
-    for name in ("src", "configs", "tests", "benchmarks", "README.md"):
+    for name in ("src", "tests", "benchmarks", "README.md"):
         (ws / name).symlink_to(ROOT / name)
     return ws
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from unireward.config import PRESETS, load_config
 from unireward.data.schema import read_samples, write_samples
 from unireward.errors import ConfigError
 from unireward.tasks import get_task
-from unireward.train.config import load_config
 from unireward.train.rejection import RejectConfig, batch_seed, run_rejection, verdict_matches
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,10 +116,10 @@ def test_verdict_matching_ties_points_and_unparsed():
 
 
 def test_presets_load_and_bad_settings_are_refused():
-    for path in sorted((ROOT / "configs" / "reject").glob("*.yaml")):
+    for path in sorted((PRESETS / "reject").glob("*.yaml")):
         c = load_config(RejectConfig, path)
         assert c.k >= 4 and c.temperature > 0
-    think = load_config(RejectConfig, ROOT / "configs" / "reject" / "think_qwen2_5_vl_7b.yaml")
+    think = load_config(RejectConfig, PRESETS / "reject" / "think_qwen2_5_vl_7b.yaml")
     assert (think.family, think.variant, think.k) == ("think", "qwen2.5", 8)
     with pytest.raises(ConfigError, match="temperature"):
         RejectConfig(temperature=0)

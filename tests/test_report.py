@@ -19,7 +19,8 @@ def _report(tmp_path):
         tmp_path / "report.html", summary="test",
         judge_table=[{"task": "image-gen/pair", "metric": "accuracy", "value": 0.97}],
         pairs=[{"prompt": "a red circle at the top left", "chosen": a, "rejected": b,
-                "verdicts": ["Final Judgment: Image 1 is better than Image 2."], "scores": {"chosen": 5, "rejected": 2}}],
+                "verdicts": ["Final Judgment: Image 1 is better than Image 2."],
+                "scores": {"chosen": 5, "rejected": 2}}],
         before_after={"a red circle at the top left": [b, a]},
         gains={"generator": {"base": 0.3, "control": 0.35, "dpo": 0.5}})
 

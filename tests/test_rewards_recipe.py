@@ -10,22 +10,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from unireward.config import PRESETS, load_config
 from unireward.judge import RewardModel
 from unireward.rewards.recipe import VLMGRPOConfig, build_trainer
 from unireward.sandbox.grpo import SandboxGRPOConfig
 from unireward.serve import ServeConfig, ServerThread
-from unireward.train.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_grpo_presets_load_and_say_how_to_run():
-    vlm = load_config(VLMGRPOConfig, ROOT / "configs/grpo/qwen2_5_vl_3b_vllm_judge.yaml")
+    vlm = load_config(VLMGRPOConfig, PRESETS / "grpo/qwen2_5_vl_3b_vllm_judge.yaml")
     assert vlm.judge_kind == "openai" and vlm.num_generations == 8 and vlm.lr == 1e-6 and vlm.beta == 0.04
-    assert "-m unireward.rewards.recipe" in (ROOT / "configs/grpo/qwen2_5_vl_3b_vllm_judge.yaml").read_text()
-    sb = load_config(SandboxGRPOConfig, ROOT / "configs/grpo/sandbox_generator.yaml", ["iterations=3"])
+    assert "-m unireward.rewards.recipe" in (PRESETS / "grpo/qwen2_5_vl_3b_vllm_judge.yaml").read_text()
+    sb = load_config(SandboxGRPOConfig, PRESETS / "grpo/sandbox_generator.yaml", ["iterations=3"])
     assert sb.iterations == 3 and sb.group_size == 8 and sb.minibatches == 4 and sb.eta > 0
-    assert "benchmarks/sandbox_grpo.py" in (ROOT / "configs/grpo/sandbox_generator.yaml").read_text()
+    assert "benchmarks/sandbox_grpo.py" in (PRESETS / "grpo/sandbox_generator.yaml").read_text()
 
 
 def test_the_vllm_preset_judges_with_the_served_checkpoints_prompts(monkeypatch):
@@ -34,7 +34,7 @@ def test_the_vllm_preset_judges_with_the_served_checkpoints_prompts(monkeypatch)
     from unireward.rewards import client
     from unireward.rewards.recipe import reward_funcs
 
-    vlm = load_config(VLMGRPOConfig, ROOT / "configs/grpo/qwen2_5_vl_3b_vllm_judge.yaml")
+    vlm = load_config(VLMGRPOConfig, PRESETS / "grpo/qwen2_5_vl_3b_vllm_judge.yaml")
     made = []
     real = client.connect
     monkeypatch.setattr(client, "connect", lambda *a, **kw: made.append(real(*a, **kw)) or made[-1])
@@ -56,7 +56,7 @@ def test_vlm_grpo_recipe_steps_against_a_served_judge(tmp_path, tiny_model_dir, 
     backend = LengthJudge()
     monkeypatch.setenv("UNIREWARD_API_KEY", "k")
     with ServerThread(RewardModel(backend), ServeConfig(port=0, api_key="k")) as srv:
-        cfg = load_config(VLMGRPOConfig, ROOT / "configs/grpo/qwen2_5_vl_3b_vllm_judge.yaml", [
+        cfg = load_config(VLMGRPOConfig, PRESETS / "grpo/qwen2_5_vl_3b_vllm_judge.yaml", [
             f"model={tiny_model_dir('qwen2-vl')}", f"data={data}", f"judge={srv.url}", "judge_kind=unireward",
             "num_generations=4", "batch_size=4", "max_completion_length=8", "steps=1", "bf16=false",
             "gradient_checkpointing=false", "use_cpu=true", f"output_dir={tmp_path / 'out'}", "logging_steps=1",

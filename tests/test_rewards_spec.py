@@ -46,7 +46,7 @@ def test_spec_weights_normalised_rewards_and_reports_absolute_means():
     judge_adv = [0.5 / sj, -0.5 / sj, -0.5 / sj, 0.0, 0.0, 0.5 / sj]
     # length: group p (3, 1, 2) -> (1, -1, 0) / s; group q (1, None, 3) -> (-1, 0, 1)
     len_adv = [1 / s, -1, -1 / s, 0.0, 0.0, 1]
-    expected = [0.5 * j + 2.0 * l for j, l in zip(judge_adv, len_adv)]
+    expected = [0.5 * j + 2.0 * n for j, n in zip(judge_adv, len_adv)]
     assert out.advantages == pytest.approx(expected, rel=1e-3)
     assert out.normalised["length"] == pytest.approx(len_adv, rel=1e-3)
     assert out.stats["judge"]["mean"] == pytest.approx(0.5)  # a win rate's mean: 0.5 by construction

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from unireward.config import PRESETS
 from unireward.data.schema import Sample, read_samples
 from unireward.sandbox import oracle
 from unireward.sandbox.data import EDIT_KINDS, EDIT_TASKS, _Ctx, build_samples, combos, edit_candidate, \
@@ -20,8 +21,8 @@ from unireward.sandbox.world import IMAGE_ATTRIBUTES, VALUES, Obj, Scene, edit_i
 from unireward.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
-EDIT_PRESET = ROOT / "configs" / "sandbox" / "edit.yaml"
-SMOKE = ROOT / "configs" / "sandbox" / "smoke.yaml"
+EDIT_PRESET = PRESETS / "sandbox" / "edit.yaml"
+SMOKE = PRESETS / "sandbox" / "smoke.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,7 @@ def test_heldout_combinations_never_reach_training_edits(world):
 
 def test_records_round_trip_through_the_benchmark_loader_and_the_training_chat(world):
     from unireward.bench.loaders import load_samples
+    from unireward.judging.spec import resolve_spec
     from unireward.train.collate import sample_chat
 
     samples, paths = world
@@ -158,7 +160,7 @@ def test_records_round_trip_through_the_benchmark_loader_and_the_training_chat(w
         got = it.fetch()
         assert got == ((media[1], media[2], media[0]) if s.task.endswith("/pair") else (media[1], media[0]))
         assert it.gold == s.label
-        chat = sample_chat(s, root)  # the source first, then the candidates, as the judge renders them
+        chat = sample_chat(s, root, resolve_spec(""))  # the source, then the candidates, as the judge renders them
         shown = [np.asarray(p) for p in chat.parts if not isinstance(p, str)]
         assert len(shown) == len(media)
         for img, path in zip(shown, media):
@@ -226,7 +228,7 @@ def test_ladder_trains_edits_from_a_judge_and_evaluates_them_before_and_after(tm
 def test_edit_preset_loads():
     from unireward.sandbox.ladder import LadderConfig, eval_tasks
     from unireward.sandbox.data import TASKS
-    from unireward.train.config import load_config
+    from unireward.config import load_config
 
     cfg = load_config(LadderConfig, EDIT_PRESET)
     assert cfg.init and (ROOT / cfg.init / "config.json").is_file() and cfg.eval_before
@@ -236,4 +238,4 @@ def test_edit_preset_loads():
     edit = sum(weights[t] for t in EDIT_TASKS) / sum(weights.values())
     assert 0.3 < edit < 0.7 and all(weights.get(t, 0) > 0 for t in TASKS)  # a replay share of all eight
     assert eval_tasks(cfg) == TASKS + EDIT_TASKS
-    assert "python -m unireward.sandbox.ladder --config configs/sandbox/edit.yaml" in EDIT_PRESET.read_text()
+    assert "python -m unireward.sandbox.ladder --config sandbox/edit" in EDIT_PRESET.read_text()

@@ -11,11 +11,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from unireward.config import PRESETS, load_config  # noqa: E402
 from unireward.sandbox.ladder import LadderConfig, StageConfig, run_from_config, train_ladder  # noqa: E402
-from unireward.train.config import load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "configs" / "sandbox" / "smoke.yaml"
+SMOKE = PRESETS / "sandbox" / "smoke.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def ladder(tmp_path_factory):
 
 
 def test_presets_load():
-    for path in sorted((ROOT / "configs" / "sandbox").glob("*.yaml")):
+    for path in sorted((PRESETS / "sandbox").glob("*.yaml")):
         cfg = load_config(LadderConfig, path)
         assert cfg.stages and all(isinstance(s, StageConfig) for s in cfg.stages), path
 

@@ -18,10 +18,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
+from unireward.config import PRESETS  # noqa: E402
 from unireward.data.schema import Sample, write_samples  # noqa: E402
 from unireward.errors import DataError  # noqa: E402
 from unireward.train.collate import IGNORE_INDEX, JudgeCollator, sample_chat  # noqa: E402
-from unireward.train.sft import SFTRecipeConfig, build_dataset, part_of, read_mixture, run_sft  # noqa: E402
+from unireward.train.sft import (SFTRecipeConfig, build_dataset, part_of, read_mixture, run_sft,  # noqa: E402
+                                 sft_spec)
 
 
 def _write_mp4(path: Path, frames: np.ndarray) -> None:
@@ -97,7 +99,7 @@ def test_collator_matches_the_judge_and_masks_all_but_the_answer(data, tiny):
 
     config = _config(data, tiny)
     samples = read_mixture(config.data)
-    dataset = build_dataset(samples, config.image_policy(), config.video_policy())
+    dataset = build_dataset(samples, sft_spec(config))
     examples = [dataset[i] for i in range(len(dataset))]
     assert sum(len(e["images"]) for e in examples) == 6 and sum(len(e["videos"]) for e in examples) == 4
     processor = AutoProcessor.from_pretrained(tiny)
@@ -106,8 +108,8 @@ def test_collator_matches_the_judge_and_masks_all_but_the_answer(data, tiny):
 
     # the prompt half is what the judge's backend encodes for the same samples, token for token and pixel for pixel
     backend = HFBackend(AutoModelForImageTextToText.from_pretrained(tiny), AutoProcessor.from_pretrained(tiny))
-    chats = [sample_chat(s, root, config.image_policy(), config.video_policy()) for s, root in samples]
-    judge = backend._encode(chats)
+    chats = [sample_chat(s, root, sft_spec(config)) for s, root in samples]
+    judge = backend.encode(chats)
     for key in ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw"):
         assert torch.equal(batch[key], judge[key]), key
     for b, (sample, _) in enumerate(samples):
@@ -214,7 +216,7 @@ def test_resume_continues_at_the_right_step_and_matches_the_uninterrupted_run(da
     from unireward.cli import main
 
     out = tmp_path / "resume"
-    args = ["train", "sft", "--config", str(Path(__file__).parents[1] / "configs/sft/tiny.yaml"),
+    args = ["train", "sft", "--config", str(PRESETS / "sft/tiny.yaml"),
             f"model={tiny}", f"data={data}", f"output_dir={out}", "max_steps=4", "save_steps=2", "logging_steps=1",
             "batch_size=2", "lr=1e-2", "warmup=0", "video_frames=4", "progress=false", "save_total_limit=null",
             "num_threads=1"]

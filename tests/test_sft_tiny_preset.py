@@ -1,4 +1,4 @@
-"""`unireward train sft --config configs/sft/tiny.yaml` from a fresh checkout (issue 16, defects 1 and 11): the
+"""`unireward train sft --config sft/tiny` from a fresh checkout (issue 16, defects 1 and 11): the
 recipe draws its own data, never touches another command's world, and our trainer config raises no deprecation
 warning."""
 
@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("trl")
 
 from unireward.cli import main  # noqa: E402
+from unireward.config import PRESETS  # noqa: E402
 from unireward.sandbox.data import ALL_TASKS  # noqa: E402
 
-PRESET = str(Path(__file__).parents[1] / "configs" / "sft" / "tiny.yaml")
+PRESET = str(PRESETS / "sft" / "tiny.yaml")
 
 
 def test_the_tiny_preset_makes_its_own_data_and_leaves_other_worlds_alone(tmp_path, monkeypatch, capsys):
@@ -36,7 +36,8 @@ def test_the_tiny_preset_makes_its_own_data_and_leaves_other_worlds_alone(tmp_pa
     # judged with the templates it was trained on
     assert json.loads((tmp_path / "runs" / "judge" / "unireward.json").read_text())["family"] == "unireward"
     world = tmp_path / "runs" / "sft-world"
-    assert len((world / "train.jsonl").read_text().splitlines()) == 50 * len(ALL_TASKS)  # every sandbox task, edits included
+    # every sandbox task, edits included
+    assert len((world / "train.jsonl").read_text().splitlines()) == 50 * len(ALL_TASKS)
     assert {p.name: p.read_bytes() for p in bench.iterdir()} == before  # the benchmark's world is untouched
     deprecated = [str(w.message) for w in caught if "checkpointing" in str(w.message)]
     assert deprecated == []

@@ -15,8 +15,9 @@ from unireward.backends.base import ChatInput
 from unireward.backends.openai import OpenAIBackend
 from unireward.backends.scripted import ScriptedBackend
 from unireward.errors import TaskError
-from unireward.judge import PairRequest, PointRequest, RewardModel
+from unireward.judge import PointRequest, RewardModel
 from unireward.tasks import get_task
+from unireward.judging.render import render  # noqa: E402
 
 PAIR = get_task("image-gen/pair")
 CHOICES = list(PAIR.answer.choices().values())
@@ -148,7 +149,8 @@ def test_scripted_pairs_groups_and_points_read_after_each_inputs_own_reasoning()
     s = rm.score_batch([PointRequest("the reddest square", red)], task=point_task)[0]
     values = point_task.answer.values()
     w = [1.0 + i for i in range(len(values))]
-    assert s.method == "think+probs" and s.expected_score == pytest.approx(sum(v * p for v, p in zip(values, w)) / sum(w))
+    assert s.method == "think+probs"
+    assert s.expected_score == pytest.approx(sum(v * p for v, p in zip(values, w)) / sum(w))
     assert judge.prefixes[-1].endswith(point_task.answer.reasoning_stop)
 
 
@@ -169,7 +171,7 @@ def _manual_logprobs(backend, x: ChatInput, ids: list[int]):
     """log-softmax over the vocabulary at every position of prompt + `ids`, computed directly."""
     import torch
 
-    text = backend._prompt_text(x)
+    text = backend.prompt_text(x)
     enc = backend.processor(text=[text], images=x.images or None, return_tensors="pt")
     enc.pop("token_type_ids", None)
     n = enc["input_ids"].shape[1]
@@ -190,10 +192,10 @@ def test_hf_think_then_read_matches_a_separate_forward_pass(shipped_rm, sandbox)
     tok = b.tokenizer
     pairs, points = sandbox
     req = pairs[0][0]
-    x = shipped_rm._render(PAIR, shipped_rm._prepare(PAIR, req.prompt, [req.a, req.b], None), swap=False)
+    x = render(PAIR, shipped_rm.prepare(PAIR, req.prompt, [req.a, req.b], None), swap=False)
     (read,) = b.think_then_read([x], STOP, CHOICES, max_new_tokens=128)
     # the reference: greedy generation by hand, token by token, until the decoded text holds "Final Judgment:"
-    text = b._prompt_text(x)
+    text = b.prompt_text(x)
     enc = b.processor(text=[text], images=x.images, return_tensors="pt")
     enc.pop("token_type_ids", None)
     with torch.inference_mode():
@@ -211,7 +213,7 @@ def test_hf_think_then_read_matches_a_separate_forward_pass(shipped_rm, sandbox)
     # points: the ids end at " " (the prefix's trailing space is its own token); scores 1-5 are single digits
     point_task = get_task("image-gen/point")
     preq = points[0][0]
-    xp = shipped_rm._render(point_task, shipped_rm._prepare(point_task, preq.prompt, [preq.candidate], None), False)
+    xp = render(point_task, shipped_rm.prepare(point_task, preq.prompt, [preq.candidate], None), False)
     pstop = point_task.answer.reasoning_stop
     (pread,) = b.think_then_read([xp], pstop, list(point_task.answer.choices().values()), max_new_tokens=128)
     assert pread.text.endswith("Final Score: ")
@@ -232,7 +234,7 @@ def test_hf_reasoning_over_the_budget_is_unparsed(shipped, sandbox):
 
 def test_hf_per_input_prefixes_equal_one_at_a_time(tiny_judge, images):
     """choice_probs with one prefix per input (tokenised in context) equals running each alone."""
-    xs = [tiny_judge._render(PAIR, tiny_judge._prepare(PAIR, "a red circle", [images[i], images[i + 1]], None), False)
+    xs = [render(PAIR, tiny_judge.prepare(PAIR, "a red circle", [images[i], images[i + 1]], None), False)
           for i in range(3)]
     prefixes = ["colour red: yes\n" + STOP, "A much longer checklist, line after line.\nTally: 2\n" + STOP, STOP]
     batched = tiny_judge.backend.choice_probs(xs, prefixes, CHOICES)
@@ -248,14 +250,26 @@ def _entry(token, dist):
 
 
 class FakeServer:
-    """Generation requests (with `stop`) get a checklist; prefilled logprob requests get next-token distributions
-    from `tree` (keyed by the text after the reasoning), walked greedily."""
+    """A chat request without a prefill gets a checklist, then the verdict walked greedily through `tree` (keyed by
+    the text after the reasoning), every token with its top log-probabilities, as vLLM answers `logprobs: true`;
+    prefilled requests continue from the prefill the same way; requests with `stop` get the reasoning only."""
 
     REASONING = "colour red: Image 1 red yes, Image 2 red no\nTally: Image 1 1, Image 2 0\n"
 
     def __init__(self, tree):
         self.tree = tree
         self.bodies: list[dict] = []
+
+    def walk(self, text: str, budget: int) -> list[dict]:
+        entries = []
+        for _ in range(budget):
+            dist = self.tree.get(text, {"<|im_end|>": 1.0})
+            tok = max(dist, key=dist.get)
+            entries.append(_entry(tok, dist))
+            if tok == "<|im_end|>":
+                break
+            text += tok
+        return entries
 
     def __call__(self, request):
         body = json.loads(request.content)
@@ -264,15 +278,15 @@ class FakeServer:
         if body.get("stop"):  # the reasoning: vLLM stops at the stop string and (asked to) includes it
             return httpx.Response(200, json={"choices": [{"message": {"content": self.REASONING + STOP},
                                                           "finish_reason": "stop", "stop_reason": STOP}]})
+        if last["role"] == "user":  # the whole answer: the checklist, the stop, the verdict
+            words = [w for w in (self.REASONING + STOP.rstrip()).replace(" ", " \0").split("\0") if w]
+            entries = [_entry(w, {w: 1.0}) for w in words]
+            entries += self.walk(STOP.rstrip(), body["max_tokens"] - len(entries))
+            text = "".join(e["token"] for e in entries if e["token"] != "<|im_end|>")
+            return httpx.Response(200, json={"choices": [{"message": {"content": text}, "finish_reason": "stop",
+                                                          "logprobs": {"content": entries}}]})
         assert last["role"] == "assistant" and last["content"].startswith(self.REASONING)
-        text, entries = last["content"][len(self.REASONING):], []
-        for _ in range(body["max_tokens"]):
-            dist = self.tree.get(text, {"<|im_end|>": 1.0})
-            tok = max(dist, key=dist.get)
-            entries.append(_entry(tok, dist))
-            if tok == "<|im_end|>":
-                break
-            text += tok
+        entries = self.walk(last["content"][len(self.REASONING):], body["max_tokens"])
         return httpx.Response(200, json={"choices": [{"message": {"content": ""}, "finish_reason": "length",
                                                       "logprobs": {"content": entries}}]})
 
@@ -294,11 +308,23 @@ def test_openai_generates_the_reasoning_then_reads_the_choices_after_it():
     assert r.method == "think+probs" and r.status == "ok"
     assert r.probs == pytest.approx({"1": 0.8 * 0.9 / z, "2": 0.8 * 0.1 / z, "tie": 0.15 / z})
     assert r.raw == [FakeServer.REASONING + STOP + "Image 1 is better than Image 2."]
+    (gen,) = server.bodies  # one request: the verdict is read from the response that wrote the reasoning
+    assert "stop" not in gen and gen["messages"][-1]["role"] == "user"
+    assert gen["temperature"] == 0 and gen["max_tokens"] == 300 + 4
+    assert gen["logprobs"] is True and gen["top_logprobs"] == 20
+
+
+def test_openai_reads_a_branch_off_the_greedy_path_with_one_more_request():
+    """The greedy verdict says "Image 1"; the tie ("Both ...") and "Image 2" branches need no request (one choice
+    each, or the greedy tokens cover them); a tree whose greedy path skips a branching point costs one more."""
+    server = FakeServer({"Final Judgment:": {" Both": 0.6, " Image": 0.4},
+                         "Final Judgment: Image": {" ": 1.0},
+                         "Final Judgment: Image ": {"2": 0.7, "1": 0.3}})
+    r = _openai(server).rank("a red circle", Image.new("RGB", (8, 8), "red"), Image.new("RGB", (8, 8), "blue"))
+    assert r.status == "ok" and r.probs == pytest.approx({"1": 0.4 * 0.3, "2": 0.4 * 0.7, "tie": 0.6})
     gen, read = server.bodies
-    assert gen["stop"] == [STOP] and gen["include_stop_str_in_output"] is True
-    assert gen["temperature"] == 0 and gen["max_tokens"] == 300 and gen["messages"][-1]["role"] == "user"
-    assert read["messages"][:-1] == gen["messages"][:1]
-    assert read["messages"][-1] == {"role": "assistant", "content": FakeServer.REASONING + STOP.rstrip()}
+    assert read["messages"][:-1] == gen["messages"]
+    assert read["messages"][-1] == {"role": "assistant", "content": FakeServer.REASONING + STOP.rstrip() + " Image"}
     assert read["continue_final_message"] is True and read["add_generation_prompt"] is False
     assert read["logprobs"] is True and read["top_logprobs"] == 20 and read["temperature"] == 0
 
@@ -319,8 +345,8 @@ def test_hf_think_then_read_matches_a_forward_pass_in_other_families(tiny_model_
 
     rm = RewardModel.load(tiny_model_dir(family), dtype=None)
     b, tok = rm.backend, rm.backend.tokenizer
-    x = rm._render(PAIR, rm._prepare(PAIR, "a red circle", [images[0], images[1]], None), swap=False)
-    enc = b.processor(text=[b._prompt_text(x)], images=x.images, return_tensors="pt")
+    x = render(PAIR, rm.prepare(PAIR, "a red circle", [images[0], images[1]], None), swap=False)
+    enc = b.processor(text=[b.prompt_text(x)], images=x.images, return_tensors="pt")
     enc.pop("token_type_ids", None)
     with torch.inference_mode():
         gen = b.model.generate(**enc, max_new_tokens=8, do_sample=False)[0, enc["input_ids"].shape[1]:].tolist()
@@ -355,3 +381,37 @@ def test_point_dimensions_written_in_the_reasoning_are_kept(video_file):
     assert s.method == "think+probs" and s.status == "ok" and s.score == 7 and s.expected_score == pytest.approx(7)
     assert s.raw == text and s.dimensions == {"visual quality": 3, "temporal consistency": 4, "dynamic degree": 2,
                                               "text-to-video alignment": 4, "factual consistency": 3}
+
+
+def test_a_branch_below_the_floor_costs_no_request_and_is_off_by_less_than_it():
+    """Greedy says "Both"; " Image" has probability 4e-4, under the default floor of 1e-3: no second request, its
+    mass shared by "Image 1" and "Image 2"; with branch_floor=0 it is read exactly, with one more request."""
+    tree = {"Final Judgment:": {" Both": 0.9996, " Image": 0.0004},
+            "Final Judgment: Image": {" ": 1.0},
+            "Final Judgment: Image ": {"1": 0.9, "2": 0.1}}
+    img = Image.new("RGB", (8, 8), "red")
+    server = FakeServer(tree)
+    r = _openai(server).rank("a red circle", img, img)
+    assert len(server.bodies) == 1
+    assert r.probs == pytest.approx({"1": 0.0002, "2": 0.0002, "tie": 0.9996})
+    exact_server = FakeServer(tree)
+    exact = _openai(exact_server, branch_floor=0).rank("a red circle", img, img)
+    assert len(exact_server.bodies) == 2
+    assert exact.probs == pytest.approx({"1": 0.00036, "2": 0.00004, "tie": 0.9996})
+    assert max(abs(r.probs[k] - exact.probs[k]) for k in r.probs) < 1e-3
+
+
+def test_openai_can_read_the_verdict_in_a_second_prefix_cached_request():
+    """read_in_generation=False: the reasoning is generated up to the stop (no log-probabilities), then the same
+    user turn with the reasoning as the final assistant message is read, as vLLM continues it."""
+    server = FakeServer({"Final Judgment:": {" Image": 0.8, " Both": 0.2},
+                         "Final Judgment: Image": {" ": 1.0},
+                         "Final Judgment: Image ": {"1": 0.9, "2": 0.1}})
+    r = _openai(server, read_in_generation=False).rank("a red circle", Image.new("RGB", (8, 8), "red"),
+                                                         Image.new("RGB", (8, 8), "blue"))
+    assert r.status == "ok" and r.probs == pytest.approx({"1": 0.72, "2": 0.08, "tie": 0.2})
+    gen, read = server.bodies
+    assert gen["stop"] == [STOP] and gen["include_stop_str_in_output"] is True and "logprobs" not in gen
+    assert read["messages"][:-1] == gen["messages"][:1]
+    assert read["messages"][-1] == {"role": "assistant", "content": FakeServer.REASONING + STOP.rstrip()}
+    assert read["continue_final_message"] is True and read["logprobs"] is True

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from unireward.config import PRESETS, dump_config, load_config
 from unireward.errors import ConfigError
-from unireward.train.config import dump_config, load_config
 from unireward.train.sft import SFTRecipeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-SFT_PRESETS = sorted((ROOT / "configs" / "sft").glob("*.yaml"))
+SFT_PRESETS = sorted((PRESETS / "sft").glob("*.yaml"))
 
 
 def test_presets_exist():
@@ -27,22 +27,22 @@ def test_every_sft_preset_loads_and_says_how_to_run(preset):
     config = load_config(SFTRecipeConfig, preset)
     assert isinstance(config, SFTRecipeConfig)
     assert config.data and config.output_dir
-    assert "unireward train sft --config configs/sft/" + preset.name in preset.read_text()
+    assert "unireward train sft --config sft/" + preset.stem in preset.read_text()
 
 
 def test_real_scale_presets_follow_the_paper():
     for name in ("qwen2_5_vl_7b", "qwen3_vl_8b"):
-        c = load_config(SFTRecipeConfig, ROOT / "configs" / "sft" / f"{name}.yaml")
+        c = load_config(SFTRecipeConfig, PRESETS / "sft" / f"{name}.yaml")
         assert c.lr == 2.5e-6 and c.lr_scheduler == "cosine" and c.epochs == 3 and c.bf16 is True
-        assert c.batch_size * c.grad_accum * 8 == 256  # 8 GPUs in configs/accelerate/zero2.yaml
+        assert c.batch_size * c.grad_accum * 8 == 256  # 8 GPUs in the accelerate/zero2 preset
         assert c.video_max_frames == 32 and c.video_frames == 32
-        text = (ROOT / "configs" / "sft" / f"{name}.yaml").read_text()
-        assert ("accelerate launch --config_file configs/accelerate/zero2.yaml -m unireward train sft "
-                f"--config configs/sft/{name}.yaml") in text
+        text = (PRESETS / "sft" / f"{name}.yaml").read_text()
+        assert ("accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml -m unireward train "
+                f"sft --config sft/{name}") in text
 
 
 def test_overrides_are_coerced_to_field_types(tmp_path):
-    preset = ROOT / "configs" / "sft" / "tiny.yaml"
+    preset = PRESETS / "sft" / "tiny.yaml"
     c = load_config(SFTRecipeConfig, preset, [
         "lr=2.5e-6", "max_steps=7", "bf16=true", "warmup=10", "vision_lr=none", "merger_lr=1e-4",
         "data=a.jsonl,b.jsonl", "tiny_size={hidden: 128, layers: 4}", "lora_target_modules=[q_proj, v_proj]",
@@ -60,7 +60,7 @@ def test_overrides_are_coerced_to_field_types(tmp_path):
 
 
 def test_unknown_keys_and_bad_values_name_the_key(tmp_path):
-    preset = ROOT / "configs" / "sft" / "tiny.yaml"
+    preset = PRESETS / "sft" / "tiny.yaml"
     with pytest.raises(ConfigError, match=r"unknown key 'learning_rate'.*did you mean 'lr'") as e:
         load_config(SFTRecipeConfig, preset, ["learning_rate=1e-3"])
     assert "override" in str(e.value)
@@ -108,7 +108,7 @@ def test_nested_dataclasses_take_dotted_overrides_and_round_trip(tmp_path):
 
 def test_accelerate_and_deepspeed_configs_are_consistent():
     for stage in (2, 3):
-        acc = yaml.safe_load((ROOT / "configs" / "accelerate" / f"zero{stage}.yaml").read_text())
+        acc = yaml.safe_load((PRESETS / "accelerate" / f"zero{stage}.yaml").read_text())
         assert acc["distributed_type"] == "DEEPSPEED"
         ds_file = ROOT / acc["deepspeed_config"]["deepspeed_config_file"]
         ds = json.loads(ds_file.read_text())
@@ -122,11 +122,11 @@ def test_accelerate_and_deepspeed_configs_are_consistent():
 def test_cli_prints_the_resolved_config(capsys):
     from unireward.cli import main
 
-    assert main(["train", "sft", "--config", str(ROOT / "configs/sft/tiny.yaml"), "--print-config",
+    assert main(["train", "sft", "--config", str(PRESETS / "sft/tiny.yaml"), "--print-config",
                  "max_steps=3", "lr=5e-4"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["max_steps"] == 3 and printed["lr"] == 5e-4
-    assert main(["train", "sft", "--config", str(ROOT / "configs/sft/tiny.yaml"), "--print-config",
+    assert main(["train", "sft", "--config", str(PRESETS / "sft/tiny.yaml"), "--print-config",
                  "bogus=1"]) == 1
     assert "unknown key 'bogus'" in capsys.readouterr().err
 

@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+from unireward.judging.render import load, render  # noqa: E402
 
 FAMILIES = ["qwen2-vl", "qwen2.5-vl", "qwen3-vl"]
 
@@ -18,9 +19,9 @@ def _judge(tiny_model_dir, family, batch_size=5):
 
 def _group_inputs(rm, images, task="image-gen/pair"):
     """All ordered pairs of a group of candidates in which one candidate is an equal-content copy of another."""
-    t = rm._task(task, "pair", False, None)
+    t = rm.task(task, "pair")
     group = images[:3] + [images[0].copy()]
-    return t, [rm._render(t, rm._prepare(t, "a red circle", [group[i], group[j]], None), False)
+    return t, [render(t, rm.prepare(t, "a red circle", [group[i], group[j]], None), False)
                for i, j in itertools.permutations(range(len(group)), 2)]
 
 
@@ -40,7 +41,7 @@ def _last_logits(rm, xs, share):
 
     b = rm.backend
     shared = SharedMedia(b, xs) if share else None
-    enc = b._encode(xs, padding_side="right", shared=shared, rows=range(len(xs)))
+    enc = b.encode(xs, padding_side="right", shared=shared, rows=range(len(xs)))
     ends = enc["attention_mask"].sum(dim=1)
     with torch.inference_mode():
         out = b.model(**model_inputs(on_device(enc, b.device)), logits_to_keep=(ends - 1)[:, None])
@@ -99,14 +100,14 @@ def test_token_ids_equal_the_processors(tiny_model_dir, images, video_file, fami
 
     rm = _judge(tiny_model_dir, family)
     b = rm.backend
-    t = rm._task("video-und/pair", "pair", False, None)
-    xs = [rm._render(t, rm._prepare(t, "Which way?", ["Right.", "Left, then it stops."], str(video_file)), s)
+    t = rm.task("video-und/pair", "pair")
+    xs = [render(t, rm.prepare(t, "Which way?", ["Right.", "Left, then it stops."], str(video_file)), s)
           for s in (False, True)]
-    ti = rm._task("image-und/point", "point", False, None)
-    xs.append(rm._render(ti, rm._prepare(ti, "What colour?", ["Red."], images[0]), False))
+    ti = rm.task("image-und/point", "point")
+    xs.append(render(ti, rm.prepare(ti, "What colour?", ["Red."], images[0]), False))
     assert xs[0].videos and xs[2].images
-    plain = b._encode(xs, padding_side="right")
-    shared = b._encode(xs, padding_side="right", shared=SharedMedia(b, xs), rows=range(len(xs)))
+    plain = b.encode(xs, padding_side="right")
+    shared = b.encode(xs, padding_side="right", shared=SharedMedia(b, xs), rows=range(len(xs)))
     for key in ("input_ids", "attention_mask", "mm_token_type_ids", "image_grid_thw", "video_grid_thw"):
         assert plain[key].tolist() == shared[key].tolist(), key
     # the rotary positions assembled per medium equal the model's own computation over the whole batch
@@ -125,11 +126,11 @@ def test_token_ids_equal_the_processors(tiny_model_dir, images, video_file, fami
 @pytest.mark.parametrize("family", ["qwen2.5-vl", "qwen3-vl"])
 def test_videos_shared_equal_plain(tiny_model_dir, video_file, tmp_path, family):
     rm = _judge(tiny_model_dir, family, batch_size=2)
-    t = rm._task("video-gen/pair", "pair", False, None)
-    clips = [rm._load(t, str(video_file))]
+    t = rm.task("video-gen/pair", "pair")
+    clips = [load(rm.spec, t, str(video_file))]
     frames = clips[0].frames
     clips.append(type(clips[0])(frames[::-1], clips[0].fps, clips[0].indices[::-1], "frames", clips[0].policy))
-    xs = [rm._render(t, rm._prepare(t, "a ball", [a, b], None), False) for a, b in itertools.permutations(clips, 2)]
+    xs = [render(t, rm.prepare(t, "a ball", [a, b], None), False) for a, b in itertools.permutations(clips, 2)]
     xs += xs
     assert np.abs(_probs(rm, t, xs, True) - _probs(rm, t, xs, False)).max() < 1e-4
     shared, plain = _last_logits(rm, xs, True), _last_logits(rm, xs, False)
@@ -162,7 +163,7 @@ def test_template_that_rewrites_text_is_rendered_per_prompt(tiny_model_dir, imag
     try:
         rewriting = SharedMedia(b, xs)
         assert list(rewriting._shapes.values()) == [None]  # the check caught the rewrite: no shared rendering
-        assert [rewriting._render(x) for x in xs] == [b._prompt_text(x) for x in xs]
+        assert [rewriting._render(x) for x in xs] == [b.prompt_text(x) for x in xs]
         assert "PROMPT 2" in rewriting._render(xs[2])
     finally:
         b.processor.chat_template = original

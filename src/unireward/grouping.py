@@ -1,9 +1,57 @@
-"""Ranking a group of N candidates from pairwise judgements: comparison schedules and Bradley-Terry fitting."""
+"""The shared rules of pairwise judging: verdict scores, order swaps, comparison schedules and aggregation.
+
+Every path (the judge, group rewards, rank_group, benchmarks, parsers) takes these rules from here:
+- `win_score(winner)`: the score of candidate 1 for a verdict: 1 for a win, 0 for a loss, 0.5 for a tie;
+- `unswap(winner)`: a verdict given on the swapped order, in the original order's terms (1 <-> 2, ties kept);
+- `schedule_pairs`: which pairs of a group are compared; `aggregate`: per-candidate rewards from pair outcomes,
+  by win rate or Bradley-Terry log-strength (`bradley_terry`).
+"""
 
 from __future__ import annotations
 
 import math
 import random
+from typing import Any
+
+TIE = "tie"  # the verdict "both equally good"
+WIN_SCORES = {1: 1.0, 2: 0.0, TIE: 0.5}
+AGGREGATIONS = ("win-rate", "bradley-terry")
+
+
+def win_score(winner: Any) -> float | None:
+    """Candidate 1's score for a verdict (1 / 0 / 0.5 for a win / loss / tie); None for no verdict."""
+    return WIN_SCORES.get(winner) if isinstance(winner, (int, str)) else None
+
+
+def unswap(winner: Any) -> Any:
+    """A verdict given with the candidates shown in swapped order, in the original order's terms."""
+    return 3 - winner if winner in (1, 2) else winner
+
+
+def swap_probs(probs: dict[str, float] | None) -> dict[str, float] | None:
+    """Choice probabilities {"1", "2", "tie"} of the swapped order, in the original order's terms."""
+    if probs is None:
+        return None
+    return {"1": probs.get("2", 0.0), "2": probs.get("1", 0.0), "tie": probs.get("tie", 0.0)}
+
+
+def aggregate(n: int, outcomes: list[tuple[int, int, float]], how: str = "win-rate") -> tuple[list, list[int]]:
+    """(reward per candidate, comparisons per candidate) from (i, j, s) outcomes, s = the share of the
+    comparison won by i. `win-rate`: mean share won; `bradley-terry`: mean-zero log-strength. A candidate in no
+    comparison gets None, never a default number."""
+    if how not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {how!r}; use one of {', '.join(AGGREGATIONS)}")
+    won = [0.0] * n
+    played = [0] * n
+    for i, j, s in outcomes:
+        won[i] += s
+        won[j] += 1.0 - s
+        played[i] += 1
+        played[j] += 1
+    if how == "bradley-terry":
+        strengths = bradley_terry(n, outcomes) if n else []
+        return [strengths[k] if played[k] else None for k in range(n)], played
+    return [won[k] / played[k] if played[k] else None for k in range(n)], played
 
 
 def schedule_pairs(n: int, schedule: str = "auto", seed: int = 0, rounds: int | None = None) -> list[tuple[int, int]]:

@@ -38,6 +38,7 @@ class PairResult:
     reward: float | None = None
     family: str = "unireward"
     variant: str = "default"
+    warnings: list[str] = field(default_factory=list)  # fallbacks taken (e.g. generated: no probabilities)
 
     @property
     def p_first(self) -> float | None:
@@ -78,6 +79,7 @@ class PointResult:
     scores: list[float | None] | None = None
     family: str = "unireward"
     variant: str = "default"
+    warnings: list[str] = field(default_factory=list)  # fallbacks taken (e.g. generated: no probabilities)
     family_reward: float | None = field(default=None, repr=False)  # a released family's mapping, when set
 
     @property
@@ -100,13 +102,14 @@ class GroupResult:
     """A ranking of N candidates from pairwise judgements, aggregated by Bradley-Terry."""
 
     task: str
-    ranking: list[int]  # candidate indices, best first
-    strengths: list[float]  # log-strength per candidate (mean zero)
-    comparisons: list[dict[str, Any]] = field(default_factory=list)  # {"i","j","winner","p_first"}
+    ranking: list[int]  # candidate indices, best first (candidates without a parsed comparison last)
+    strengths: list[float | None]  # log-strength per candidate (mean zero); None: no parsed comparison
+    comparisons: list[dict[str, Any]] = field(default_factory=list)  # {"i","j","winner","p_first","status"}
     schedule: str = "round-robin"
-    unparsed: int = 0
-    status: str = "ok"  # "ok" | "error" (the group could not be judged: `reason` says why)
+    unparsed: int = 0  # pairs with no parsed order
+    status: str = "ok"  # "ok" | "unparsed" (no comparison parsed) | "error" (the group could not be judged)
     reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import BackendError
 
@@ -36,6 +36,25 @@ class ChatInput:
         from ..media import Video
 
         return [p for p in self.parts if isinstance(p, Video)]
+
+    def messages(self, media: Callable[[Any], dict] | None = None) -> list[dict]:
+        """The user turn as chat messages, parts in order: the one message builder of judging, training, the
+        OpenAI requests and the dry run. `media(part)` gives an image's or video's content entry (default:
+        `{"type": "image"}` / `{"type": "video"}`, the processor's placeholders)."""
+        from PIL import Image
+
+        from ..media import Video
+
+        content: list[dict] = []
+        for p in self.parts:
+            if isinstance(p, str):
+                content.append({"type": "text", "text": p})
+            elif isinstance(p, (Image.Image, Video)):
+                kind = "video" if isinstance(p, Video) else "image"
+                content.append(media(p) if media is not None else {"type": kind})
+            else:
+                raise BackendError(f"unsupported part of type {type(p).__name__} in a chat input")
+        return [{"role": "user", "content": content}]
 
 
 @dataclass

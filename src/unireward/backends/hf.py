@@ -21,22 +21,12 @@ from .choices import ChoicePlan, plan_choices
 from .vision_cache import model_inputs, on_device
 
 
-def _messages(x: ChatInput) -> list[dict]:
-    from PIL import Image
-
-    from ..media import Video
-
-    content = []
-    for p in x.parts:
-        if isinstance(p, str):
-            content.append({"type": "text", "text": p})
-        elif isinstance(p, Image.Image):
-            content.append({"type": "image"})
-        elif isinstance(p, Video):
-            content.append({"type": "video"})
-        else:
-            raise BackendError(f"unsupported part of type {type(p).__name__} in a chat input")
-    return [{"role": "user", "content": content}]
+def chat_text(processor: Any, messages: list[dict], chat_template_kwargs: dict | None = None,
+              add_generation_prompt: bool = True) -> str:
+    """The chat template over `messages` with the judge's template options: the one prompt string of judging and
+    training (the generation prompt added unless the messages end in an answer)."""
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                         **(chat_template_kwargs or {}))
 
 
 def encode_prompts(processor: Any, texts: Sequence[str], images: Sequence[Any], videos: Sequence[Any],
@@ -104,11 +94,12 @@ class HFBackend(Backend):
                 "device": str(self.device)}
 
     # -- tokenisation helpers ----------------------------------------------------------------------------------
-    def _chat_text(self, messages: list[dict], **kwargs) -> str:
-        return self.processor.apply_chat_template(messages, tokenize=False, **kwargs, **self.chat_template_kwargs)
+    def _chat_text(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
+        return chat_text(self.processor, messages, self.chat_template_kwargs, add_generation_prompt)
 
-    def _prompt_text(self, x: ChatInput) -> str:
-        return self._chat_text(_messages(x), add_generation_prompt=True)
+    def prompt_text(self, x: ChatInput) -> str:
+        """The prompt string this backend encodes for `x`."""
+        return chat_text(self.processor, x.messages(), self.chat_template_kwargs)
 
     def _answer_ids_uncached(self, answer: str) -> tuple[int, ...]:
         """Token ids of `answer` as the start of the assistant turn (tokenised in context)."""
@@ -148,15 +139,18 @@ class HFBackend(Backend):
             return None
         return SharedMedia(self, inputs, repeat=repeat)
 
-    def _encode(self, inputs: Sequence[ChatInput], padding_side: str = "left", shared=None,
-                rows: Sequence[int] = ()) -> dict:
+    def encode(self, inputs: Sequence[ChatInput], padding_side: str = "left", shared=None,
+               rows: Sequence[int] = ()) -> dict:
+        """The processor's model inputs (CPU tensors) for `inputs` rendered as generation prompts, padded on
+        `padding_side`; `shared`/`rows`: the call's shared-media preparation and these inputs' rows in it."""
         if shared is not None:  # `rows`: the indices of `inputs` in the call that `shared` prepared
             return shared.encode(rows, padding_side)
-        return encode_prompts(self.processor, [self._prompt_text(x) for x in inputs],
+        return encode_prompts(self.processor, [self.prompt_text(x) for x in inputs],
                               [im for x in inputs for im in x.images], [v for x in inputs for v in x.videos],
                               padding_side)
 
-    def _check_length(self, length: int) -> None:
+    def check_length(self, length: int) -> None:
+        """Raise PromptTooLongError when a sequence of `length` tokens exceeds the model's context."""
         if self.max_length and length > self.max_length:
             raise PromptTooLongError(f"request is {length} tokens, over the model's context of {self.max_length}; "
                                      "lower the video frame count or pixel budget, or shorten the prompt")
@@ -231,11 +225,11 @@ class HFBackend(Backend):
         shared = self._shared_media(inputs, repeat=[len(p.paths) for p in plans])
         for batch in self._batches(rows, key=lambda r: (self._size_key(inputs[rows[r][0]]), len(heads[rows[r][0]])) + (
                 shared.prefix_key(rows[r][0]) if shared is not None else ())):  # rows sharing a prefix together
-            enc = self._encode([inputs[rows[r][0]] for r in batch], padding_side="right", shared=shared,
-                               rows=[rows[r][0] for r in batch])
+            enc = self.encode([inputs[rows[r][0]] for r in batch], padding_side="right", shared=shared,
+                              rows=[rows[r][0] for r in batch])
             ends = self._append_right(enc, [list(heads[i]) + list(plans[i].common) + list(plans[i].paths[q])
                                             for i, q in (rows[r] for r in batch)])
-            self._check_length(int(ends.max()))
+            self.check_length(int(ends.max()))
             window = ends[:, None] - keep + torch.arange(keep)  # each row's last `keep` positions
             with torch.inference_mode():
                 enc, window = on_device(enc, self.device), window.to(self.device)
@@ -316,11 +310,11 @@ class HFBackend(Backend):
         tok = self.tokenizer
         shared = self._shared_media(inputs)
         for batch in self._batches(range(len(inputs)), key=lambda i: self._size_key(inputs[i])):
-            enc = self._encode([inputs[i] for i in batch], shared=shared, rows=batch)
+            enc = self.encode([inputs[i] for i in batch], shared=shared, rows=batch)
             if prefix_ids:
                 self._append_left(enc, [prefix_ids] * len(batch))
             start = enc["input_ids"].shape[1]
-            self._check_length(start)
+            self.check_length(start)
             criteria = StoppingCriteriaList([_stop_on_strings(tok, start, stop)]) if stop else None
             with torch.inference_mode():
                 out = self.model.generate(**model_inputs(on_device(enc, self.device)),

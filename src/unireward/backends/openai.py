@@ -14,40 +14,46 @@ top_logprobs: 20`. The choices are walked as a trie over the returned tokens: at
 " Image" / " Both", then "1" / "2") the choices consistent with each top token are kept and that token's
 log-probability is added (when several top tokens start the same choices, the longest, i.e. the BPE
 tokenisation of the choice text); tokens shared by all remaining choices count as certain, as in the
-transformers backend; a choice that is a prefix of another ("1" and "10") ends with the end-of-turn token. Cheaper than one request per branching point: each request decodes `lookahead` greedy tokens
-(default 4) and the top log-probabilities at every one of them are used, so when the greedy answer passes
+transformers backend; a choice that is a prefix of another ("1" and "10") ends with the end-of-turn token
+(`choices.read_choice_trie`). Cheaper than one request per branching point: each request decodes `lookahead`
+greedy tokens (default 4) and the top log-probabilities at every one of them are used, so when the greedy answer passes
 through the later branching points (the usual case for a trained judge) one request decides a pair or a score.
+A branch off the greedy path less likely than `branch_floor` (default 1e-3) is not requested: its mass is
+shared evenly by its choices, so a probability is off by less than that (`branch_floor=0` reads every branch).
 Choices absent from the top-k at a branching point get probability 0 (the others share the probability); when
 none is there, the model writes its answer and the choice it names is taken, and when it names none the row is
 not readable (None: the judge reports it unparsed, never a uniform guess). Without log-probabilities (the server
 omits them, or `use_logprobs=False`), `supports_probs` is False and the judge generates and parses.
 
-Think, then read (judges that reason before their verdict; `Backend.think_then_read`): a first request generates
-the reasoning with `stop: [reasoning_stop]` and `include_stop_str_in_output: true` (the stop is put back when a
-server trims it), temperature 0, `max_tokens` = the judge's budget; a second request sends the same user turn with
-the reasoning as the final assistant message (`continue_final_message: true, add_generation_prompt: false`, the
-stop's trailing spaces moved into the choices as above) and reads the choices from `logprobs: true,
-top_logprobs: 20` exactly as for a forced prefix. The verdict's first token alone does not always decide
-(" Image" is shared by "Image 1 ..." and "Image 2 ..."), so the read request decodes `lookahead` tokens rather than
-one, and a branch off the greedy path costs one more request.
+Think, then read (judges that reason before their verdict; `think_then_read`): one request generates the
+reasoning greedily (temperature 0, `max_tokens` = the judge's budget plus `lookahead`) with `logprobs: true,
+top_logprobs: 20`; the choices are read from the top log-probabilities of the tokens right after the format's
+`reasoning_stop` in that same response, walked as a trie as above. The verdict's first token alone does not
+always decide (" Image" is shared by "Image 1 ..." and "Image 2 ..."), which the tokens after it settle when the
+greedy answer passes through them; a branch off the greedy path costs one more request (the reasoning sent back as
+the final assistant message). Where the stop does not end on a token boundary of the response, the reasoning is
+cut at the stop and read with a second request. `read_in_generation=False` always reads in a second request: the
+reasoning is then generated without log-probabilities, which on vLLM's CPU build costs about as much per token as
+the generation itself (the second request's prompt is in the server's prefix cache): two cheap requests instead
+of one dearer one (benchmarks/engine_throughput.py measures both).
+
+Each distinct image (or frame) is encoded once per call, however many of the call's requests show it.
 
 Chat template options (`chat_template_kwargs=`, e.g. `{"enable_thinking": false}` for Qwen3.5 judges) go with
 every request as `"chat_template_kwargs"`, which vLLM and SGLang pass to the chat template.
 
 Media go as base64 data URLs: images as PNG `image_url`s (or JPEG at `jpeg_quality` with `image_format="jpeg"`,
-as the released judges' own client sends them, frames of videos sent as images included); videos as `video_url`s holding the already sampled
-frames, `data:video/jpeg;base64,<frame>,<frame>,...` (vLLM's frame-list form; start vLLM with
-`--media-io-kwargs '{"video": {"num_frames": -1}}'` so it keeps all of them), or lossless
-`data:video/png;...` with `video_format="png"` (unireward's server only). The frames are exactly those the
-judge's VideoPolicy chose, so local and remote judges see the same frames.
+as the released judges' own client sends them, frames of videos sent as images included); videos as
+`video_url`s holding the already sampled frames, `data:video/jpeg;base64,<frame>,<frame>,...`
+(vLLM's frame-list form; start vLLM with `--media-io-kwargs '{"video": {"num_frames": -1}}'` so it keeps all of
+them), or lossless `data:video/png;...` with `video_format="png"` (unireward's server only). The frames are
+exactly those the judge's VideoPolicy chose, so local and remote judges see the same frames.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import io
-import math
 import random
 import threading
 import time
@@ -55,9 +61,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from ..errors import BackendError, PromptTooLongError
-from .base import Backend, ChatInput
+from .base import UNREADABLE, Backend, ChatInput, ReasonedChoice, unreached
+from .choices import read_choice_trie
 
-_END_TOKENS = {"<|im_end|>", "<|endoftext|>", "</s>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<eos>"}
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _GREEDY_KEYS = ("temperature", "do_sample", "top_p", "top_k")  # decoding is greedy whatever extra_body says
 _CONTEXT_HINTS = ("context length", "maximum context", "too long", "max_model_len", "prompt is too long")
@@ -78,7 +84,8 @@ class OpenAIBackend(Backend):
                  backoff: float = 0.5, balance: str = "least-busy", use_logprobs: bool | None = None,
                  top_logprobs: int = 20, lookahead: int = 4, video_format: str = "jpeg", jpeg_quality: int = 95,
                  extra_body: dict | None = None, model: str | None = None, transport: Any = None,
-                 image_format: str = "png", chat_template_kwargs: dict | None = None):
+                 image_format: str = "png", chat_template_kwargs: dict | None = None, branch_floor: float = 1e-3,
+                 read_in_generation: bool = True):
         import httpx
 
         urls = base_url_or_urls.split(",") if isinstance(base_url_or_urls, str) else list(base_url_or_urls)
@@ -97,6 +104,10 @@ class OpenAIBackend(Backend):
         self.use_logprobs = use_logprobs
         self.top_logprobs = top_logprobs
         self.lookahead = max(1, int(lookahead))
+        self.branch_floor = branch_floor  # a branch off the greedy path less likely than this is not requested
+        # think-then-read: read the verdict from the response that wrote the reasoning (one request, log-probabilities
+        # of every generated token), or generate without them and read in a second, prefix-cached request
+        self.read_in_generation = read_in_generation
         self.video_format = video_format
         self.image_format = image_format
         self.jpeg_quality = jpeg_quality
@@ -114,6 +125,8 @@ class OpenAIBackend(Backend):
         self._turn = 0
         self._probe: bool | None = None
         self.requests = 0  # requests sent, retries included
+        self._encoded: dict[tuple[int, str], tuple[Any, str]] = {}  # this call's encoded images, by object
+        self._encoding = threading.Lock()
 
     # -- plumbing ----------------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -202,25 +215,35 @@ class OpenAIBackend(Backend):
             im.save(buf, "PNG")
         return base64.b64encode(buf.getvalue()).decode()
 
-    def _content(self, x: ChatInput) -> list[dict]:
-        from PIL import Image
+    def _encoded_once(self, im: Any, fmt: str) -> str:
+        """`im` encoded as `fmt`, once per call however many requests show it (a group's candidate appears in
+        every pair it is in); the cache holds the image itself so that its id stays unique until the next call."""
+        key = (id(im), fmt)
+        with self._encoding:  # the call's requests run in threads: one of them encodes, the others wait for it
+            hit = self._encoded.get(key)
+            if hit is None or hit[0] is not im:
+                hit = (im, self._encode_image(im, fmt))
+                self._encoded[key] = hit
+        return hit[1]
 
+    def _new_call(self) -> None:
+        self._encoded = {}
+
+    def _media_part(self, p: Any) -> dict:
         from ..media import Video
 
-        content = []
-        for p in x.parts:
-            if isinstance(p, str):
-                content.append({"type": "text", "text": p})
-            elif isinstance(p, Image.Image):
-                url = f"data:image/{self.image_format};base64," + self._encode_image(p, self.image_format)
-                content.append({"type": "image_url", "image_url": {"url": url}})
-            elif isinstance(p, Video):
-                frames = ",".join(self._encode_image(f, self.video_format) for f in p.frames)
-                content.append({"type": "video_url",
-                                "video_url": {"url": f"data:video/{self.video_format};base64,{frames}"}})
-            else:
-                raise BackendError(f"unsupported part of type {type(p).__name__} in a chat input")
-        return content
+        if isinstance(p, Video):
+            frames = ",".join(self._encoded_once(f, self.video_format) for f in p.frames)
+            return {"type": "video_url", "video_url": {"url": f"data:video/{self.video_format};base64,{frames}"}}
+        url = f"data:image/{self.image_format};base64," + self._encoded_once(p, self.image_format)
+        return {"type": "image_url", "image_url": {"url": url}}
+
+    def _content(self, x: ChatInput) -> list[dict]:
+        return x.messages(media=self._media_part)[0]["content"]
+
+    def request_body(self, x: ChatInput, prefix: str = "", max_tokens: int = 512, **extra) -> dict:
+        """The chat-completions body this backend sends for `x` (after `prefix`, forced as the answer's start)."""
+        return self._payload(self._content(x), prefix, max_tokens, **extra)
 
     def _payload(self, content: list[dict], prefix: str, max_tokens: int, **extra) -> dict:
         messages: list[dict] = [{"role": "user", "content": content}]
@@ -243,6 +266,7 @@ class OpenAIBackend(Backend):
     # -- generation --------------------------------------------------------------------------------------------
     def generate(self, inputs, max_new_tokens=256, stop=None, prefix=""):
         stop = list(stop or [])
+        self._new_call()
 
         def one(x: ChatInput) -> str:
             extra = {"stop": stop, "include_stop_str_in_output": True} if stop else {}
@@ -276,66 +300,60 @@ class OpenAIBackend(Backend):
     def choice_probs(self, inputs, prefix, choices):
         if not self.supports_probs:
             return None
+        self._new_call()
         prefixes = [prefix] * len(inputs) if isinstance(prefix, str) else list(prefix)
         return self._map(lambda xp: self._choice_row(xp[0], xp[1], list(choices)), list(zip(inputs, prefixes)))
 
-    def _choice_row(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float] | None:
-        base = prefix.rstrip()
-        targets = [prefix[len(base):] + c for c in choices]
-        content = self._content(x)
-        dists: dict[str, list[tuple[str, float]]] = {}
+    # -- think, then read: one request per decision ------------------------------------------------------------
+    def think_then_read(self, inputs, stop, choices, max_new_tokens=256):
+        """One request per input where the greedy path passes through the verdict: the reasoning is generated
+        with `logprobs`, and the choices are read from the top log-probabilities of the tokens right after the
+        stop in that same response (a branch off the greedy path costs one more request, as in `choice_probs`).
+        Where the stop does not end on a token boundary of the response (or its tokens do not spell its text),
+        the reasoning is cut at the stop and read with a second request (`Backend.think_then_read`)."""
+        if not self.supports_probs or not self.read_in_generation:
+            return super().think_then_read(inputs, stop, choices, max_new_tokens)
+        self._new_call()
+        return self._map(lambda x: self._think_row(x, stop, list(choices), max_new_tokens), list(inputs))
 
-        def fetch(node: str) -> None:
+    def _think_row(self, x: ChatInput, stop: str, choices: list[str], max_new_tokens: int) -> ReasonedChoice:
+        content = self._content(x)
+        data = self._post("/chat/completions", self._payload(
+            content, "", max_new_tokens + self.lookahead, logprobs=True, top_logprobs=self.top_logprobs))
+        choice = (data.get("choices") or [{}])[0]
+        text = (choice.get("message") or {}).get("content") or ""
+        entries = (choice.get("logprobs") or {}).get("content") or []
+        tokens = [e.get("token", "") for e in entries]
+        if stop not in text:
+            return ReasonedChoice(text, None, unreached(stop, max_new_tokens))
+        end = text.index(stop) + len(stop.rstrip())  # the stop's trailing space goes with the choice's token
+        cut = text[: text.index(stop) + len(stop)]
+        k, pos = 0, 0
+        while k < len(tokens) and pos < end:
+            pos += len(tokens[k])
+            k += 1
+        if pos != end or "".join(tokens[:k]) != text[:end] or k == len(tokens):
+            return super().think_then_read([x], stop, choices, max_new_tokens)[0]
+        if k > max_new_tokens:  # the stop came only in the read-ahead tokens: over the judge's budget
+            return ReasonedChoice(text[:end], None, unreached(stop, max_new_tokens))
+        row = self._choice_row(x, cut, choices, content=content, seen=entries[k:])
+        return ReasonedChoice(cut, row, None if row is not None else UNREADABLE)
+
+    def _choice_row(self, x: ChatInput, prefix: str, choices: list[str], content: list[dict] | None = None,
+                    seen: Sequence[dict] = ()) -> list[float] | None:
+        """P(choice) after `prefix` (`choices.read_choice_trie`); `seen`: the log-probability entries a response
+        already holds for the tokens right after the prefix. None: no choice was among the top tokens and the
+        written answer names none."""
+        base = prefix.rstrip()
+        content = content if content is not None else self._content(x)
+
+        def fetch(node: str) -> list[dict]:
             data = self._post("/chat/completions", self._payload(
                 content, base + node, self.lookahead, logprobs=True, top_logprobs=self.top_logprobs))
-            entries = ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
-            text = node
-            for e in entries:
-                top = [(t["token"], float(t["logprob"])) for t in e.get("top_logprobs") or []]
-                dists.setdefault(text, top or [(e["token"], float(e["logprob"]))])
-                text += e["token"]
-            dists.setdefault(node, [])
+            return ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
 
-        logp = [-math.inf] * len(choices)
-        stack: list[tuple[str, float, frozenset]] = [("", 0.0, frozenset(range(len(choices))))]
-        while stack:
-            node, lp, cands = stack.pop()
-            if len(cands) == 1:
-                (c,) = cands
-                logp[c] = _logaddexp(logp[c], lp)
-                continue
-            if node not in dists:
-                fetch(node)
-            done = frozenset(c for c in cands if len(targets[c]) <= len(node))  # choice text fully matched
-            live = cands - done
-            best: dict[frozenset, tuple[float, str]] = {}
-            for tok, tlp in dists[node]:
-                if not tok:
-                    continue
-                sub = frozenset(c for c in live if _compatible(targets[c][len(node):], tok))
-                # several tokens may start the same choices (" I", " Image"): follow the longest, which is how
-                # BPE tokenises the choice text and what a trained judge emits
-                if sub and (sub not in best or (len(tok), tlp) > (len(best[sub][1]), best[sub][0])):
-                    best[sub] = (tlp, tok)
-            if done:  # e.g. "1" when "10" is also a choice: P(the answer ends here)
-                ends = [tlp for tok, tlp in dists[node] if tok in _END_TOKENS]
-                if ends:
-                    end_lp = functools.reduce(_logaddexp, ends)
-                else:  # no end-of-turn token reported: whatever does not continue a longer choice ends it
-                    end_lp = math.log(max(1.0 - sum(math.exp(tlp) for tlp, _ in best.values()), 1e-12))
-                for c in done:
-                    logp[c] = _logaddexp(logp[c], lp + end_lp)
-            splitting = {s: v for s, v in best.items() if s != cands}
-            if splitting:
-                stack.extend((node + tok, lp + tlp, s) for s, (tlp, tok) in splitting.items())
-            elif cands in best:  # a token all remaining choices share: it does not discriminate
-                stack.append((node + best[cands][1], lp, cands))
-        if all(v == -math.inf for v in logp):
-            return self._generated_choice(x, prefix, choices)
-        m = max(logp)
-        exp = [math.exp(v - m) for v in logp]
-        z = sum(exp)
-        return [e / z for e in exp]
+        row = read_choice_trie(prefix, choices, fetch, seen, self.branch_floor)
+        return row if row is not None else self._generated_choice(x, prefix, choices)
 
     def _generated_choice(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float] | None:
         """No choice reached the top log-probabilities: let the model write the answer and match it; None (not
@@ -345,20 +363,6 @@ class OpenAIBackend(Backend):
         if len(hits) == 1:
             return [1.0 if i == hits[0] else 0.0 for i in range(len(choices))]
         return None
-
-
-def _compatible(rest: str, token: str) -> bool:
-    """Whether `token` can be the next token of a choice whose unmatched text is `rest`."""
-    return rest.startswith(token) or (bool(rest) and token.startswith(rest))
-
-
-def _logaddexp(a: float, b: float) -> float:
-    if a == -math.inf:
-        return b
-    if b == -math.inf:
-        return a
-    m = max(a, b)
-    return m + math.log(math.exp(a - m) + math.exp(b - m))
 
 
 def _error_message(r) -> str:

@@ -29,7 +29,7 @@ class PrefixCache:
         Sorting rows by it puts prompts that share a prefix next to each other."""
         out = []
         for s in self.shared.rows[row][0]:
-            out.append(s if isinstance(s, str) else self.shared._key(s.source))
+            out.append(s if isinstance(s, str) else self.shared.media_key(s.source))
             if not isinstance(s, str):
                 break
         return tuple(out)
@@ -39,8 +39,8 @@ class PrefixCache:
         are shallow copies, which keep their features after the batch releases them."""
         n, key = 0, []
         for k, s in enumerate(pieces):
-            n += len(self.shared._text_ids[s]) if isinstance(s, str) else len(s.ids)
-            key.append(s if isinstance(s, str) else self.shared._key(s.source))
+            n += len(self.shared.text_ids(s)) if isinstance(s, str) else len(s.ids)
+            key.append(s if isinstance(s, str) else self.shared.media_key(s.source))
             if not isinstance(s, str):
                 return n, tuple(key), [copy(s)], [copy(m) for m in pieces[k + 1:] if not isinstance(m, str)]
         return 0, (), [], []

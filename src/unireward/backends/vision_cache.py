@@ -89,7 +89,8 @@ class SharedMedia:
         return tok("x", add_special_tokens=True)["input_ids"] == tok("x", add_special_tokens=False)["input_ids"]
 
     # -- building rows -----------------------------------------------------------------------------------------
-    def _key(self, x: Any) -> str:
+    def media_key(self, x: Any) -> str:
+        """The content key of an image or video object of this call (hashed once per object)."""
         from ..media import content_hash
 
         k = self._keys.get(id(x))
@@ -100,7 +101,7 @@ class SharedMedia:
     def _medium(self, x: Any) -> _Medium:
         from PIL import Image
 
-        k = self._key(x)
+        k = self.media_key(x)
         if k not in self.media:
             self.media[k] = _Medium("image" if isinstance(x, Image.Image) else "video", x)
         return self.media[k]
@@ -113,16 +114,16 @@ class SharedMedia:
         texts = [p for p in x.parts if isinstance(p, str)]
         shape = tuple("t" if isinstance(p, str) else type(p).__name__ for p in x.parts)
         if shape not in self._shapes:
-            full = self.backend._prompt_text(x)
+            full = self.backend.prompt_text(x)
             k = iter(range(len(texts)))
-            probe = self.backend._prompt_text(ChatInput([_SENTINEL.format(next(k)) if isinstance(p, str) else p
+            probe = self.backend.prompt_text(ChatInput([_SENTINEL.format(next(k)) if isinstance(p, str) else p
                                                          for p in x.parts]))
             pieces = re.split("\x00unireward-text-(\\d+)\x00", probe)
             ok = len(pieces) == 2 * len(texts) + 1 and _fill(pieces, texts) == full
             self._shapes[shape] = pieces if ok else None
             return full
         pieces = self._shapes[shape]
-        return _fill(pieces, texts) if pieces is not None else self.backend._prompt_text(x)
+        return _fill(pieces, texts) if pieces is not None else self.backend.prompt_text(x)
 
     def _row(self, x: Any) -> tuple[list, list[_Medium]]:
         """(pieces, media) of one prompt: pieces are text strings and `_Medium`s in order."""
@@ -162,7 +163,7 @@ class SharedMedia:
                 enc = self.processor.image_processor(images=srcs, return_tensors="pt")
             pixels = enc["pixel_values"].split(enc["image_grid_thw"].prod(-1).tolist())
             for b, m in enumerate(images):
-                m.ids = self._ids(self.processor.replace_image_token(enc, b))
+                m.ids = self.text_ids(self.processor.replace_image_token(enc, b))
                 m.grid, m.pixels = enc["image_grid_thw"][b].cpu(), pixels[b]
         videos = [m for m in media if m.kind == "video" and m.grid is None]
         if videos:
@@ -175,7 +176,8 @@ class SharedMedia:
                 if "second_per_grid_ts" in enc:
                     m.extra["second_per_grid_ts"] = enc["second_per_grid_ts"][b]
 
-    def _ids(self, text: str) -> list[int]:
+    def text_ids(self, text: str) -> list[int]:
+        """Token ids of a text piece of the prompts (no special tokens), tokenised once per call."""
         ids = self._text_ids.get(text)
         if ids is None:
             ids = self._text_ids[text] = self.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -8,7 +8,7 @@
 | vlrb        | MMInstruction/VL-RewardBench: saved dataset or parquet, split `test`   | image-und/pair  |
 | mmrb        | Multimodal RewardBench `all_data.json` + its `images/` folder          | image-und/pair  |
 | pairs       | a JSONL of pairs (see `load_pairs`)                                   | per record      |
-| samples     | a unified Sample JSONL (`sandbox` = `heldout.jsonl` of a sandbox run)  | per record      |
+| samples     | a unified Sample JSONL (e.g. a sandbox run's `heldout.jsonl`)           | per record      |
 
 GenAI-Bench video mirror: the hub copy names videos by URL. A URL resolves, in this order, through
 `video_mirror.json` ({url or file name: relative path}) or `video_mirror.csv` (columns url, path) beside the data,
@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from .. import plugins
 from ..errors import ConfigError, DataError
 from .tables import is_url, media_value, read_hf, read_records
 
-DEFAULT_SANDBOX_DATA = "runs/world"  # where `unireward.sandbox.data.generate_dataset` is shown writing
 
 
 @dataclass
@@ -307,48 +307,11 @@ def load_samples(path: str | Path) -> Benchmark:
     return Benchmark("samples", _check_ids(items, str(p)), str(p), {"task": []})
 
 
-def find_heldout(data: str | Path | None) -> Path:
-    """The sandbox held-out split: `heldout.jsonl` in --data or below it; without --data, the default world
-    (runs/world: 100 held-out samples per task at the ladder's default image size, frames and share of generated
-    looks), generated on first use and again whenever its manifest says it was drawn with other settings."""
-    if data is None:
-        return _default_world()
-    root = Path(data).expanduser()
-    if root.is_file():
-        return root
-    direct = root / "heldout.jsonl"
-    if direct.is_file():
-        return direct
-    found = sorted(root.rglob("heldout.jsonl"), key=lambda q: (len(q.parts), str(q))) if root.is_dir() else []
-    if not found:
-        raise ConfigError(f"no heldout.jsonl under {root}; generate the sandbox data first "
-                          "(unireward.sandbox.data.generate_dataset) or pass --data DIR")
-    return found[0]
-
-
-def _default_world() -> Path:
-    from ..sandbox.data import ALL_TASKS, generate_dataset
-    from ..sandbox.ladder import LadderConfig
-
-    world, root = LadderConfig(), Path(DEFAULT_SANDBOX_DATA)
-    settings = dict(seed=0, image_size=world.image_size, video_frames=world.video_frames,
-                    generated_share=world.generated_share)
-    try:
-        manifest = json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError):
-        manifest = {}
-    fresh = all(manifest.get(k) == v for k, v in settings.items())
-    fresh = fresh and all(manifest.get("eval", {}).get(t) for t in ALL_TASKS)  # a world without edits: redrawn
-    if (root / "heldout.jsonl").is_file() and fresh:
-        return root / "heldout.jsonl"
-    return generate_dataset(root, 0, n_eval=100, **settings)["heldout"]  # held-out split only
-
-
 def load_benchmark(name: str, data: str | Path | None, split: str | None = None, task: str | None = None) -> Benchmark:
-    if name == "sandbox":
-        b = load_samples(find_heldout(data))
-        b.name = "sandbox"
-        return b
+    """Benchmark `name` from its local copy `data`: one of BENCHMARKS, or a `benchmarks` plugin (`unireward.plugins`,
+    e.g. the sandbox's held-out split `sandbox`), called (data, split, task)."""
+    if name not in BENCHMARKS and plugins.known("benchmarks", name):
+        return plugins.load("benchmarks", name)(data, split, task)
     if data is None:
         raise ConfigError(f"bench {name} needs --data (the local copy of the benchmark)")
     if name == "genai-image":
@@ -365,7 +328,12 @@ def load_benchmark(name: str, data: str | Path | None, split: str | None = None,
         return load_pairs(data, task)
     if name == "samples":
         return load_samples(data)
-    raise ConfigError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
+    raise ConfigError(f"unknown benchmark {name!r}; choose one of {', '.join(benchmark_names())}")
 
 
-BENCHMARKS = ("genai-image", "genai-video", "videogen", "vlrb", "mmrb", "pairs", "samples", "sandbox")
+BENCHMARKS = ("genai-image", "genai-video", "videogen", "vlrb", "mmrb", "pairs", "samples")  # built in
+
+
+def benchmark_names() -> list[str]:
+    """The built-in benchmarks, then the declared `benchmarks` plugins (e.g. sandbox)."""
+    return list(BENCHMARKS) + [n for n in plugins.names("benchmarks") if n not in BENCHMARKS]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from ..grouping import swap_probs, unswap
+
 PROTOCOLS = ("reference", "clean")
 SWAP_RULES = {
     # name -> swapped(draw); one draw of random.Random(seed).random() per item, in dataset order
@@ -37,15 +39,11 @@ def reference_swaps(n: int, seed: int = 0, rule: str | None = "ge") -> list[bool
     return [swapped(rng.random()) for _ in range(n)]
 
 
-def unswap(winner: Any) -> Any:
-    return 3 - winner if winner in (1, 2) else winner
-
-
 def pair_record(result, swapped: bool) -> dict[str, Any]:
     """The item-level fields of a judged pair, mapped back to dataset order."""
     probs = result.probs
     if probs and swapped:
-        probs = {"1": probs.get("2", 0.0), "2": probs.get("1", 0.0), "tie": probs.get("tie", 0.0)}
+        probs = swap_probs(probs)
     margin = probs["1"] - probs["2"] if probs else None
     return {
         "winner": unswap(result.winner) if swapped else result.winner,

@@ -2,13 +2,12 @@
 
     unireward data sources
     unireward data convert hpd /data/HPDv2 --out corpus/hpd.jsonl --option split=train
-    unireward data mix configs/data/unified_corpus.yaml --out corpus/unified.jsonl
+    unireward data mix data/unified_corpus --out corpus/unified.jsonl
     unireward data export corpus/unified.jsonl --format llamafactory --out corpus/llamafactory
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -33,7 +32,7 @@ def register(subparsers) -> None:
     c.set_defaults(func=cmd_convert)
 
     m = sub.add_parser("mix", help="build a shuffled, de-duplicated corpus from a mixture config")
-    m.add_argument("config", help="mixture YAML (see configs/data/)")
+    m.add_argument("config", help="a mixture YAML file or a preset name (e.g. data/fixtures)")
     m.add_argument("--out", required=True, help="output JSONL")
     m.add_argument("--json", action="store_true", help="print the report as JSON")
     m.set_defaults(func=cmd_mix)

@@ -3,13 +3,13 @@ report). See `unireward.sandbox.demo` for what each step does.
 
     unireward demo                   # quick preset: the shipped judge and weak generator (minutes), in runs/demo
     unireward demo --from-scratch    # retrain both with the recipes recorded beside them (over an hour)
-    unireward demo --preset full     # the ladder preset of configs/sandbox/ladder.yaml, larger DPO budget
+    unireward demo --preset full     # the ladder preset of sandbox/ladder, larger DPO budget
     unireward demo --preset smoke    # every step at seconds-size budgets (what the tests run)
     unireward demo --examples runs/examples   # only write example images, videos and JSONL files (seconds)
 
 Presets: quick (default; the shipped judge is evaluated on 40 held-out samples per task, the shipped weak
 generator gets 150 steps of Diffusion-DPO on pairs for 192 captions; ~5 min on 2 cores), full (trains the judge
-with configs/sandbox/ladder.yaml, ~30 min, then pretrains a generator and runs 300 DPO steps on 384 captions),
+with sandbox/ladder, ~30 min, then pretrains a generator and runs 300 DPO steps on 384 captions),
 smoke (seconds; a check that every step runs, not a result).
 """
 

@@ -41,12 +41,13 @@ def judge_choice(args) -> dict:
             "reasoning": args.reasoning}
 
 
-def _common(p: argparse.ArgumentParser, default_task: str, model_required: bool = True) -> None:
+def add_common_options(p: argparse.ArgumentParser, default_task: str, model_required: bool = True) -> None:
     p.add_argument("--model", required=model_required, help="judge: a short name from `unireward models`, a hub "
                    "id, a local directory, or a server URL with --backend openai")
     add_judge_choice(p)
-    p.add_argument("--backend", default="hf", choices=["hf", "openai"], help="in-process transformers or an "
-                   "OpenAI-compatible server (vLLM, SGLang, unireward serve)")
+    p.add_argument("--backend", default="hf", choices=["hf", "openai", "vllm"],
+                   help="transformers in process, an OpenAI-compatible server (vLLM, SGLang, unireward serve), "
+                        "or vLLM's engine in process")
     p.add_argument("--served-model", default=None, help="model name on the server (--backend openai)")
     p.add_argument("--task", default=default_task, help=f"task name (default {default_task}); see `unireward models --tasks`")
     p.add_argument("--prompt", help="caption (generation tasks) or question (understanding tasks)")
@@ -70,17 +71,17 @@ def register(subparsers) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("rank", help="judge which of two candidates is better", description=__doc__,
                               formatter_class=fmt)
-    _common(p, "image-gen/pair")
+    add_common_options(p, "image-gen/pair")
     p.add_argument("--both-orders", action="store_true", help="judge both orders and combine (position debiasing)")
     p.add_argument("candidates", nargs="*", help="two candidates (media paths or answer texts)")
     p.set_defaults(func=run_rank)
     p = subparsers.add_parser("score", help="score one candidate", description=__doc__, formatter_class=fmt)
-    _common(p, "image-gen/point")
+    add_common_options(p, "image-gen/point")
     p.add_argument("candidates", nargs="*", help="one candidate (media path or answer text)")
     p.set_defaults(func=run_score)
     p = subparsers.add_parser("rank-group", help="rank N candidates (Bradley-Terry over pairwise judgements)",
                               description=__doc__, formatter_class=fmt)
-    _common(p, "image-gen/pair")
+    add_common_options(p, "image-gen/pair")
     p.add_argument("--both-orders", action="store_true")
     p.add_argument("--schedule", default="auto", choices=["auto", "round-robin", "sparse"])
     p.add_argument("--seed", type=int, default=0)
@@ -92,8 +93,8 @@ def load_judge(args):
     from ..judge import RewardModel
     from ..media import ImagePolicy, VideoPolicy
 
-    kwargs = {"served_model": args.served_model} if args.backend == "openai" else {"device": args.device,
-                                                                                   "dtype": args.dtype}
+    kwargs = ({"served_model": args.served_model} if args.backend == "openai" else {"dtype": args.dtype}
+              if args.backend == "vllm" else {"device": args.device, "dtype": args.dtype})
     if args.no_progress:  # also the "Loading weights" bars of transformers and the hub's download bars
         quiet_loading()
     return RewardModel.load(args.model, backend=args.backend, batch_size=args.batch_size,
@@ -125,7 +126,7 @@ def quiet_loading() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _requests(args, need: int | None) -> list[dict]:
+def read_requests(args, need: int | None) -> list[dict]:
     """Requests from --input (JSONL) or from --prompt and positional candidates."""
     import json
     from pathlib import Path
@@ -196,7 +197,7 @@ def _finish(reqs: list[dict], results: list[dict]) -> int:
     return 1 if failed else 0
 
 
-def _candidates(r: dict, fields: list[str], need: int) -> list:
+def request_candidates(r: dict, fields: list[str], need: int) -> list:
     """The row's candidates: its "candidates" list, else its named fields (None where one is missing)."""
     given = r.get("candidates")
     if isinstance(given, list) and len(given) == need:
@@ -214,10 +215,10 @@ def _judge_rows(reqs: list[dict], judge_ok) -> list[dict]:
 def run_rank(args) -> int:
     from ..judge import PairRequest
 
-    reqs = _requests(args, 2)
+    reqs = read_requests(args, 2)
     rm = load_judge(args)
     results = _judge_rows(reqs, lambda ok: rm.rank_batch(
-        [PairRequest(r.get("prompt"), *_candidates(r, ["a", "b"], 2), media=context(r), id=r.get("id"))
+        [PairRequest(r.get("prompt"), *request_candidates(r, ["a", "b"], 2), media=context(r), id=r.get("id"))
          for r in ok], task=args.task, both_orders=args.both_orders, dimensions=args.dimensions,
         template=args.template, progress=not args.no_progress, variant=args.variant))
     return _finish(reqs, results)
@@ -226,10 +227,10 @@ def run_rank(args) -> int:
 def run_score(args) -> int:
     from ..judge import PointRequest
 
-    reqs = _requests(args, 1)
+    reqs = read_requests(args, 1)
     rm = load_judge(args)
     results = _judge_rows(reqs, lambda ok: rm.score_batch(
-        [PointRequest(r.get("prompt"), _candidates(r, ["candidate"], 1)[0], media=context(r), id=r.get("id"))
+        [PointRequest(r.get("prompt"), request_candidates(r, ["candidate"], 1)[0], media=context(r), id=r.get("id"))
          for r in ok], task=args.task, dimensions=args.dimensions, template=args.template,
         progress=not args.no_progress, variant=args.variant))
     return _finish(reqs, results)
@@ -238,7 +239,7 @@ def run_score(args) -> int:
 def run_group(args) -> int:
     from tqdm.auto import tqdm
 
-    reqs = _requests(args, None)
+    reqs = read_requests(args, None)
     rm = load_judge(args)
     results = []
     for r in tqdm(reqs, desc="groups", disable=args.no_progress or len(reqs) < 2):

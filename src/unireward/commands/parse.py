@@ -98,11 +98,11 @@ def parse_task(args):
 
     family, variant = args.family, args.variant
     if args.model and family is None:
-        from ..judge import judge_settings
+        from ..judging.spec import resolve_spec
 
-        settings = judge_settings(args.model)
-        family = settings.family
-        variant = variant or settings.judge_kwargs.get("variant")
+        spec = resolve_spec(args.model)
+        family = spec.family
+        variant = variant or spec.variant
     if family is None:
         return get_task(args.task)
     return get_task(args.task, family=family, variant=variant)

@@ -21,7 +21,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("serve", help="serve a judge over HTTP (rank/score/rank-group + OpenAI API)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="local directory or hub id (hf), or base URL(s) (openai)")
-    p.add_argument("--backend", default="hf", choices=["hf", "openai"], help="how the judge runs (default: hf)")
+    p.add_argument("--backend", default="hf", choices=["hf", "openai", "vllm"],
+                   help="how the judge runs: transformers or vLLM in process, or an OpenAI-compatible server "
+                        "(default: hf)")
     p.add_argument("--served-model", default=None, help="openai backend: the model name on the upstream server")
     p.add_argument("--served-model-name", default="unireward", help="the model id this server reports")
     add_judge_choice(p)
@@ -73,6 +75,9 @@ def run(args) -> int:
     if args.backend == "hf":
         rm = RewardModel.load(args.model, dtype=args.dtype, device=args.device, batch_size=args.max_batch_size,
                               allow_urls=args.allow_urls, **judge_choice(args))
+    elif args.backend == "vllm":
+        rm = RewardModel.load(args.model, backend="vllm", dtype=args.dtype, allow_urls=args.allow_urls,
+                              **judge_choice(args))
     else:
         rm = RewardModel.load(args.model, backend="openai", served_model=args.served_model,
                               allow_urls=args.allow_urls, **judge_choice(args))

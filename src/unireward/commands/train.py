@@ -1,13 +1,13 @@
 """`unireward train`: run a training recipe from a YAML preset with key=value overrides.
 
-    unireward train sft --config configs/sft/tiny.yaml max_steps=20 lr=1e-3
-    unireward train sft --config configs/sft/tiny.yaml --print-config
-    accelerate launch --config_file configs/accelerate/zero2.yaml -m unireward train sft \\
-        --config configs/sft/qwen2_5_vl_7b.yaml
-    unireward train dpo --config configs/dpo/<preset>.yaml
-    unireward train diffusion-dpo --config configs/diffusion_dpo/sandbox.yaml steps=50
-    unireward train reject --config configs/reject/sandbox.yaml k=8
-    unireward train grpo-judge --config configs/grpo_judge/sandbox.yaml max_steps=20
+    unireward train sft --config sft/tiny max_steps=20 lr=1e-3
+    unireward train sft --config sft/tiny --print-config
+    accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml -m unireward train sft \\
+        --config sft/qwen2_5_vl_7b
+    unireward train dpo --config dpo/<preset>
+    unireward train diffusion-dpo --config diffusion_dpo/sandbox steps=50
+    unireward train reject --config reject/sandbox k=8
+    unireward train grpo-judge --config grpo_judge/sandbox max_steps=20
 
 Recipes: sft (judge training, `unireward.train.sft`), dpo (VLM alignment, `unireward.train.dpo`) and
 diffusion-dpo (image / video generators, `unireward.train.diffusion_dpo`), reject (rejection sampling of a judge's
@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 def _recipe_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="unireward train RECIPE", add_help=False)
-    p.add_argument("--config", "-c", help="YAML preset (see configs/<recipe>/)")
+    p.add_argument("--config", "-c", help="a YAML file or a preset name (e.g. sft/tiny; src/unireward/configs/)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config (preset + overrides) and exit (sft, reject, grpo-judge)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
@@ -59,7 +59,7 @@ def run(args) -> int:
     if unknown:
         raise ConfigError(f"unrecognised option(s) {unknown}; use --config YAML, --print-config and KEY=VALUE")
     if not parsed.config:
-        raise ConfigError(f"unireward train {args.recipe} needs --config YAML (presets: configs/)")
+        raise ConfigError(f"unireward train {args.recipe} needs --config: a YAML file or a preset name (e.g. sft/tiny)")
     args.config, args.print_config, args.overrides = parsed.config, parsed.print_config, parsed.overrides
     module_name, func_name = RECIPES[args.recipe]
     try:
@@ -80,7 +80,7 @@ def _print_config(args, module) -> int:
     import yaml
 
     from ..errors import ConfigError
-    from ..train.config import load_config, to_dict
+    from ..config import load_config, to_dict
 
     cls = getattr(module, "CONFIG_CLASS", None) or getattr(module, "SFTRecipeConfig", None)
     if cls is None:

@@ -6,7 +6,7 @@
 - `DiffusersImageSampler`: a diffusers text-to-image pipeline (e.g. SDXL-Turbo, 1 step), one
   `torch.Generator(seed)` per image.
 - `DiffusersVideoSampler`: a diffusers text-to-video pipeline (e.g. T2V-Turbo, 4 steps), one generator per video.
-- `SandboxGeneratorSampler`: the sandbox's tiny text-to-image generator (`sandbox.generator.sample`).
+- any other sampler by name (`unireward.plugins` kind `samplers`, e.g. the sandbox's `sandbox-generator`).
 
 A sampler has `kind` ("text", "image" or "video"), `sample(prompts, seeds) -> [[candidate, ...] per prompt]`
 (text: str; image: PIL image; video: list of PIL frames) and `describe()` (what the records cite as the
@@ -82,9 +82,9 @@ class VLMSampler:
         return ChatInput([media, item.prompt])
 
     def encode(self, chats: Sequence[Any]) -> dict:
-        from ..train.collate import encode_prompts, prompt_messages, prompt_text
+        from ..backends.hf import chat_text, encode_prompts
 
-        texts = [prompt_text(self.processor, prompt_messages(c)) for c in chats]
+        texts = [chat_text(self.processor, c.messages()) for c in chats]
         return encode_prompts(self.processor, texts, [im for c in chats for im in c.images],
                               [v for c in chats for v in c.videos])
 
@@ -155,7 +155,8 @@ class DiffusersVideoSampler:
 
     def __init__(self, pipeline: Any, *, num_inference_steps: int = 4, guidance_scale: float = 7.5,
                  num_frames: int = 16, name: str = "", **call_kwargs):
-        self.pipe, self.steps, self.guidance, self.num_frames = pipeline, num_inference_steps, guidance_scale, num_frames
+        self.pipe, self.steps, self.guidance = pipeline, num_inference_steps, guidance_scale
+        self.num_frames = num_frames
         self.call_kwargs = call_kwargs
         self.name = name or getattr(pipeline, "name_or_path", "") or type(pipeline).__name__
 
@@ -181,31 +182,6 @@ class DiffusersVideoSampler:
                 videos.append(to_frames(res.frames[0]))
             out.append(videos)
         return out
-
-
-class SandboxGeneratorSampler:
-    """The sandbox's tiny text-to-image generator (DDIM, no guidance), deterministic per seed."""
-
-    kind = "image"
-
-    def __init__(self, generator: Any, *, steps: int = 20, name: str = ""):
-        self.gen, self.steps, self.name = generator, steps, name or "sandbox-generator"
-
-    @classmethod
-    def from_pretrained(cls, path: str, **kwargs) -> "SandboxGeneratorSampler":
-        from ..sandbox.generator import load_generator
-
-        return cls(load_generator(path), name=str(path), **kwargs)
-
-    def describe(self) -> dict[str, Any]:
-        return {"sampler": "sandbox-generator", "model": self.name, "ddim_steps": self.steps}
-
-    def sample(self, prompts: Sequence[PromptItem], seeds: Sequence[Sequence[int]]) -> list[list[Any]]:
-        from ..sandbox.generator import sample
-
-        flat = [(i, p.prompt, int(s)) for i, (p, ss) in enumerate(zip(prompts, seeds)) for s in ss]
-        images = sample(self.gen, [c for _, c, _ in flat], [s for _, _, s in flat], steps=self.steps)
-        return _regroup(flat, images, len(prompts))
 
 
 def to_frames(video: Any) -> list[Any]:
@@ -255,5 +231,5 @@ def read_prompts(path: str | Path) -> list[PromptItem]:
     return items
 
 
-__all__ = ["DiffusersImageSampler", "DiffusersVideoSampler", "PromptItem", "SandboxGeneratorSampler", "VLMSampler",
-           "candidate_seed", "read_prompts", "to_frames"]
+__all__ = ["DiffusersImageSampler", "DiffusersVideoSampler", "PromptItem", "VLMSampler", "candidate_seed",
+           "read_prompts", "to_frames"]

@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from .writer import atomic_write_bytes, read_records
+from ..data.records import atomic_write_bytes, read_records
 
 TRL_FILE = "dpo_trl.jsonl"
 DIFFUSION_FILE = "diffusion_dpo.jsonl"

@@ -1,7 +1,7 @@
 """The construction recipe: prompts -> N candidates -> judge -> one (chosen, rejected) pair per prompt, resumable.
 
-    unireward construct --config configs/construct/sandbox_generator.yaml num_candidates=10
-    python -c "from unireward.construct import run_construct_from_config as r; r('configs/construct/x.yaml', [])"
+    unireward construct --config construct/sandbox_generator num_candidates=10
+    python -c "from unireward.construct import run_construct_from_config as r; r('construct/x', [])"
 
 `construct(items, sampler, judge, out_dir, ...)` is the library call (built objects in, records out);
 `run_construct(config)` builds the sampler and the judge a `ConstructConfig` names and calls it.
@@ -12,11 +12,16 @@ the judge, task versions and template hashes), `media/` (generated candidates), 
 the exports (`dpo_trl.jsonl` for understanding, `diffusion_dpo.jsonl` for generation), rebuilt from the records
 at the end of every run. Killed at any point and started again, a run skips the prompt ids already recorded and
 ends with the same records (seeds and pairings derive from the prompt id, not from the order of work).
+
+Scale-out: with `shard=i/n` a run takes only the prompts whose id hashes to i (`unireward.shards`) and writes them
+to `output_dir/shard-i-of-n`, resumable on its own; `unireward construct merge` (`merge.merge_construct`) joins the
+n shard folders into exactly what one unsharded run writes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,20 +30,23 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .. import plugins
+from ..data.records import RecordWriter, atomic_write_bytes
 from ..errors import ConfigError, DataError, MediaError
+from ..shards import check_shard, claim_folder, parse_shard, shard_manifest
 from .candidates import PromptItem, candidate_seed
 from .strategies import NEEDS_PAIRS, NEEDS_SCORES, STRATEGIES, Verdict, check_strategy, make_pairs, select, \
     verdict_from
-from .writer import RecordWriter, atomic_write_bytes
 
 TASKS = ("image-gen", "video-gen", "image-und", "video-und")
-SAMPLERS = ("vlm", "diffusers-image", "diffusers-video", "sandbox-generator")
+SAMPLERS = ("vlm", "diffusers-image", "diffusers-video")  # built in; any other is a plugin (unireward.plugins)
 RECORDS = "records.jsonl"
+CONFIG_FILE = "construct_config.yaml"
 
 
 @dataclass
 class ConstructConfig:
-    """Settings of a construction run (fields of the YAML presets in configs/construct/)."""
+    """Settings of a construction run (fields of the construct/ presets)."""
 
     # ---- what
     prompts: str = ""  # JSONL of {"id", "prompt", "media"?} (media: the image / video an und question is about)
@@ -46,8 +54,8 @@ class ConstructConfig:
     task: str = "image-gen"  # image-gen | video-gen | image-und | video-und (the judge uses <task>/pair, /point)
     limit: int | None = None  # only the first N prompts
     # ---- the model being aligned (the sampler)
-    sampler: str = "auto"  # vlm | diffusers-image | diffusers-video | sandbox-generator; auto: from task
-    policy_model: str = ""  # a folder or hub id (VLM, diffusers pipeline, or sandbox generator folder)
+    sampler: str = "auto"  # vlm | diffusers-image | diffusers-video | a sampler plugin; auto: by task
+    policy_model: str = ""  # a folder or hub id (VLM, diffusers pipeline, or what the sampler plugin loads)
     policy_dtype: str = "float32"  # weights dtype of the policy
     device: str | None = None  # e.g. "cuda"; None: CPU
     temperature: float = 0.7  # vlm: sampling temperature (the paper: 0.7)
@@ -58,10 +66,10 @@ class ConstructConfig:
     height: int | None = None  # diffusers: output size (None: the pipeline's default)
     width: int | None = None
     num_frames: int = 16  # diffusers-video: frames per video
-    ddim_steps: int = 20  # sandbox-generator: DDIM steps
+    ddim_steps: int = 20  # a plugin sampler (e.g. sandbox-generator): sampling steps
     # ---- the judge
-    judge: str = ""  # a judge folder / hub id, an OpenAI-compatible base URL, or "oracle" (sandbox only)
-    judge_backend: str = "hf"  # hf | openai (ignored for "oracle")
+    judge: str = ""  # a judge folder / hub id, an OpenAI-compatible base URL, or a judges plugin ("oracle")
+    judge_backend: str = "hf"  # hf | openai | vllm (vLLM in process) (ignored for a plugin)
     judge_served_model: str | None = None  # openai: the model name on the server
     judge_method: str = "auto"  # auto | probs | generate
     judge_batch_size: int = 8  # hf: requests per forward pass
@@ -74,14 +82,18 @@ class ConstructConfig:
     score_field: str = "score"  # score: the parsed / most probable score; expected: the probability-weighted mean
     seed: int = 0  # seeds candidates (per prompt id and index) and pairings (per prompt id)
     chunk_size: int = 8  # prompts sampled and judged together (records are still written one per prompt)
+    shard: str | None = None  # i/n: only the prompts whose id hashes to i (unireward.shards), written to
+    # output_dir/shard-i-of-n; auto: i/n = RANK/WORLD_SIZE (torchrun, accelerate launch). Merge: `construct merge`
     export: bool = True  # write the trainer exports at the end
     progress: bool = True  # tqdm progress bar
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.sampler != "auto" and self.sampler not in SAMPLERS:
-            raise ConfigError(f"sampler must be auto or one of {SAMPLERS}, got {self.sampler!r}")
+        if self.sampler != "auto" and self.sampler not in SAMPLERS and not plugins.known("samplers", self.sampler):
+            declared = ", ".join(plugins.names("samplers")) or "none"
+            raise ConfigError(f"sampler must be auto, one of {SAMPLERS}, a declared sampler ({declared}) or "
+                              f"module:attr, got {self.sampler!r}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.num_candidates < 2:
@@ -90,6 +102,7 @@ class ConstructConfig:
             raise ConfigError(f"score_field must be score or expected, got {self.score_field!r}")
         if self.chunk_size < 1:
             raise ConfigError(f"chunk_size must be at least 1, got {self.chunk_size}")
+        check_shard(self.shard)
 
 
 @dataclass
@@ -127,6 +140,9 @@ def construct(items: Sequence[PromptItem], sampler: Any, judge: Any, out_dir: st
     if judge is None and strategy != "random":
         raise ConfigError(f"strategy {strategy} needs a judge")
     pair_task, point_task = get_task(f"{task}/pair"), get_task(f"{task}/point")
+    if judge is not None:  # the judge's own prompts (a released judge renders its family's)
+        pair_task = judge.task(pair_task.name, "pair") if NEEDS_PAIRS[strategy] else pair_task
+        point_task = judge.task(point_task.name, "point") if NEEDS_SCORES[strategy] else point_task
     out = Path(out_dir)
     start = time.perf_counter()
     writer = RecordWriter(out / RECORDS)
@@ -343,18 +359,17 @@ def _versions() -> dict:
 
 
 def build_sampler(config: ConstructConfig) -> Any:
+    """The sampler `config.sampler` names: built in, or a `samplers` plugin, called (policy_model, steps=ddim_steps)."""
     from . import candidates as c
 
     kind = config.sampler
     if kind == "auto":
         kind = {"image-und": "vlm", "video-und": "vlm", "image-gen": "diffusers-image",
                 "video-gen": "diffusers-video"}[config.task]
-        if kind == "diffusers-image" and (Path(config.policy_model) / "generator.json").is_file():
-            kind = "sandbox-generator"
     if not config.policy_model:
         raise ConfigError("set policy_model (the model being aligned): a folder or hub id")
-    if kind == "sandbox-generator":
-        return c.SandboxGeneratorSampler.from_pretrained(config.policy_model, steps=config.ddim_steps)
+    if kind not in SAMPLERS:
+        return plugins.load("samplers", kind)(config.policy_model, steps=config.ddim_steps)
     size = {k: v for k, v in (("height", config.height), ("width", config.width)) if v is not None}
     if kind == "diffusers-image":
         return c.DiffusersImageSampler.from_pretrained(
@@ -374,6 +389,8 @@ def build_sampler(config: ConstructConfig) -> Any:
 
 
 def build_judge(config: ConstructConfig) -> Any:
+    """The judge `config.judge` names: a `judges` plugin (its Backend, built with no arguments), else a model
+    folder, hub id or server URL."""
     from ..judge import RewardModel
     from ..media import VideoPolicy
 
@@ -381,12 +398,10 @@ def build_judge(config: ConstructConfig) -> Any:
         return None
     if not config.judge:
         raise ConfigError(f"strategy {config.strategy} needs a judge: set judge (a model folder, a server URL, or "
-                          "'oracle' in the sandbox)")
+                          "a judge plugin such as the sandbox's 'oracle')")
     policy = VideoPolicy(num_frames=config.judge_video_frames)
-    if config.judge == "oracle":
-        from ..sandbox.oracle_judge import OracleBackend
-
-        return RewardModel(OracleBackend(), method=config.judge_method, video_policy=policy)
+    if plugins.known("judges", config.judge):
+        return RewardModel(plugins.load("judges", config.judge)(), method=config.judge_method, video_policy=policy)
     kwargs: dict[str, Any] = {"video_policy": policy, "method": config.judge_method}
     if config.judge_backend == "openai":
         if config.judge_served_model:
@@ -397,8 +412,11 @@ def build_judge(config: ConstructConfig) -> Any:
 
 
 def run_construct(config: ConstructConfig) -> ConstructResult:
-    """Read the prompts, build the sampler and the judge, construct (resuming), export."""
-    from ..train.config import dump_config
+    """Read the prompts, build the sampler and the judge, construct (resuming), export. With `config.shard` set,
+    only that shard's prompts, into `output_dir/shard-i-of-n` (see `unireward.shards`; `merge.merge_construct`)."""
+    from dataclasses import replace
+
+    from ..config import dump_config
     from .candidates import read_prompts
     from .export import export_records
 
@@ -408,10 +426,20 @@ def run_construct(config: ConstructConfig) -> ConstructResult:
     if config.limit is not None:
         items = items[: config.limit]
     out = Path(config.output_dir)
+    shard = parse_shard(config.shard)
+    built = config
+    if shard is not None:
+        out = out / shard.folder
+        owned = shard.select(items, key=lambda it: it.id)
+        claim_folder(out, shard_manifest(shard, run_identity(config, items), [(p, it.id) for p, it in owned],
+                                         len(items)))
+        items = [it for _, it in owned]
+        config = replace(config, shard=str(shard))  # what this folder holds: rerunning its config resumes it
+        built = replace(config, device=rank_device(config.device, shard.local_rank))
     out.mkdir(parents=True, exist_ok=True)
-    dump_config(config, out / "construct_config.yaml")
-    judge = build_judge(config)
-    sampler = build_sampler(config)
+    dump_config(config, out / CONFIG_FILE)
+    judge = build_judge(built)
+    sampler = build_sampler(built)
     result = construct(items, sampler, judge, out, task=config.task, strategy=config.strategy,
                        num_candidates=config.num_candidates, both_orders=config.both_orders,
                        score_field=config.score_field, seed=config.seed, chunk_size=config.chunk_size,
@@ -422,11 +450,32 @@ def run_construct(config: ConstructConfig) -> ConstructResult:
     return result
 
 
+# settings that change no record: the shards of one run may differ in them, and in nothing else
+FREE_SETTINGS = ("output_dir", "shard", "progress", "chunk_size", "judge_batch_size", "export")
+
+
+def run_identity(config: ConstructConfig, items: Sequence[PromptItem]) -> dict[str, Any]:
+    """The settings that decide a run's records, and a fingerprint of its prompts (ids, texts, media, order):
+    equal in every shard of one run."""
+    from ..config import to_dict
+
+    digest = hashlib.sha256()
+    for it in items:
+        digest.update(json.dumps([it.id, it.prompt, _media_ref(it.media), it.meta], default=str).encode() + b"\n")
+    settings = {k: v for k, v in to_dict(config).items() if k not in FREE_SETTINGS}
+    return {**settings, "prompts_count": len(items), "prompts_sha256": digest.hexdigest()}
+
+
+def rank_device(device: str | None, local_rank: int | None) -> str | None:
+    """`cuda` -> `cuda:<local_rank>` when a launcher gave this process a local rank (one GPU per rank)."""
+    return f"cuda:{local_rank}" if device == "cuda" and local_rank is not None else device
+
+
 def run_construct_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> ConstructResult:
-    from ..train.config import load_config
+    from ..config import load_config
 
     return run_construct(load_config(ConstructConfig, path, overrides))
 
 
-__all__ = ["ConstructConfig", "ConstructResult", "build_judge", "build_sampler", "construct", "run_construct",
-           "run_construct_from_config"]
+__all__ = ["CONFIG_FILE", "ConstructConfig", "ConstructResult", "FREE_SETTINGS", "RECORDS", "build_judge",
+           "build_sampler", "construct", "rank_device", "run_construct", "run_construct_from_config", "run_identity"]

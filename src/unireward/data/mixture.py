@@ -16,7 +16,7 @@ sample, first:N stops early), drops exact duplicates (same task, prompt, media, 
 kept), shuffles everything with the seed and writes `out_path`. Media paths are absolute or relative to the
 output's folder, as the schema expects. It returns a `MixtureReport` with per-source and per-task counts.
 
-    unireward data mix configs/data/fixtures.yaml --out corpus/mix.jsonl
+    unireward data mix data/fixtures --out corpus/mix.jsonl
 """
 
 from __future__ import annotations
@@ -73,13 +73,15 @@ class MixtureReport:
 
 
 def load_config(config: str | Path | dict) -> tuple[dict, Path]:
-    """The config dict and the folder its relative paths are relative to."""
+    """The config dict (from a mapping, a file or a preset name such as data/fixtures) and the folder its relative
+    paths are relative to."""
     if isinstance(config, dict):
         return config, Path.cwd()
-    p = Path(config)
-    if not p.is_file():
-        raise ConfigError(f"{p}: mixture config not found")
     import yaml
+
+    from ..config import preset_path
+
+    p = preset_path(config)
 
     data = yaml.safe_load(p.read_text())
     if not isinstance(data, dict):

@@ -48,9 +48,11 @@ class Sample:
 
         missing = [k for k in ("id", "task", "prompt", "media", "label") if k not in d]
         if missing:
-            raise DataError(f"{where}: missing field(s) {missing}; a unified sample needs id, task, prompt, media, label")
+            raise DataError(f"{where}: missing field(s) {missing}; a unified sample needs id, task, prompt, media, "
+                            "label")
         if d.get("version", SCHEMA_VERSION) > SCHEMA_VERSION:
-            raise DataError(f"{where}: record version {d['version']} is newer than this unireward ({SCHEMA_VERSION}); upgrade")
+            raise DataError(f"{where}: record version {d['version']} is newer than this unireward "
+                            f"({SCHEMA_VERSION}); upgrade")
         try:
             task = get_task(d["task"])
         except Exception as e:

@@ -47,8 +47,8 @@ def trl_reward(judge, *, task: str = "image-und/point", mode: str | None = None,
         raise ValueError("against a reference answer the reward is a win rate; use mode='win-rate'")
 
     def build(prompts, completions, kwargs):
-        texts = [_text(p) for p in prompts]
-        answers = [_text(c) for c in completions]
+        texts = [trl_text(p) for p in prompts]
+        answers = [trl_text(c) for c in completions]
         media = _images(prompts, kwargs, image_column)
         n = len(texts)
         out: list[float | None] = [None] * n
@@ -170,7 +170,7 @@ def to_pil(images) -> list:
     return [im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im)) for im in images]
 
 
-def _text(x: Any) -> str:
+def trl_text(x: Any) -> str:
     """The text of a TRL prompt or completion: a string, or chat messages (the last message's text parts)."""
     if isinstance(x, str):
         return x

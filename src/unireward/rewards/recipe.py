@@ -1,8 +1,8 @@
 """GRPO of a VLM policy with TRL's `GRPOTrainer` and unireward's judge as the reward: a config and a plain function.
 
-    python -c "from unireward.rewards.recipe import main; main()" --config configs/grpo/qwen2_5_vl_3b_vllm_judge.yaml
-    accelerate launch --config_file configs/accelerate/zero2.yaml -m unireward.rewards.recipe \
-        --config configs/grpo/qwen2_5_vl_3b_vllm_judge.yaml steps=500
+    python -c "from unireward.rewards.recipe import main; main()" --config grpo/qwen2_5_vl_3b_vllm_judge
+    accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml -m unireward.rewards.recipe \
+        --config grpo/qwen2_5_vl_3b_vllm_judge steps=500
 
 Data: a JSONL of {"question", "image" (a path), "answer"? (a reference answer)}. Rewards (weights > 0 only):
 the judge's pointwise score of each answer (`point_weight`, task `point_task`), and P(answer > reference) over
@@ -114,7 +114,7 @@ def run_vlm_grpo(cfg: VLMGRPOConfig):
 def main(argv=None) -> None:
     import argparse
 
-    from ..train.config import load_config
+    from ..config import load_config
 
     p = argparse.ArgumentParser(description="GRPO of a VLM policy with unireward's judge as the reward")
     p.add_argument("--config", required=True)

@@ -2,7 +2,7 @@
 
     unireward demo                      # quick preset: the shipped judge and weak generator, minutes on 2 cores
     unireward demo --from-scratch       # retrain both with the recipes that made them (over an hour on 2 cores)
-    unireward demo --preset full        # the ladder preset of configs/sandbox/ladder.yaml, longer DPO
+    unireward demo --preset full        # the ladder preset of sandbox/ladder, longer DPO
     unireward demo --examples runs/examples   # only write example media to try the judge on (seconds)
 
 1. world: renders the synthetic world (images, videos, captions, questions) as unified samples;
@@ -40,14 +40,14 @@ from .ladder import SHIPPED_JUDGE
 SHIPPED_GENERATOR = Path(__file__).parent / "generator_base"
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # the judge shipped with the package (trained by configs/sandbox/ladder_long.yaml; --from-scratch retrains it
+    # the judge shipped with the package (trained by sandbox/ladder_long; --from-scratch retrains it
     # with the recipe recorded beside it); generator loop with small budgets
     "quick": {
         "ladder": "shipped", "eval_n": 40,
         "generator": "shipped", "generator_steps": 1200, "loose_steps": 400, "dpo_steps": 150, "prompts": 192,
     },
     "full": {
-        "ladder": "configs/sandbox/ladder.yaml",
+        "ladder": "sandbox/ladder",
         "generator_steps": 1200, "loose_steps": 400, "dpo_steps": 300, "prompts": 384,
     },
     # seconds: for tests
@@ -136,21 +136,22 @@ def run_demo(config: DemoConfig) -> dict:
     summary["report"] = str(path)
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    _say(f"generator all-attributes-correct on the evaluation captions (every held-out combination + 9 seen): base {gen_summary['base']:.3f}, control "
-         f"{gen_summary['control']:.3f}, DPO {gen_summary['dpo']:.3f} ({judge_note})")
+    _say(f"generator all-attributes-correct on the evaluation captions (every held-out combination + 9 seen): "
+         f"base {gen_summary['base']:.3f}, control {gen_summary['control']:.3f}, DPO {gen_summary['dpo']:.3f} "
+         f"({judge_note})")
     _say(f"report: {path}  ({summary['wall_s']} s)")
     return summary
 
 
 def _ladder_config(ladder, shipped: dict | None, out: Path, config: DemoConfig):
-    from ..train.config import load_config
+    from ..config import load_config
     from .ladder import LadderConfig, config_from_dict
 
     where = dict(out_dir=str(out / "ladder"), progress=config.progress)
     if ladder == "shipped":
         if shipped is None:
             raise FileNotFoundError(f"no judge is shipped in {SHIPPED_JUDGE}; train one with "
-                                    "`python -m unireward.sandbox.ladder --config configs/sandbox/ladder_long.yaml "
+                                    "`python -m unireward.sandbox.ladder --config sandbox/ladder_long "
                                     "--ship`")
         return config_from_dict(shipped["config"], **where)
     if isinstance(ladder, str):

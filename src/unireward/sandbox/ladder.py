@@ -1,8 +1,8 @@
 """The sandbox ladder: a tiny Qwen2-VL base model trained from scratch, then a judge, on a laptop CPU.
 
-    python -m unireward.sandbox.ladder --config configs/sandbox/ladder.yaml [key=value ...]
-    python -m unireward.sandbox.ladder --config configs/sandbox/ladder_long.yaml --ship   # refresh the shipped judge
-    python -c "from unireward.sandbox.ladder import run_from_config as r; r('configs/sandbox/smoke.yaml')"
+    python -m unireward.sandbox.ladder --config sandbox/ladder [key=value ...]
+    python -m unireward.sandbox.ladder --config sandbox/ladder_long --ship   # refresh the shipped judge
+    python -c "from unireward.sandbox.ladder import run_from_config as r; r('sandbox/smoke')"
 
 `train_ladder(config)` reads top to bottom: build the tokenizer and the random model ONCE (`<out>/base`), then
 run the config's stages in order. A stage is a plain function of (model, processor, stage config): a
@@ -16,7 +16,7 @@ matches. `<out>/ladder.json` gathers timings, curves and the final evaluation. `
 (e.g. the shipped one) instead of a new base model, and `eval_before` evaluates it first on the same held-out
 draw as the final evaluation (ladder.json "eval_before"). A stage may also train the two edit tasks
 (`image-edit/pair`, `image-edit/point`: name them in its `tasks`); the evaluations then report them too
-(configs/sandbox/edit.yaml fine-tunes the shipped judge on edits with a replay share of the eight tasks).
+(sandbox/edit fine-tunes the shipped judge on edits with a replay share of the eight tasks).
 
 Training is a small in-process loop (AdamW, warm-up + cosine, per-part learning rates: language / vision /
 merger, a learning rate of 0 freezes the part) over batches encoded by the SFT recipe's own `JudgeCollator`, so
@@ -102,7 +102,7 @@ class LadderConfig:
 
 
 def run_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> dict:
-    from ..train.config import load_config
+    from ..config import load_config
 
     return train_ladder(load_config(LadderConfig, path, overrides))
 
@@ -775,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(description="Train the sandbox base model and judge (see module docstring).")
-    p.add_argument("--config", help="a YAML preset (configs/sandbox/ladder.yaml)")
+    p.add_argument("--config", help="a YAML preset (sandbox/ladder)")
     p.add_argument("--ship", action="store_true", help=f"copy the final judge into the package ({SHIPPED_JUDGE})")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. out_dir=runs/x final_eval_n=50")
     args = p.parse_args(argv)

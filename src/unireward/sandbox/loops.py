@@ -132,12 +132,13 @@ def construct_generator_pairs(gen, caps: Sequence[str], judge, out_dir: str | Pa
                               strategy: str = "pair-then-point", steps: int = 20, seed: int = 0,
                               both_orders: bool = False) -> Path:
     """Sample `num_candidates` images per caption, judge, keep one pair each; returns the Diffusion-DPO JSONL."""
-    from ..construct.candidates import PromptItem, SandboxGeneratorSampler
+    from ..construct.candidates import PromptItem
     from ..construct.export import export_records
     from ..construct.run import construct
+    from .plugins import GeneratorSampler
 
     items = [PromptItem(f"gen/{i:04d}", c) for i, c in enumerate(caps)]
-    res = construct(items, SandboxGeneratorSampler(gen, steps=steps), judge, out_dir, task="image-gen",
+    res = construct(items, GeneratorSampler(gen, steps=steps), judge, out_dir, task="image-gen",
                     strategy=strategy, num_candidates=num_candidates, seed=seed, chunk_size=16,
                     both_orders=both_orders)
     return export_records(res.records_path, out_dir)["diffusion-dpo"]

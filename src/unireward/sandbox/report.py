@@ -56,7 +56,7 @@ def _bar_chart(gains: dict[str, dict[str, float]]) -> str:
     width = 0.8 / max(len(arms), 1)
     for k, arm in enumerate(arms):
         xs = [i + k * width for i in range(len(labels))]
-        ax.bar(xs, [gains[l].get(arm, 0.0) for l in labels], width=width, label=arm)
+        ax.bar(xs, [gains[label].get(arm, 0.0) for label in labels], width=width, label=arm)
     ax.set_xticks([i + width * (len(arms) - 1) / 2 for i in range(len(labels))],
                   [textwrap.fill(label, 22) for label in labels])  # long labels wrap instead of leaving the figure
     ax.set_ylabel("oracle score")

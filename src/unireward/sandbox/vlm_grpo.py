@@ -59,9 +59,9 @@ def grpo_dataset(items: Sequence[dict]):
 
 
 def _scores(items_by_id: dict, completions, ids) -> list[float]:
-    from ..rewards.adapters import _text
+    from ..rewards.adapters import trl_text
 
-    return [oracle.answer_score(items_by_id[i]["question"], _text(c), items_by_id[i]["scene"])
+    return [oracle.answer_score(items_by_id[i]["question"], trl_text(c), items_by_id[i]["scene"])
             for c, i in zip(completions, ids)]
 
 

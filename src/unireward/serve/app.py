@@ -172,12 +172,12 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
         if not isinstance(dims, bool):
             raise RequestError(422, "dimensions must be true or false")
         try:
-            t = get_task(name, dimensions=dims)
+            t = get_task(name, dimensions=dims)  # the task by name, to say which endpoint it belongs to
+            if t.kind != kind:
+                raise RequestError(422, f"task {t.name} is a {t.kind} task; this endpoint takes */{kind} tasks")
+            return rm.task(name, kind, dims)  # as the judge renders it (its family's prompt)
         except TaskError as e:
             raise RequestError(422, str(e)) from None
-        if t.kind != kind:
-            raise RequestError(422, f"task {t.name} is a {t.kind} task; this endpoint takes */{kind} tasks")
-        return t
 
     def flag(body: dict, name: str, default=False) -> bool:
         v = body.get(name, default)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from ..errors import TaskError
 from .family_formats import build_format
-from .registry import HERE, Task, _registry
+from .registry import HERE, Task, builtin_tasks
 
 OURS = "unireward"
 
@@ -34,7 +34,7 @@ def _families() -> dict[str, dict[str, list[Task]]]:
     for family, tasks in spec["families"].items():
         out[str(family)] = {}
         for name, variants in tasks.items():
-            base = _registry()[name]
+            base = builtin_tasks()[name]
             out[str(family)][name] = [_task(base, str(family), v, spec, formats) for v in variants]
     return out
 
@@ -60,7 +60,7 @@ def list_families() -> list[str]:
 def family_tasks(family: str) -> dict[str, list[str]]:
     """Task name -> the family's variant names for it, the default first."""
     if family == OURS:
-        return {name: ["default"] for name in _registry()}
+        return {name: ["default"] for name in builtin_tasks()}
     return {name: [t.variant for t in ts] for name, ts in _table(family).items()}
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..grouping import TIE, win_score
+
 Winner = int | str  # 1, 2 or "tie"
-TIE = "tie"
 
 DIMENSION_LABELS = {
     "alignment": "Alignment",
@@ -47,7 +48,7 @@ class PairFormat:
         from .parsing import parse_pair
 
         v = parse_pair(text, self, strict=strict)
-        return dataclasses.replace(v, reward={1: 1.0, 2: 0.0, TIE: 0.5}.get(v.winner))
+        return dataclasses.replace(v, reward=win_score(v.winner))
 
     def verdict(self, winner: Winner) -> str:
         """The verdict sentence (after the prefix) for winner 1, 2 or "tie"."""

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import re
 
-from .parsing import _final_region, _not_text
+from .parsing import final_region, not_text
 
 def first_json(text, wanted=lambda obj: True) -> tuple[dict | None, str | None]:
     """The first complete JSON object in `text` for which `wanted(obj)`, or (None, why)."""
-    why = _not_text(text)
+    why = not_text(text)
     if why:
         return None, why
-    region, why = _final_region(text)
+    region, why = final_region(text)
     if why:
         return None, why
     start, seen_open = region.find("{"), False

@@ -98,8 +98,8 @@ class PointVerdict:
         return self.score is not None
 
 
-# -- shared helpers -----------------------------------------------------------------------------------------------
-def _final_region(text: str) -> tuple[str, str | None]:
+# -- shared helpers (public: the released families' parsers use them too) ---------------------------------------------
+def final_region(text: str) -> tuple[str, str | None]:
     """The part of the output that holds the final answer, or ("", why) when there is none."""
     blocks = _ANSWER_BLOCK.findall(text)
     if blocks:
@@ -113,13 +113,14 @@ def _final_region(text: str) -> tuple[str, str | None]:
     return text, None
 
 
-def _unmark(text: str) -> str:
+def unmark(text: str) -> str:
     """Drop markdown emphasis and code marks, which judges sprinkle over verdict lines."""
     return re.sub(r"\*+|`+|__", "", text)
 
 
-def _strip(s: str) -> str:
-    return _unmark(s).strip().rstrip(".").strip().lower()
+def normalize(s: str) -> str:
+    """A verdict line as lines are compared: marks dropped, trimmed, a final full stop dropped, lower case."""
+    return unmark(s).strip().rstrip(".").strip().lower()
 
 
 def _lines(text: str) -> list[str]:
@@ -136,7 +137,8 @@ def _after(region: str, m: re.Match) -> str:
     return following[0] if following else ""
 
 
-def _not_text(text) -> str | None:
+def not_text(text) -> str | None:
+    """Why `text` cannot be parsed at all (not a string, or empty), or None when it is text."""
     if not isinstance(text, str):
         return f"output is not text ({type(text).__name__})"
     if not text.strip():
@@ -222,15 +224,15 @@ def _decide(fragment: str) -> tuple[int | str | None, str | None]:
 
 def parse_pair(text: str, fmt: PairFormat, strict: bool = False) -> PairVerdict:
     """Parse a pairwise verdict. Returns winner 1, 2, "tie" or None (with `reason`)."""
-    why = _not_text(text)
+    why = not_text(text)
     if why:
         return PairVerdict(None, reason=why)
-    region, why = _final_region(text)
+    region, why = final_region(text)
     if why:
         return PairVerdict(None, reason=why)
     if strict:
         return _strict_pair(region, fmt)
-    region = _unmark(region)
+    region = unmark(region)
     dims, aspect_lines = _pair_dimensions(region)
     judgments = list(_JUDGMENT.finditer(region))
     if judgments:
@@ -262,12 +264,12 @@ def _pair_dimensions(region: str) -> tuple[dict[str, int | str], set[str]]:
 
 
 def _strict_pair(region: str, fmt: PairFormat) -> PairVerdict:
-    verdicts = {_strip(fmt.prefix + v): w for w, v in fmt.choices().items()}
-    aspects = {_strip(fmt.dimension_line(d, w)): (d, w)
+    verdicts = {normalize(fmt.prefix + v): w for w, v in fmt.choices().items()}
+    aspects = {normalize(fmt.dimension_line(d, w)): (d, w)
                for d in (fmt.dimensions or DIMENSION_LABELS) for w in fmt.choices()}
     lines = _lines(region)
-    dims = dict(aspects[_strip(ln)] for ln in lines if _strip(ln) in aspects)
-    winner = verdicts.get(_strip(lines[-1])) if lines else None
+    dims = dict(aspects[normalize(ln)] for ln in lines if normalize(ln) in aspects)
+    winner = verdicts.get(normalize(lines[-1])) if lines else None
     if winner is None:
         return PairVerdict(None, dims, reason="last line is not one of the format's verdict lines")
     return PairVerdict(winner, dims)
@@ -292,15 +294,15 @@ def _score(value_text: str, fmt: PointFormat) -> tuple[float | None, str | None]
 
 def parse_point(text: str, fmt: PointFormat, strict: bool = False) -> PointVerdict:
     """Parse a pointwise score (a number within the format's scale) and any per-dimension scores."""
-    why = _not_text(text)
+    why = not_text(text)
     if why:
         return PointVerdict(None, reason=why)
-    region, why = _final_region(text)
+    region, why = final_region(text)
     if why:
         return PointVerdict(None, reason=why)
     if strict:
         return _strict_point(region, fmt)
-    region = _unmark(region)
+    region = unmark(region)
     dims: dict[str, float] = {}
     for m in _ASPECT_SCORE.finditer(region):
         key = _LABELS.get(m.group(1).lower())
@@ -323,7 +325,7 @@ def parse_point(text: str, fmt: PointFormat, strict: bool = False) -> PointVerdi
 def _strict_point(region: str, fmt: PointFormat) -> PointVerdict:
     def line_re(line_at_low: str) -> re.Pattern:
         # the format's line for the lowest score, with that score replaced by a number pattern
-        head = _strip(line_at_low)[: -len(fmt.score_text(fmt.low))]
+        head = normalize(line_at_low)[: -len(fmt.score_text(fmt.low))]
         return re.compile(re.escape(head.strip()) + r"\s*" + _NUMBER)
 
     final = line_re(fmt.prefix + fmt.score_text(fmt.low))
@@ -332,11 +334,11 @@ def _strict_point(region: str, fmt: PointFormat) -> PointVerdict:
     dims: dict[str, float] = {}
     for ln in lines:
         for d, rx in aspects.items():
-            m = rx.fullmatch(_strip(ln))
+            m = rx.fullmatch(normalize(ln))
             v, _ = _score(m.group(1), fmt) if m else (None, None)
             if v is not None:
                 dims[d] = v
-    m = final.fullmatch(_strip(lines[-1])) if lines else None
+    m = final.fullmatch(normalize(lines[-1])) if lines else None
     if not m:
         return PointVerdict(None, dims, reason="last line is not the format's score line")
     v, why = _score(m.group(1), fmt)

@@ -167,7 +167,8 @@ def _compiled(source: str):
 
 
 @cache
-def _registry() -> dict[str, Task]:
+def builtin_tasks() -> dict[str, Task]:
+    """unireward's own tasks by name, as registry.yaml defines them (read once)."""
     import yaml
 
     spec = yaml.safe_load((HERE / "registry.yaml").read_text())
@@ -188,7 +189,7 @@ def _registry() -> dict[str, Task]:
 
 
 def list_tasks() -> list[str]:
-    return list(_registry())
+    return list(builtin_tasks())
 
 
 def get_task(name: str | Task, *, family: str | None = "unireward", variant: str | None = None,
@@ -212,7 +213,7 @@ def get_task(name: str | Task, *, family: str | None = "unireward", variant: str
     else:
         base, _, variant = name.partition("+")
         try:
-            task = _registry()[base]
+            task = builtin_tasks()[base]
         except KeyError:
             raise TaskError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())}") from None
         if variant == "dims":

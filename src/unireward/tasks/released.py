@@ -1,7 +1,7 @@
 """Parsers for the released families' outputs: pure functions, one per format type (family_formats.py).
 
 All of them read the final region first (the last <answer> block, else the text after </think>; an unclosed
-<think> is unparsed; parsing._final_region). A part that does not parse is None with a reason, the rest stands:
+<think> is unparsed; parsing.final_region). A part that does not parse is None with a reason, the rest stands:
 - rank: the lenient verdict reader of parsing.parse_pair ("Image 1 is better.", "Edited image 2 is better",
   "Overall Judgment: Answer 1 is better than Answer 2."), ties only where the prompt offers one; strict: the
   region's last line must be one of the format's verdict strings (up to case and a final full stop);
@@ -21,21 +21,22 @@ import math
 import re
 from statistics import mean
 
+from ..grouping import win_score
 from .family_formats import sigmoid
 from .formats import TIE
 from .jsonscan import first_json
-from .parsing import PairVerdict, PointVerdict, _final_region, _not_text, _strip, _unmark, parse_pair, parse_point
+from .parsing import PairVerdict, PointVerdict, final_region, normalize, not_text, parse_pair, parse_point, unmark
 
 _NUM = r"[-+]?(?:\d+(?:\.\d+)?|\.\d+)"
 _VALUE = re.compile(rf"\s*({_NUM}|nan|-?inf(?:inity)?)(?![\d.])", re.I)
 
 
 def _region(text):
-    why = _not_text(text)
+    why = not_text(text)
     if why:
         return None, why
-    region, why = _final_region(text)
-    return (None, why) if why else (_unmark(region), None)
+    region, why = final_region(text)
+    return (None, why) if why else (unmark(region), None)
 
 
 def _number(token: str, low: float | None, high: float | None, what: str) -> tuple[float | None, str | None]:
@@ -56,7 +57,7 @@ def _join(reasons: list[str]) -> str | None:
 
 
 def _rank_reward(winner) -> float | None:
-    return {1: 1.0, 2: 0.0, TIE: 0.5}.get(winner)
+    return win_score(winner)
 
 
 # -- pairs ----------------------------------------------------------------------------------------------------
@@ -66,8 +67,8 @@ def parse_rank(text, fmt, strict=False) -> PairVerdict:
         if why:
             return PairVerdict(None, reason=why)
         lines = [ln for ln in region.strip().splitlines() if ln.strip()]
-        wanted = {_strip(fmt.prefix + v): w for w, v in fmt.choices().items()}
-        winner = wanted.get(_strip(lines[-1])) if lines else None
+        wanted = {normalize(fmt.prefix + v): w for w, v in fmt.choices().items()}
+        winner = wanted.get(normalize(lines[-1])) if lines else None
         if winner is None:
             return PairVerdict(None, reason="last line is not one of the format's verdicts")
         return PairVerdict(winner, reward=_rank_reward(winner))

@@ -1,83 +1,78 @@
 """Judge training inputs, encoded exactly as the judge encodes them at inference.
 
-The judge (`RewardModel` over `backends/hf.py`) renders a request through its task template into a `ChatInput`
-(text parts, PIL images, `Video`s), turns it into one user message with `hf._messages`, applies the chat template
-with the generation prompt, and calls the processor with videos given as (T, H, W, 3) arrays, frames already
-sampled (`do_sample_frames=False` plus explicit metadata). Training must see the same tokens and pixels, so:
+A training run resolves its judge spec once (`training_spec`: the model's registry entry and unireward.json,
+then the run's family, variant, chat template options and media policies; `judging.spec.resolve_spec`) and
+renders every sample through the judge's own renderer:
 
-- `sample_chat(sample, root, ...)` renders a unified `Sample` into the `ChatInput` the judge would build for it
-  (candidates in the sample's order, the way `RewardModel._render` does unswapped);
-- `prompt_messages(chat)` is `hf._messages` (the very same function);
-- `encode_prompts(processor, prompts, images, videos)` is the processor call of `HFBackend._encode`;
+- `sample_chat(sample, root, spec)` prepares and renders a unified `Sample` exactly as `RewardModel` renders a
+  request (`judging.render.prepare` + `render`, candidates in the sample's order, unswapped);
+- `prompt_messages(chat)` is `ChatInput.messages()`, the one message builder of judging and training;
+- `prompt_text(processor, messages, chat_template_kwargs)` is `backends.hf.chat_text`, the judge's prompt string
+  (the spec's chat template options included: a Qwen3.5 judge is trained on the prompt it is run with);
+- `encode_prompts(processor, prompts, images, videos)` is the processor call of `HFBackend.encode`;
 - `JudgeCollator` left-pads the encoded prompts, appends each row's completion tokens (the assistant turn as the
   chat template writes it after the generation prompt: target text plus end-of-turn), right-pads, and sets
   labels to -100 everywhere but on completion tokens.
 
-`tests/test_sft.py` checks the prompt encoding against `HFBackend._encode` token for token and pixel for pixel.
+`tests/test_sft.py` checks the prompt encoding against the judge's token for token and pixel for pixel.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from ..backends.base import ChatInput
-from ..backends.hf import _messages as prompt_messages  # the judge's own message builder
-from ..backends.hf import encode_prompts  # the judge's own processor call
-from ..errors import DataError, MediaError, PromptTooLongError
+from ..backends.hf import chat_text, encode_prompts  # the judge's own prompt string and processor call
+from ..errors import DataError, MediaError, PromptTooLongError, TaskError
+from ..judging.render import load, prepare, render, sample_request
+from ..judging.spec import JudgeSpec, resolve_spec
 
 IGNORE_INDEX = -100
 
 __all__ = ["IGNORE_INDEX", "JudgeCollator", "completion_text", "encode_prompts", "prompt_messages",
-           "prompt_text", "sample_chat"]
+           "prompt_text", "sample_chat", "training_spec"]
 
 
-def sample_chat(sample, root: str | Path, image_policy=None, video_policy=None, family: str = "unireward",
-                variant: str | None = None) -> ChatInput:
-    """The user turn the judge builds for `sample` (media loaded under the given policies), with the prompt of
-    `family` / `variant` (a released family's template: a judge trained on or run with it)."""
-    from ..media import ImagePolicy, VideoPolicy, load_media
-    from ..tasks import get_task
+def training_spec(model: str, family: str | None = None, variant: str | None = None,
+                  chat_template_kwargs: dict | None = None, image_policy=None, video_policy=None) -> JudgeSpec:
+    """The spec a judge trained from `model` is rendered with: the model's own (registry entry, unireward.json),
+    then the run's settings (None: the model's)."""
+    return resolve_spec(model, family=family, variant=variant, chat_template_kwargs=chat_template_kwargs or None,
+                        image_policy=image_policy, video_policy=video_policy)
 
-    task = get_task(sample.task, family=family, variant=variant)
-    video_policy = video_policy or VideoPolicy()
-    if task.video_frames and (video_policy.num_frames != task.video_frames or video_policy.fps is not None):
-        # as RewardModel._load: the family's script sends exactly this many frames per video
-        video_policy = dataclasses.replace(video_policy, num_frames=task.video_frames, fps=None,
-                                           max_frames=max(video_policy.max_frames, task.video_frames))
+
+def sample_chat(sample, root: str | Path, spec: JudgeSpec) -> ChatInput:
+    """The user turn the judge of `spec` builds for `sample` (media loaded under the spec's policies, the prompt
+    of its family / variant)."""
     try:
-        media = [load_media(m, task.modality, image_policy=image_policy or ImagePolicy(),
-                            video_policy=video_policy) for m in sample.media_paths(root)]
-    except MediaError as e:
+        task = spec.task(sample.task)
+        media = [load(spec, task, m) for m in sample.media_paths(root)]
+        context, candidates = sample_request(task, media, sample.answers)
+        prepared = prepare(spec, task, sample.prompt, candidates, context, loader=lambda _s, _t, x: x)
+        if prepared.error is not None:
+            raise TaskError(prepared.error)
+        return render(task, prepared)
+    except (MediaError, TaskError) as e:
         raise DataError(f"sample {sample.id!r}: {e}") from None
-    if task.domain in ("gen", "edit"):  # edit: media 0 is the source image, 1..k the edited candidates
-        parts = task.render(sample.prompt, num_media=len(media))
-    else:
-        if len(media) != 1:
-            raise DataError(f"sample {sample.id!r}: task {task.name} takes one {task.modality}, got {len(media)}")
-        parts = task.render(sample.prompt, answers=sample.answers)
-    out: list[Any] = []
-    for p in parts:
-        if isinstance(p, str):
-            out.append(p)
-        elif task.video_frames and hasattr(media[p], "frames"):  # as RewardModel._render: a video as its frames
-            out.extend(media[p].frames)
-        else:
-            out.append(media[p])
-    return ChatInput(out)
 
 
-def prompt_text(processor: Any, messages: list[dict]) -> str:
+def prompt_messages(chat: ChatInput) -> list[dict]:
+    """The judge's user message for a rendered chat input (`ChatInput.messages`)."""
+    return chat.messages()
+
+
+def prompt_text(processor: Any, messages: list[dict], chat_template_kwargs: dict | None = None) -> str:
     """The prompt string: the chat template over the user turn, with the generation prompt (as the judge)."""
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return chat_text(processor, messages, chat_template_kwargs)
 
 
-def completion_text(processor: Any, messages: list[dict], target: str) -> str:
+def completion_text(processor: Any, messages: list[dict], target: str, chat_template_kwargs: dict | None = None) -> str:
     """What the chat template writes after the generation prompt for an assistant turn holding `target`
     (the target and the end-of-turn marker): the text the judge is trained to continue with."""
-    prompt = prompt_text(processor, messages)
-    full = processor.apply_chat_template(messages + [{"role": "assistant", "content": target}], tokenize=False)
+    prompt = prompt_text(processor, messages, chat_template_kwargs)
+    full = chat_text(processor, messages + [{"role": "assistant", "content": target}], chat_template_kwargs,
+                     add_generation_prompt=False)
     if not full.startswith(prompt):
         raise DataError("the chat template renders the user turn differently with and without an answer; the "
                         "generation prompt is not a prefix of the answered conversation, so the judge's prompt "
@@ -93,8 +88,9 @@ class JudgeCollator:
     order of its message parts, images and videos each in their own list, as the judge passes them.
     """
 
-    def __init__(self, processor: Any, max_length: int | None = None):
+    def __init__(self, processor: Any, max_length: int | None = None, chat_template_kwargs: dict | None = None):
         self.processor = processor
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})  # the judge spec's (Qwen3.5: enable_thinking)
         self.tokenizer = getattr(processor, "tokenizer", processor)
         self.max_length = max_length
         pad = self.tokenizer.pad_token_id
@@ -105,8 +101,8 @@ class JudgeCollator:
 
         texts, completions = [], []
         for ex in examples:
-            texts.append(prompt_text(self.processor, ex["prompt"]))
-            completions.append(_completion_of(self.processor, ex))
+            texts.append(prompt_text(self.processor, ex["prompt"], self.chat_template_kwargs))
+            completions.append(_completion_of(self.processor, ex, self.chat_template_kwargs))
         images = [im for ex in examples for im in (ex.get("images") or [])]
         videos = [v for ex in examples for v in (ex.get("videos") or [])]
         enc = encode_prompts(self.processor, texts, images, videos)
@@ -146,7 +142,7 @@ class JudgeCollator:
         return out
 
 
-def _completion_of(processor: Any, ex: dict) -> str:
+def _completion_of(processor: Any, ex: dict, chat_template_kwargs: dict) -> str:
     completion = ex["completion"]
     if isinstance(completion, str):
         target = completion
@@ -155,4 +151,4 @@ def _completion_of(processor: Any, ex: dict) -> str:
         content = message["content"]
         target = content if isinstance(content, str) else "".join(
             p["text"] for p in content if p.get("type") == "text")
-    return completion_text(processor, ex["prompt"], target)
+    return completion_text(processor, ex["prompt"], target, chat_template_kwargs)

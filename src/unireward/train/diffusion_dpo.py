@@ -4,7 +4,7 @@ Python:
     result = train_diffusion_dpo(DiffusionDPOConfig(beta=5000, steps=100), policy, reference,
                                  noise_scheduler, encode_prompt, dataset, vae=vae)
 From a YAML preset (the CLI is a thin layer over this):
-    accelerate launch -m unireward train diffusion-dpo --config configs/diffusion_dpo/sdxl_turbo.yaml steps=10
+    accelerate launch -m unireward train diffusion-dpo --config diffusion_dpo/sdxl_turbo steps=10
 
 Each step takes pairs (caption, chosen, rejected), encodes pixels to latents when a VAE is given, draws ONE
 noise tensor and ONE timestep per pair shared by chosen and rejected, runs the trained policy and the frozen
@@ -38,7 +38,8 @@ class DiffusionDPOConfig:
     """Settings of a Diffusion-DPO run. Defaults follow the paper's SDXL-Turbo run where it states them."""
 
     # ---- what to train (used by `train_diffusion_dpo_from_config`; the Python API takes built objects)
-    pretrained_model: str = ""  # diffusers pipeline (hub id or folder) or a sandbox generator folder
+    pretrained_model: str = ""  # diffusers pipeline (hub id or folder), or what the `generator` plugin loads
+    generator: str = "diffusers"  # diffusers (a UNet pipeline), or a generators plugin (e.g. sandbox-generator)
     train_data: str = ""  # JSONL of unified `image-gen/pair` / `video-gen/pair` samples
     resolution: int = 512  # images are resized and centre-cropped to this square size
     # ---- objective
@@ -318,11 +319,10 @@ def load_dpo_config(path: str | Path, overrides: Sequence[str] = ()) -> Diffusio
     """Read a YAML preset into `DiffusionDPOConfig`, then apply `key=value` overrides (values parsed as YAML)."""
     import yaml
 
+    from ..config import preset_path
     from ..errors import ConfigError
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+    path = preset_path(path)
     data = yaml.safe_load(path.read_text()) or {}
     defaults = DiffusionDPOConfig()
     for item in overrides:
@@ -381,19 +381,20 @@ class PreferencePairs(torch.utils.data.Dataset):
         return {"caption": caption, "chosen": self._load(chosen), "rejected": self._load(rejected)}
 
 
-def components_from_pretrained(name: str, resolution: int) -> dict[str, Any]:
+def components_from_pretrained(name: str, resolution: int, generator: str = "diffusers") -> dict[str, Any]:
     """Policy, frozen reference, training scheduler, prompt encoder, VAE and forward of a pretrained generator:
-    a sandbox generator folder, or a diffusers UNet pipeline (SD 1.x/2.x, SDXL / SDXL-Turbo, UNet video)."""
+    a diffusers UNet pipeline (SD 1.x/2.x, SDXL / SDXL-Turbo, UNet video), or what a `generators` plugin
+    (`unireward.plugins`, e.g. the sandbox's `sandbox-generator`) makes of `name`."""
     import copy
 
     from accelerate import PartialState
 
     from ..errors import ConfigError
 
-    if (Path(name) / "generator.json").is_file():
-        from ..sandbox.generator import dpo_components, load_generator
+    if generator != "diffusers":
+        from .. import plugins
 
-        return dpo_components(load_generator(name))
+        return plugins.load("generators", generator)(name, resolution)
     from diffusers import DDPMScheduler, DiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(name)
@@ -428,7 +429,7 @@ def train_diffusion_dpo_from_config(config_path: str | Path, overrides: Sequence
     config = load_dpo_config(config_path, overrides)
     if not config.pretrained_model or not config.train_data:
         raise ConfigError(f"{config_path}: set pretrained_model and train_data (or pass them as key=value)")
-    parts = components_from_pretrained(config.pretrained_model, config.resolution)
+    parts = components_from_pretrained(config.pretrained_model, config.resolution, config.generator)
     dataset = PreferencePairs(config.train_data, config.resolution)
     return train_diffusion_dpo(config, parts["policy"], parts["reference"], parts["noise_scheduler"],
                                parts["encode_prompt"], dataset, vae=parts.get("vae"),

@@ -1,9 +1,9 @@
 """DPO for VLMs (image and video understanding) on TRL's `DPOTrainer`: a config dataclass and one linear recipe.
 
-    unireward train dpo --config configs/dpo/sandbox.yaml max_steps=20
-    accelerate launch --config_file configs/accelerate/zero2.yaml -m unireward train dpo \\
-        --config configs/dpo/llava_ov_7b.yaml
-    python -c "from unireward.train.dpo import run_dpo_from_config as r; r('configs/dpo/sandbox.yaml', [])"
+    unireward train dpo --config dpo/sandbox max_steps=20
+    accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml -m unireward train dpo \\
+        --config dpo/llava_ov_7b
+    python -c "from unireward.train.dpo import run_dpo_from_config as r; r('dpo/sandbox', [])"
 
 Data: TRL DPO rows as `unireward construct` exports them (`dpo_trl.jsonl`): {"prompt": [user message with an
 image or video part and the question], "chosen": [assistant message], "rejected": [assistant message],
@@ -125,7 +125,7 @@ class DPOResult:
 
 def run_dpo_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> DPOResult:
     """Load a YAML preset with `key=value` overrides and run it (the `unireward train dpo` entry point)."""
-    from .config import load_config
+    from ..config import load_config
 
     return run_dpo(load_config(DPORecipeConfig, path, overrides))
 
@@ -136,8 +136,8 @@ def run_dpo(config: DPORecipeConfig, *, model: Any = None, processor: Any = None
     `config.data` for callers that hold them already (the sandbox loop)."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    from .config import dump_config
-    from .sft import _resume_path, default_bf16, jsonl_logger, load_model
+    from ..config import dump_config
+    from .sft import default_bf16, jsonl_logger, load_model, resume_path
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +159,7 @@ def run_dpo(config: DPORecipeConfig, *, model: Any = None, processor: Any = None
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
 
     # 6. train (resuming) and save
-    resume = _resume_path(config, get_last_checkpoint)  # type: ignore[arg-type]
+    resume = resume_path(config, get_last_checkpoint)
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
     runtime = time.perf_counter() - start
@@ -196,7 +196,8 @@ def build_trainer(config: DPORecipeConfig, model: Any, processor: Any, dataset: 
         per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr, lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup,
         num_train_epochs=config.epochs, max_steps=config.max_steps or -1, weight_decay=config.weight_decay,
-        max_grad_norm=config.max_grad_norm, bf16=bf16, fp16=False, activation_checkpointing=config.gradient_checkpointing,
+        max_grad_norm=config.max_grad_norm, bf16=bf16, fp16=False,
+        activation_checkpointing=config.gradient_checkpointing,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, seed=config.seed, data_seed=config.seed,
         report_to=config.report_to, remove_unused_columns=False, max_length=None,

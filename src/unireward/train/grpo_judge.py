@@ -1,8 +1,8 @@
 """GRPO for judges that reason (the Think recipe's last step), on TRL's `GRPOTrainer`.
 
-    unireward train grpo-judge --config configs/grpo_judge/sandbox.yaml max_steps=20
-    accelerate launch --config_file configs/accelerate/zero3.yaml -m unireward train grpo-judge \\
-        --config configs/grpo_judge/qwen2_5_vl_7b.yaml
+    unireward train grpo-judge --config grpo_judge/sandbox max_steps=20
+    accelerate launch --config_file src/unireward/configs/accelerate/zero3.yaml -m unireward train grpo-judge \\
+        --config grpo_judge/qwen2_5_vl_7b
 
 `run_grpo_judge(config)`: read labelled unified samples (the SFT recipe's data entries; typically a rejection-
 sampling hard set, `unireward train reject`, plus a replay share), present each exactly as the judge sees it (the
@@ -57,10 +57,10 @@ class GRPOJudgeConfig(SFTRecipeConfig):
     batch_size: int = 8  # completions per device per micro-batch (a multiple of num_generations / devices)
     output_dir: str = "outputs/grpo-judge"
     # ---- what the judge sees
-    family: str = "unireward"  # prompt family (templates + parser): unireward, think, 1.0, 2.0, ...
-    variant: str | None = None  # the family's prompt variant (e.g. think: qwen2.5); None: its default
+    family: str | None = None  # prompt family (templates + parser): unireward, think, 1.0, 2.0, ...; None: the
+    #                      model's own (registry entry or unireward.json; else unireward)
+    variant: str | None = None  # the family's prompt variant (e.g. think: qwen2.5); None: the model's / default
     tasks: list[str] = field(default_factory=list)  # train only on samples of these tasks; empty: all
-    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)  # as the judge's (Qwen3.5: enable_thinking)
     # ---- GRPO
     num_generations: int = 8  # completions per prompt (the group)
     temperature: float = 1.0  # sampling temperature of the completions
@@ -175,29 +175,26 @@ def build_grpo_dataset(samples: list[tuple[Any, str]], config: GRPOJudgeConfig):
     from datasets import Dataset
 
     from ..data.schema import Sample
-    from ..tasks import get_task
     from .collate import prompt_messages, sample_chat
 
     if config.tasks:
         samples = [(s, r) for s, r in samples if s.task in config.tasks]
         if not samples:
             raise ConfigError(f"no training samples of tasks {config.tasks}")
-    videos = sorted({s.task for s, _ in samples if _native_video(get_task(s.task, family=config.family,
-                                                                          variant=config.variant))})
+    spec = grpo_spec(config)
+    videos = sorted({s.task for s, _ in samples if _native_video(spec.task(s.task))})
     if videos:
         raise ConfigError(f"grpo-judge: tasks {videos} show videos, which TRL's GRPOTrainer does not pass to the "
                           "model; leave them out (tasks=[...]) and train them with `unireward train reject` + SFT "
                           "(families that send videos as frames, e.g. think qwen3, are trained here)")
     table = Dataset.from_dict({"id": [s.id for s, _ in samples], "record": [s.to_json() for s, _ in samples],
                                "root": [root for _, root in samples]})
-    policy = config.image_policy()
 
     def transform(batch: dict[str, list]) -> dict[str, list]:
         out: dict[str, list] = {"id": [], "prompt": [], "images": [], "task": [], "label": []}
         for sid, record, root in zip(batch["id"], batch["record"], batch["root"]):
             sample = Sample.from_dict(json.loads(record), where=f"sample {sid}")
-            chat = sample_chat(sample, root, policy, config.video_policy(), family=config.family,
-                               variant=config.variant)
+            chat = sample_chat(sample, root, spec)
             out["id"].append(sid)
             out["prompt"].append(prompt_messages(chat))
             out["images"].append(chat.images)
@@ -206,6 +203,16 @@ def build_grpo_dataset(samples: list[tuple[Any, str]], config: GRPOJudgeConfig):
         return out
 
     return table.with_transform(transform)
+
+
+def grpo_spec(config: GRPOJudgeConfig):
+    """The judge spec the run renders, parses and saves with: the model's own, then the run's family, variant,
+    chat template options and media policies (`collate.training_spec`)."""
+    from .collate import training_spec
+
+    return training_spec(config.model, family=config.family, variant=config.variant,
+                         chat_template_kwargs=config.chat_template_kwargs, image_policy=config.image_policy(),
+                         video_policy=config.video_policy())
 
 
 def _native_video(task) -> bool:
@@ -217,7 +224,7 @@ def _native_video(task) -> bool:
 
 
 def run_grpo_judge_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> GRPOJudgeResult:
-    from .config import load_config
+    from ..config import load_config
 
     return run_grpo_judge(load_config(GRPOJudgeConfig, path, overrides))
 
@@ -235,9 +242,10 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
     from trl import GRPOConfig, GRPOTrainer
 
     from ..models.registry import write_sidecar
-    from .sft import _resume_path, jsonl_logger, load_model, lora_config, prepare_run, read_mixture, set_trainable
+    from .sft import jsonl_logger, load_model, lora_config, prepare_run, read_mixture, resume_path, set_trainable
 
     config, out, bf16 = prepare_run(config, "grpo_judge_config.yaml")
+    spec = grpo_spec(config)
 
     samples = read_mixture(config.data, seed=config.seed, max_samples=config.max_samples)
     dataset = build_grpo_dataset(samples, config)
@@ -258,19 +266,19 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
         activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
         use_vllm=config.use_vllm, vllm_mode=config.vllm_mode,
         vllm_gpu_memory_utilization=config.vllm_gpu_memory_utilization,
-        chat_template_kwargs=dict(config.chat_template_kwargs) or None,
+        chat_template_kwargs=dict(spec.chat_template_kwargs) or None,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, seed=config.seed, data_seed=config.seed,
         report_to=config.report_to, remove_unused_columns=False, dataloader_num_workers=config.num_workers,
         deepspeed=config.deepspeed, disable_tqdm=not config.progress, log_completions=config.log_completions,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-    trainer = GRPOTrainer(model=model, reward_funcs=judge_reward_funcs(config.family, config.variant,
+    trainer = GRPOTrainer(model=model, reward_funcs=judge_reward_funcs(spec.family, spec.variant,
                                                                         config.point_tolerance),
                           args=args, train_dataset=dataset, processing_class=processor, peft_config=peft_config,
                           callbacks=[jsonl_logger(out / "log.jsonl")])
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    resume = _resume_path(config, get_last_checkpoint)
+    resume = resume_path(config, get_last_checkpoint)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # TRL 1.16 reads `model.is_gradient_checkpointing` around every generation, a property transformers 5
@@ -286,8 +294,8 @@ def _run(config: GRPOJudgeConfig) -> GRPOJudgeResult:
         trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         processor.save_pretrained(str(out))
-        write_sidecar(out, config.family, config.variant, method="generate",
-                      max_new_tokens=config.max_completion_length)
+        write_sidecar(out, spec.family, spec.variant, method="generate", max_new_tokens=config.max_completion_length,
+                      chat_template_kwargs=spec.chat_template_kwargs or None)
     return GRPOJudgeResult(output_dir=out, global_step=trainer.state.global_step, train_loss=result.training_loss,
                            rewards=last_rewards(out / "log.jsonl"), runtime_s=round(runtime, 1),
                            num_samples=len(dataset), trainable_params=trainable, resumed_from=resume,

@@ -1,7 +1,7 @@
 """Rejection sampling for judges: sample K reasoning traces per labelled sample, keep the right ones as SFT data.
 
-    unireward train reject --config configs/reject/sandbox.yaml k=8 temperature=1.0
-    python -c "from unireward.train.rejection import run_rejection_from_config as r; r('configs/reject/sandbox.yaml')"
+    unireward train reject --config reject/sandbox k=8 temperature=1.0
+    python -c "from unireward.train.rejection import run_rejection_from_config as r; r('reject/sandbox')"
 
 For every unified `Sample` of `data` (the SFT recipe's data entries: JSONL files or a sandbox world) the judge in
 `model` writes `k` traces by sampling (`temperature`, `top_p`) from exactly the prompt it is judged with (the
@@ -9,7 +9,7 @@ task's template through the judge's own message builder, `collate.sample_chat`).
 task's own parser; a trace is right when its verdict equals the label (pair: the winner, ties where the format
 allows them; point: the score within `point_tolerance`); an unparsed trace is wrong. Outputs in `out_dir`:
 
-- `records.jsonl`: one record per sample (`construct.writer.RecordWriter`: crash-safe and resumable, a sample
+- `records.jsonl`: one record per sample (`data.records.RecordWriter`: crash-safe and resumable, a sample
   already recorded is never redone), with every trace, its verdict and the seed it was drawn under;
 - `sft.jsonl`: the right traces as unified samples, the trace as `target` (what SFT trains on) and the part before
   the answer prefix as `rationale` (ids `<id>/rs<j>`; with `distinct`, identical traces once; at most
@@ -94,7 +94,7 @@ class RejectResult:
 
 
 def run_rejection_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> RejectResult:
-    from .config import load_config
+    from ..config import load_config
 
     return run_rejection(load_config(RejectConfig, path, overrides))
 
@@ -108,9 +108,9 @@ def run_rejection(config: RejectConfig) -> RejectResult:
 
 def _run(config: RejectConfig) -> RejectResult:
     from ..backends.hf import HFBackend
-    from ..construct.writer import RecordWriter
-    from .config import dump_config
-    from .sft import expand_path, read_mixture
+    from ..config import dump_config, expand_path
+    from ..data.records import RecordWriter
+    from .sft import read_mixture
 
     out = Path(expand_path(config.out_dir, "out_dir"))
     out.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,8 @@ def _run(config: RejectConfig) -> RejectResult:
         todo = [(s, root) for s, root in samples if s.id not in writer.done]
         if todo:
             backend = HFBackend.load(expand_path(config.model, "model"), device=config.device, dtype=config.dtype,
-                                     batch_size=config.batch_size * config.k)
+                                     batch_size=config.batch_size * config.k,
+                                     chat_template_kwargs=reject_spec(config).chat_template_kwargs)
             bar = _bar(config, len(todo))
             for i in range(0, len(todo), config.batch_size):
                 batch = todo[i: i + config.batch_size]
@@ -163,9 +164,9 @@ def sample_texts(backend, chats: Sequence[Any], k: int, *, temperature: float, t
     import torch
 
     rows = [c for c in chats for _ in range(k)]
-    enc = backend._encode(rows)
+    enc = backend.encode(rows)
     start = enc["input_ids"].shape[1]
-    backend._check_length(start)
+    backend.check_length(start)
     tok = backend.tokenizer
     torch.manual_seed(seed)
     with torch.inference_mode():
@@ -181,11 +182,11 @@ def judge_batch(backend, batch: list[tuple[Any, str]], config: RejectConfig) -> 
     of the batch completes)."""
     from .collate import sample_chat
 
+    spec = reject_spec(config)
     chats, ok, records = [], [], {}
     for s, root in batch:
         try:
-            chats.append(sample_chat(s, root, config_image_policy(config), config_video_policy(config),
-                                     family=config.family, variant=config.variant))
+            chats.append(sample_chat(s, root, spec))
             ok.append((s, root))
         except UnirewardError as e:
             records[s.id] = _error_record(s, root, e)
@@ -206,6 +207,15 @@ def judge_batch(backend, batch: list[tuple[Any, str]], config: RejectConfig) -> 
             for (s, root), traces in zip(ok, texts):
                 records[s.id] = trace_record(s, root, traces, seed, config)
     return [records[s.id] for s, _ in batch]
+
+
+def reject_spec(config: RejectConfig):
+    """The judge spec the run renders and parses with: the model's own, then the run's family, variant and
+    media policies (`collate.training_spec`)."""
+    from .collate import training_spec
+
+    return training_spec(config.model, family=config.family, variant=config.variant,
+                         image_policy=config_image_policy(config), video_policy=config_video_policy(config))
 
 
 def config_image_policy(config: RejectConfig):
@@ -229,9 +239,7 @@ def verdict_matches(task, verdict, label, point_tolerance: float = 0.0) -> bool:
 
 
 def trace_record(sample, root: str, traces: Sequence[str], seed: int, config: RejectConfig) -> dict:
-    from ..tasks import get_task
-
-    task = get_task(sample.task, family=config.family, variant=config.variant)
+    task = reject_spec(config).task(sample.task)
     rows = []
     for j, text in enumerate(traces):
         verdict = task.answer.parse(text)
@@ -260,9 +268,8 @@ def _absolute(sample, root: str) -> dict:
 def export(out: Path, config: RejectConfig) -> RejectResult:
     """Rewrite sft.jsonl, hard.jsonl, spread.jsonl and summary.json from records.jsonl (no duplicates, whatever
     was resumed)."""
-    from ..construct.writer import read_records
+    from ..data.records import read_records
     from ..data.schema import Sample, write_samples
-    from ..tasks import get_task
 
     sft, hard, spread, per_task, errors, total = [], [], [], {}, 0, 0
     for rec in read_records(out / "records.jsonl"):
@@ -288,7 +295,7 @@ def export(out: Path, config: RejectConfig) -> RejectResult:
             spread.append(dataclasses.replace(base, meta={**base.meta, "rejection": {
                 "k": rec["k"], "correct": rec["correct"], "temperature": rec["traces"][0]["temperature"],
                 "seed": rec["traces"][0]["seed"]}}))
-        task = get_task(base.task, family=config.family, variant=config.variant)
+        task = reject_spec(config).task(base.task)
         seen: set[str] = set()
         for t in rec["traces"]:
             text = t["text"].strip()

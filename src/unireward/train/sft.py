@@ -1,9 +1,9 @@
 """Judge training: supervised fine-tuning of a VLM on unified `Sample` JSONL, loss on the answer only.
 
-    unireward train sft --config configs/sft/tiny.yaml max_steps=20
-    accelerate launch --config_file configs/accelerate/zero2.yaml -m unireward train sft \\
-        --config configs/sft/qwen2_5_vl_7b.yaml
-    python -c "from unireward.train.sft import run_sft_from_config as r; r('configs/sft/tiny.yaml', ['max_steps=5'])"
+    unireward train sft --config sft/tiny max_steps=20
+    accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml -m unireward train sft \\
+        --config sft/qwen2_5_vl_7b
+    python -c "from unireward.train.sft import run_sft_from_config as r; r('sft/tiny', ['max_steps=5'])"
 
 `run_sft(config)` reads top to bottom: load the model and processor (a path, a hub id, or `tiny:<family>`, which
 builds a tiny random model into `<output_dir>/base_model`), read and weight the data files, freeze parts and/or
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..config import expand_path
 from ..errors import ConfigError, DataError
 
 LM_LINEAR_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -49,8 +50,9 @@ class SFTRecipeConfig:
     # ---- data
     data: list[Any] = field(default_factory=list)  # unified Sample JSONL files: a path, or {path: ..., weight: w};
     #                      weight w repeats a file floor(w) times plus a seeded random fraction w - floor(w);
-    #                      or {sandbox_world: DIR, n_per_task: N, seed: s, weight: w}: the train split of a sandbox
-    #                      world in DIR, drawn there on first use (a DIR holding another world is an error)
+    #                      or {NAME: value, ..., weight: w} for a datasets plugin NAME (unireward.plugins), e.g.
+    #                      {sandbox_world: DIR, n_per_task: N, seed: s}: the train split of a sandbox world in DIR,
+    #                      drawn there on first use (a DIR holding another world is an error)
     max_samples: int | None = None  # cap on the mixed set (after weighting; a seeded random subset)
     image_max_pixels: int = 1024 * 1024  # ImagePolicy: images larger than this are resized down (aspect kept)
     video_frames: int | None = 8  # VideoPolicy: frames per video, uniform over the clip (None: use video_fps)
@@ -87,8 +89,8 @@ class SFTRecipeConfig:
     optim: str = "adamw_torch"  # transformers optimizer name
     bf16: bool | None = None  # bf16 mixed precision; None: on when a CUDA device supports it
     gradient_checkpointing: bool = False  # recompute activations in the backward pass to save memory
-    deepspeed: str | None = None  # a DeepSpeed JSON (configs/deepspeed/zero2.json); None: take it from
-    #                      `accelerate launch --config_file configs/accelerate/zero2.yaml`, or none
+    deepspeed: str | None = None  # a DeepSpeed JSON (a file or a preset: deepspeed/zero2); None: take it from
+    #                      `accelerate launch --config_file src/unireward/configs/accelerate/zero2.yaml`, or none
     # ---- bookkeeping
     output_dir: str = "outputs/sft"  # checkpoints, log.jsonl, the resolved config and the final model
     seed: int = 0  # seeds weighting, model init (tiny), LoRA init and data order
@@ -102,6 +104,8 @@ class SFTRecipeConfig:
     num_threads: int | None = None  # torch CPU threads for this run (restored after); None: torch's default.
     #                      1 is much faster on a busy small CPU (2 threads spin-wait against other processes)
     progress: bool = True  # show the tqdm progress bar
+    chat_template_kwargs: dict | None = None  # the judge's chat template options; None: the model's own
+    #                      (its registry entry or unireward.json, e.g. Qwen3.5 judges: {enable_thinking: false})
 
     def __post_init__(self) -> None:
         if self.video_frames is None and self.video_fps is None:
@@ -150,7 +154,7 @@ class SFTResult:
 
 def run_sft_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> SFTResult:
     """Load a YAML preset with `key=value` overrides and run it."""
-    from .config import load_config
+    from ..config import load_config
 
     return run_sft(load_config(SFTRecipeConfig, path, overrides))
 
@@ -185,11 +189,11 @@ def default_bf16(flag: bool | None) -> bool:
 def prepare_run(config, config_file: str):
     """A training recipe's start: the config with its paths expanded, its output folder made and the config
     written there as `config_file`; returns (config, output folder, whether to train in bf16)."""
-    from .config import dump_config
+    from ..config import dump_config, preset_path
 
+    deepspeed = config.deepspeed and str(preset_path(expand_path(config.deepspeed, "deepspeed"), ".json"))
     config = dataclasses.replace(config, output_dir=expand_path(config.output_dir, "output_dir"),
-                                 model=expand_path(config.model, "model"),
-                                 deepspeed=config.deepspeed and expand_path(config.deepspeed, "deepspeed"))
+                                 model=expand_path(config.model, "model"), deepspeed=deepspeed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(config, out / config_file)
@@ -207,7 +211,8 @@ def _run_sft(config: SFTRecipeConfig) -> SFTResult:
 
     # 1. data (checked before the model loads: a bad path fails in a second, not after minutes of loading)
     samples = read_mixture(config.data, seed=config.seed, max_samples=config.max_samples)
-    dataset = build_dataset(samples, config.image_policy(), config.video_policy())
+    spec = sft_spec(config)
+    dataset = build_dataset(samples, spec)
 
     # 2. model and processor
     model, processor, _ = load_model(config, bf16)
@@ -217,7 +222,7 @@ def _run_sft(config: SFTRecipeConfig) -> SFTResult:
     peft_config = lora_config(model, config) if config.use_lora else None
 
     # 4. trainer
-    resume = _resume_path(config, get_last_checkpoint)
+    resume = resume_path(config, get_last_checkpoint)
     args = SFTConfig(
         output_dir=str(out), per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, lr_scheduler_type=config.lr_scheduler,
@@ -234,7 +239,8 @@ def _run_sft(config: SFTRecipeConfig) -> SFTResult:
     lrs = {"vision": config.vision_lr, "merger": config.merger_lr}
     trainer = _trainer_class()(
         model=model, args=args, train_dataset=dataset, processing_class=processor,
-        data_collator=JudgeCollator(processor, max_length=config.max_length), peft_config=peft_config,
+        data_collator=JudgeCollator(processor, max_length=config.max_length,
+                                    chat_template_kwargs=spec.chat_template_kwargs), peft_config=peft_config,
         callbacks=[jsonl_logger(out / "log.jsonl")], part_lrs={k: v for k, v in lrs.items() if v is not None},
     )
     plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
@@ -266,7 +272,7 @@ def read_mixture(data: Sequence[Any], seed: int = 0, max_samples: int | None = N
 
     if not data:
         raise ConfigError("no training data: set data to one or more unified Sample JSONL files "
-                          "(e.g. data=runs/sft-world/train.jsonl) or a sandbox world entry (configs/sft/tiny.yaml)")
+                          "(e.g. data=runs/sft-world/train.jsonl) or a sandbox world entry (sft/tiny)")
     rng = random.Random(seed)
     mixed: list[tuple[Any, str]] = []
     for entry in data:
@@ -294,53 +300,9 @@ def read_mixture(data: Sequence[Any], seed: int = 0, max_samples: int | None = N
     return mixed
 
 
-def expand_path(value: str, field_name: str) -> str:
-    """`${VAR}` / `~` expanded; an unset variable is an error naming the field (not a folder called '${VAR}')."""
-    out = os.path.expanduser(os.path.expandvars(str(value)))
-    if "$" in out:
-        raise ConfigError(f"{field_name}={value!r}: environment variable not set ({out!r}); export it or pass "
-                          f"{field_name}=... on the command line")
-    return out
-
-
-_WORLD_KEYS = {"sandbox_world", "n_per_task", "seed", "image_size", "video_frames", "rationale", "weight"}
-
-
-def sandbox_world(folder: str | Path, n_per_task: int = 50, seed: int = 0, image_size: int = 32,
-                  video_frames: int = 8, rationale: bool = False) -> Path:
-    """The train split of a sandbox world drawn into `folder` with these settings: drawn on first use, reused
-    after; a folder that holds another world (its manifest says other settings, e.g. the benchmark's held-out
-    world) is never overwritten: that is an error naming both."""
-    import json
-
-    from ..sandbox.data import generate_dataset
-
-    out = Path(expand_path(str(folder), "sandbox_world"))
-    want = {"seed": seed, "image_size": image_size, "video_frames": video_frames, "rationale": rationale}
-    manifest_path = out / "manifest.json"
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        counts = set((manifest.get("train") or {}).values())
-        same = all(manifest.get(k) == v for k, v in want.items()) and counts == {n_per_task}
-        if same and (out / "train.jsonl").is_file():
-            return out / "train.jsonl"
-        raise ConfigError(f"sandbox_world {out} holds another world ({manifest_path}: train {manifest.get('train')}, "
-                          f"seed {manifest.get('seed')}, image_size {manifest.get('image_size')}); it is not "
-                          f"overwritten: pick another folder for n_per_task={n_per_task}, seed={seed}")
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"sandbox_world {out} is a non-empty folder without a world manifest; it is not "
-                          "overwritten: pick another folder")
-    return generate_dataset(out, n_per_task, seed, image_size=image_size, video_frames=video_frames,
-                            rationale=rationale)["train"]
-
-
 def _data_entry(entry: Any) -> tuple[Path, float]:
-    if isinstance(entry, dict) and "sandbox_world" in entry:
-        if not set(entry) <= _WORLD_KEYS:
-            raise ConfigError(f"data entry {entry}: unknown key(s) {sorted(set(entry) - _WORLD_KEYS)}; a sandbox "
-                              f"world entry takes {sorted(_WORLD_KEYS)}")
-        settings = {k: v for k, v in entry.items() if k not in ("sandbox_world", "weight")}
-        return sandbox_world(entry["sandbox_world"], **settings), float(entry.get("weight", 1.0))
+    if isinstance(entry, dict) and "path" not in entry:
+        return _dataset_entry(entry)
     if isinstance(entry, (str, os.PathLike)):
         return Path(expand_path(entry, "data")), 1.0
     if isinstance(entry, dict) and "path" in entry and set(entry) <= {"path", "weight"}:
@@ -354,7 +316,39 @@ def _data_entry(entry: Any) -> tuple[Path, float]:
     raise ConfigError(f"data entry {entry!r}: expected a JSONL path or {{path: ..., weight: ...}}")
 
 
-def build_dataset(samples: list[tuple[Any, str]], image_policy, video_policy):
+def _dataset_entry(entry: dict) -> tuple[Path, float]:
+    """{NAME: value, setting: ..., weight: w}: the Sample JSONL that the `datasets` plugin NAME makes of `value`
+    and the settings (e.g. the sandbox's {sandbox_world: DIR, n_per_task: 50})."""
+    import inspect
+
+    from .. import plugins
+
+    named = [k for k in entry if k != "weight" and plugins.known("datasets", str(k))]
+    if len(named) != 1:
+        raise ConfigError(f"data entry {entry}: expected a JSONL path, {{path: ..., weight: ...}} or one dataset "
+                          f"plugin's entry ({', '.join(plugins.names('datasets')) or 'none declared'})")
+    name = named[0]
+    make = plugins.load("datasets", name)
+    settings = {k: v for k, v in entry.items() if k not in (name, "weight")}
+    try:
+        inspect.signature(make).bind(entry[name], **settings)
+    except TypeError as e:
+        takes = list(inspect.signature(make).parameters)
+        raise ConfigError(f"data entry {entry}: {e}; a {name} entry takes {takes} (and weight)") from None
+    return Path(make(entry[name], **settings)), float(entry.get("weight", 1.0))
+
+
+def sft_spec(config: SFTRecipeConfig):
+    """The judge spec SFT renders with: unireward's own prompts (SFT targets are in its formats), the model's
+    chat template options (registry entry or unireward.json; `chat_template_kwargs` overrides them) and the
+    run's media policies. The trained judge's unireward.json records the options, so it is run as trained."""
+    from .collate import training_spec
+
+    return training_spec(config.model, family="unireward", chat_template_kwargs=config.chat_template_kwargs,
+                         image_policy=config.image_policy(), video_policy=config.video_policy())
+
+
+def build_dataset(samples: list[tuple[Any, str]], spec):
     """A `datasets.Dataset` of {id, prompt, completion, images, videos}: the prompt is the judge's user message
     (content parts in template order), the completion the assistant message holding the sample's target; media
     are decoded lazily, per example, when the data loader asks for it."""
@@ -373,7 +367,7 @@ def build_dataset(samples: list[tuple[Any, str]], image_policy, video_policy):
         out: dict[str, list] = {"id": [], "prompt": [], "completion": [], "images": [], "videos": []}
         for sid, record, root in zip(batch["id"], batch["record"], batch["root"]):
             sample = Sample.from_dict(json.loads(record), where=f"sample {sid}")
-            chat = sample_chat(sample, root, image_policy, video_policy)
+            chat = sample_chat(sample, root, spec)
             out["id"].append(sid)
             out["prompt"].append(prompt_messages(chat))
             out["completion"].append([{"role": "assistant", "content": sample.target}])
@@ -543,7 +537,8 @@ def _trainer_class():
     return JudgeSFTTrainer
 
 
-def _resume_path(config: SFTRecipeConfig, get_last_checkpoint) -> str | None:
+def resume_path(config: Any, get_last_checkpoint) -> str | None:
+    """The checkpoint a run resumes from (`config.resume_from_checkpoint`: auto, none or a folder), or None."""
     r = (config.resume_from_checkpoint or "").strip()
     if r.lower() in ("", "none", "false", "no"):
         return None
@@ -597,4 +592,6 @@ def save_final(trainer, processor, out: Path, config: SFTRecipeConfig) -> None:
         from ..models.registry import write_sidecar
 
         processor.save_pretrained(str(out))
-        write_sidecar(out)  # trained on unireward's templates: judged with them, whatever checkpoint it came from
+        # trained on unireward's templates (and these chat template options): judged with them, whatever
+        # checkpoint it came from
+        write_sidecar(out, chat_template_kwargs=sft_spec(config).chat_template_kwargs or None)

@@ -17,7 +17,6 @@ s -> 1 + (s - 1) * 9 / 4, rounded unless `decimals=True`. `mode` = "both" | "pai
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 from ...errors import DataError
