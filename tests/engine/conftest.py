@@ -5,7 +5,8 @@ on loopback, and unireward's OpenAI backend must agree with in-process judging.
 
 Without the engine environment every test here skips and says why (UNIREWARD_VLLM_PYTHON names another
 interpreter). vLLM runs as a subprocess of that interpreter; one server at a time (2 cores), each model's server
-started once and kept for the tests that follow it (modules are grouped by model), stopped by its process id.
+started once and kept for its module's tests (each model's tests live in one module), stopped by its process
+id when the module ends.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ def vllm_servers(tmp_path_factory):
         print("\nvLLM start-ups: " + ", ".join(f"{m} {s:.0f} s" for m, s in servers.startups))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module", autouse=True)
+def one_engine_at_a_time(vllm_servers):
+    """A module's vLLM server stops when the module ends (each model's tests live in one module), so the next
+    module's engine (a server, or vLLM in process) never runs beside an idle one on the 2 cores."""
+    yield
+    vllm_servers.close()
+
+
+@pytest.fixture(scope="module")
 def judge_server(vllm_servers) -> Served:
     """The shipped sandbox judge on vLLM, served as "judge" (a name that says nothing about the checkpoint)."""
     return vllm_servers.get(JUDGE, "judge", {"image": 8, "video": 2})
