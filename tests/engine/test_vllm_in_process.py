@@ -102,7 +102,7 @@ FAMILY_SCRIPT = textwrap.dedent('''
 
     if __name__ == "__main__":
         folder, media = json.loads(sys.argv[1])
-        backend = VLLMBackend.load(folder, dtype="float32", max_model_len=8192, enforce_eager=True,
+        backend = VLLMBackend.load(folder, dtype="float32", max_model_len=4096, enforce_eager=True,
                                    limit_mm_per_prompt={"image": 40, "video": 2})
         out = []
         for family in list_families():
@@ -137,8 +137,13 @@ def test_every_released_familys_prompts_run_on_vllm_in_process(examples, tmp_pat
     from unireward.models.tiny import TinySize, build_tiny_model
     from vllm_engine import CHAT_TEMPLATES
 
+    from unireward.tasks import family_tasks, get_task, list_families
+
     python = engine_python()
-    folder = build_tiny_model(tmp_path / "tiny", family="qwen3-vl",
+    corpus = [p for f in list_families()[1:] for name, variants in family_tasks(f).items() for v in variants
+              for p in get_task(name, family=f, variant=v).render("a red circle", answers=["yes", "no"][
+                  : get_task(name, family=f, variant=v).num_candidates]) if isinstance(p, str)]
+    folder = build_tiny_model(tmp_path / "tiny", family="qwen3-vl", corpus=corpus,
                               size=TinySize(hidden=128, heads=4, kv_heads=2, intermediate=256))
     (folder / "chat_template.jinja").write_text((CHAT_TEMPLATES / "qwen3-vl-instruct.jinja").read_text())
     media = {k: str(examples[k]) for k in ("a", "b", "c", "clip", "teleport")}
@@ -150,8 +155,6 @@ def test_every_released_familys_prompts_run_on_vllm_in_process(examples, tmp_pat
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = json.loads(lines[-1][len("RESULT "):])
-    from unireward.tasks import family_tasks, list_families
-
     assert len(rows) == sum(len(v) for f in list_families() for v in family_tasks(f).values())
     for family, name, variant, method, status, reason in rows:
         assert status in ("ok", "unparsed"), (family, name, variant, status, reason)

@@ -10,6 +10,8 @@ Modes:
   out and counted; a pair with no parsed order is left out and counted; a candidate with no parsed pair gets
   no reward (None), never a default number. A group in which no pair parsed has status "unparsed".
 - `bradley-terry`: the same comparisons, aggregated into Bradley-Terry log-strengths (`grouping.aggregate`).
+A pair the model could not take (an error, e.g. an image its processor refuses; not an unparsed verdict) makes the
+whole group an error naming that pair: its rewards would be computed without one candidate's comparisons.
 - `point`: each candidate's expected score (`PointResult.reward`) from the point task.
 
 `rank_group` is the same judging and aggregation (Bradley-Terry, any comparison schedule), returned as a ranking.
@@ -214,6 +216,13 @@ def aggregate_orders(t: Task, how: str, n: int, judged: list, gid=None, anchored
         for k in range(n):
             details[k]["vs_reference"] = vs_ref[k]
     status, reason = "ok", None
+    failed = [(a, b, r) for a, b, r in judged if r.status == "error"]
+    if failed:  # an input the model could not take (not a verdict it did not give): the group is not judged
+        a, b, r = failed[0]
+        return GroupReward(task=t.key, mode=how, rewards=[None] * n,
+                           details=[{"reward": None, "pairs": 0} for _ in range(n)], status="error",
+                           reason=f"the pair of candidates {a} and {b} could not be judged: {r.reason}", id=gid,
+                           warnings=sorted(warnings), comparisons=comparisons)
     if orders and not outcomes and not got:
         status = "unparsed"
         reason = f"none of the {len(orders)} pairs parsed in any order: {reasons[0] if reasons else 'no verdict'}"

@@ -441,7 +441,11 @@ def create_app(rm: RewardModel, cfg: ServeConfig | None = None):
                         raise r
                     status, message = failure(r)
                     r = {"status": "error", "reason": f"items[{i}]: {message}", "code": status}
-                elif r.get("status", "ok") != "error":  # errors may be transient; do not pin them
+                elif r.get("status") == "error":  # the judge isolated an input its model could not take
+                    if single:
+                        raise RequestError(422, r.get("reason") or "the judge could not judge this input")
+                    r = {**r, "reason": f"items[{i}]: {r.get('reason')}", "code": 422}
+                else:  # errors may be transient; do not pin them
                     cache.put(keys[i], r)
                 r["cached"] = False
                 results[i] = r

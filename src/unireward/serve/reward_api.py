@@ -161,6 +161,8 @@ def add_reward_route(app, rm, cfg, *, handle, submit_all, fetch, check_cost) -> 
         for i, g in enumerate(groups):
             reason = ready[i]
             if i in done and not isinstance(done[i], Exception):
+                if done[i].get("status") == "error" and g["where"]:  # say which group of the request it is
+                    done[i] = {**done[i], "reason": f"{g['where'].rstrip('.')}: {done[i]['reason']}"}
                 results.append(done[i])
                 continue
             if i in done:  # the judge failed on this group alone (the others batched with it were judged)
