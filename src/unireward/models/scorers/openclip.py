@@ -38,8 +38,11 @@ class OpenClipScorer(Scorer):
 
     @classmethod
     def load(cls, spec: ScorerSpec, source: str, device: str, dtype: Any, temperature: float | None = None):
-        import open_clip
-
+        try:
+            import open_clip
+        except ImportError:
+            raise ConfigError(f"{spec.name} runs on open_clip, which is not installed: pip install "
+                              "'unireward[scorers]' (open-clip-torch)") from None
         weights = local_file(source, spec) or hub_file(spec.checkpoint, spec.weights)
         folder = Path(weights).parent
         arch = f"local-dir:{folder}" if (folder / "open_clip_config.json").is_file() else spec.arch
