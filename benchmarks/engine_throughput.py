@@ -242,7 +242,7 @@ def main() -> None:
             server.kill()
 
     print(f"model: {args.model} ({model}); group {args.group}, prompt {PROMPT!r}")
-    print(f"| path | orders judged | probabilities | seconds per group | requests per group | seconds per order |")
+    print("| path | orders judged | probabilities | seconds per group | requests per group | seconds per order |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['orders']} | {'no' if r['rewards'] is None else 'yes'} | {r['seconds']:.2f} | "

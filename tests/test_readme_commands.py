@@ -48,6 +48,8 @@ SLOW = {'python: rm = RewardModel.load("src/unireward/sandbox/judge")',
         "runs/examples"}
 
 HUB = "downloads a released checkpoint from the hub (a GPU in practice)"
+SHARDS = (", GPUs and SDXL-Turbo from the hub; 2 shards (one with shard=auto) + merge of the shipped "
+          "construct/sandbox_generator preset equal one run in tests/test_shards.py")
 SKIP = {
     "bash install.sh && .venv/bin/unireward demo": "installs packages from the network (.ci/run runs install.sh on "
         "a clean clone); the demo's steps run in tests/test_demo.py at the smoke preset and `demo --preset smoke`",
@@ -91,6 +93,16 @@ SKIP = {
     ".venv/bin/unireward serve --model http://gpu1:8000/v1,http://gpu2:8000/v1 --backend openai --served-model "
     "judge --checkpoint unifiedreward-qwen-7b --port 9000": "needs the vLLM or SGLang servers above; the openai "
     "backend is tested against a loopback server in tests/test_serve.py",
+    ".venv/bin/unireward construct --config construct/sdxl_turbo output_dir=/shared/sdxl_turbo "
+    "shard=$SLURM_ARRAY_TASK_ID/8": "needs a Slurm cluster" + SHARDS,
+    "torchrun --nproc_per_node=8 -m unireward construct --config construct/sdxl_turbo output_dir=/shared/sdxl_turbo "
+    "shard=auto": "needs torchrun on 8 GPUs" + SHARDS,
+    "accelerate launch --multi_gpu --num_processes 8 -m unireward construct --config construct/sdxl_turbo "
+    "output_dir=/shared/sdxl_turbo shard=auto": "needs accelerate on 8 GPUs" + SHARDS,
+    "for i in 0 1 2 3 4 5 6 7; do ray job submit --no-wait --entrypoint-num-gpus 1 -- unireward construct --config "
+    "construct/sdxl_turbo output_dir=/shared/sdxl_turbo shard=$i/8; done": "needs a Ray cluster" + SHARDS,
+    ".venv/bin/unireward construct merge /shared/sdxl_turbo /shared/sdxl_turbo/shard-*": "needs the shards of the "
+    "launches above" + SHARDS,
 }
 # python blocks, by a line each one holds: "run", "server" (run against the README's `unireward serve`), or a skip
 PYTHON_BLOCKS = {
@@ -109,6 +121,9 @@ PYTHON_BLOCKS = {
     "from openai import OpenAI": "server",
     'rm = RewardModel.load("http://gpu1:8000/v1,http://gpu2:8000/v1", backend="openai",':
         "skip: needs the vLLM or SGLang servers above",
+    'rm = RewardModel.load("CodeGoat24/UnifiedReward-2.0-qwen3vl-8b", backend="vllm", tensor_parallel_size=2)':
+        "skip: " + HUB + " and 2 GPUs; backend='vllm' runs on the shipped judge in "
+        "tests/engine/test_vllm_in_process.py (engine tier)",
 }
 # what a python block must print (a line each, in order), where the README states it
 PRINTS = {

@@ -1,5 +1,6 @@
 """The `unireward` command line. Each sub-command lives in `unireward/commands/<module>.py`, which exposes
-`register(subparsers)`; heavy imports happen inside the command functions, so `--help` is instant."""
+`register(subparsers)`; heavy imports happen inside the command functions, so `--help` is instant. A module may
+register a two-word command (`construct merge`) beside a command that takes free KEY=VALUE arguments."""
 
 from __future__ import annotations
 
@@ -24,12 +25,21 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    parser.set_defaults(two_word_commands=sorted(name for name in sub.choices if " " in name))
     return parser
+
+
+def join_two_word_command(argv: list[str], two_word: list[str]) -> list[str]:
+    """`["construct", "merge", ...]` -> `["construct merge", ...]` when that two-word command is registered."""
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in two_word:
+        return [f"{argv[0]} {argv[1]}", *argv[2:]]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(join_two_word_command(argv, parser.get_default("two_word_commands")))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -8,6 +8,10 @@ item, appended as judged: an interrupted run resumes by skipping the ids already
 duplicated), `results.json`, `report.md` and `plot.png`. A run refuses to resume into a folder whose manifest
 describes a different run (benchmark, protocol, seed, swap, model, templates, frames, data); pass
 `fresh=True` to start over.
+
+Scale-out: `shard="i/n"` judges only the items whose id hashes to i (`unireward.shards`), into `out/shard-i-of-n`
+(resumable on its own); the reference protocol's swaps are still drawn over the whole dataset in its order, so an
+item is shown as in an unsharded run. `merge.merge_bench` joins the n shard folders into exactly what one run writes.
 """
 
 from __future__ import annotations
@@ -15,17 +19,22 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
 from ..errors import ConfigError, UnirewardError
+from ..shards import SHARD_FILE, Shard, check_shard, claim_folder, parse_shard, shard_manifest
 from .loaders import Benchmark, Item, load_benchmark
 from .protocols import PROTOCOLS, point_record, pair_record, reference_swaps
 from .report import markdown, plot, summarize
 
 ITEMS_FILE = "items.jsonl"
-IDENTITY = ("benchmark", "protocol", "seed", "swap_rule", "model", "method", "tasks", "video_policy", "data", "split")
+IDENTITY = ("benchmark", "protocol", "seed", "swap_rule", "model", "method", "tasks", "video_policy", "data", "split",
+            "shard")
+# manifest entries and settings that change no item record: the shards of one run may differ in them only
+FREE_ENTRIES = ("timestamp", "backend", "config", "shard")
+FREE_SETTINGS = ("out", "shard", "progress", "fresh", "batch_size")
 
 
 @dataclass
@@ -51,6 +60,11 @@ class BenchConfig:
     swap: bool = True  # reference protocol: apply the published seeded swap where there was one
     fresh: bool = False  # ignore and replace earlier item records in `out`
     progress: bool = True  # show a progress bar over items
+    shard: str | None = None  # "i/n": only the items whose id hashes to i, into out/shard-i-of-n; "auto": i/n =
+    # RANK/WORLD_SIZE (torchrun, accelerate launch); `unireward bench merge` joins the shards
+
+    def __post_init__(self) -> None:
+        check_shard(self.shard)
 
 
 def default_out(cfg: BenchConfig, name: str) -> str:
@@ -71,14 +85,27 @@ def run_bench(cfg: BenchConfig, judge: Any = None) -> dict[str, Any]:
     """Run `cfg`; `judge` (a RewardModel) replaces loading `cfg.model`. Returns the results dict."""
     if cfg.protocol not in PROTOCOLS:
         raise ConfigError(f"protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
+    shard = parse_shard(cfg.shard)
+    cfg = replace(cfg, shard=str(shard) if shard else None)
     bench = load_benchmark(cfg.name, cfg.data, cfg.split, cfg.task)
     items = bench.items[: cfg.limit] if cfg.limit is not None else bench.items
     rule = bench.swap_rule if cfg.protocol == "reference" and cfg.swap else None
+    # drawn over the whole dataset in its order: --limit, a resumed run and every shard see a full run's swaps
     swaps = dict(zip((it.id for it in bench.items), reference_swaps(len(bench.items), cfg.seed, rule)))
-    judge = judge or _load_judge(cfg)
+    judge = judge or _load_judge(cfg, shard)
     out = Path(cfg.out or default_out(cfg, bench.name))
+    manifest = _manifest(cfg, bench, items, judge, rule)  # of the whole run, a shard's too
+    summary = summary_settings(cfg, bench)
+    if shard is not None:
+        out = out / shard.folder
+        manifest["shard"] = str(shard)
+        owned = shard.select(items, key=lambda it: it.id)
+        if cfg.fresh:
+            (out / SHARD_FILE).unlink(missing_ok=True)
+        claim_folder(out, shard_manifest(shard, run_identity(manifest), [(p, it.id) for p, it in owned], len(items),
+                                         summary=summary))
+        items = [it for _, it in owned]
     out.mkdir(parents=True, exist_ok=True)
-    manifest = _manifest(cfg, bench, items, judge, rule)
     path = out / ITEMS_FILE
     _check_resume(out, manifest, cfg.fresh)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -91,20 +118,43 @@ def run_bench(cfg: BenchConfig, judge: Any = None) -> dict[str, Any]:
                 done[rec["id"]] = rec
             f.flush()
             bar.update(len(chunk))
-    records = [done[it.id] for it in items]
+    return write_results(out, [done[it.id] for it in items], manifest, summary)
+
+
+def summary_settings(cfg: BenchConfig, bench: Benchmark) -> dict[str, Any]:
+    """How `write_results` summarizes a run of `cfg` on `bench`: groupings, unparsed-as-tie, macro groupings, notes."""
     as_tie = cfg.protocol == "reference" and bench.unparsed_as_tie
-    results = summarize(records, bench.groupings, unparsed_as_tie=as_tie,
-                        macro_groupings=list(bench.groupings) if bench.name == "vlrb" else ())
     notes = list(bench.notes)
     if as_tie:
         notes.append("reference protocol: outputs without a verdict count as tie predictions, as in the published "
                      "script (they are still counted under 'unparsed')")
-    results.update(manifest=manifest, n_items=len(records), notes=notes)
+    return {"groupings": bench.groupings, "unparsed_as_tie": as_tie,
+            "macro_groupings": list(bench.groupings) if bench.name == "vlrb" else [], "notes": notes}
+
+
+def write_results(out: Path, records: list[dict], manifest: dict, summary: dict[str, Any]) -> dict[str, Any]:
+    """Summarize item records (in dataset order) as `summary` says; write results.json, report.md, plot.png."""
+    results = summarize(records, summary["groupings"], unparsed_as_tie=summary["unparsed_as_tie"],
+                        macro_groupings=summary["macro_groupings"])
+    results.update(manifest=manifest, n_items=len(records), notes=list(summary["notes"]))
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "report.md").write_text(markdown(results))
     plot(results, out / "plot.png")
     results["out"] = str(out)
     return results
+
+
+def run_identity(manifest: dict) -> dict[str, Any]:
+    """What makes item records comparable: the manifest and settings less those that change no record."""
+    same = {k: v for k, v in manifest.items() if k not in FREE_ENTRIES}
+    return {**same, "config": {k: v for k, v in manifest["config"].items() if k not in FREE_SETTINGS}}
+
+
+def count_errors(results: dict[str, Any]) -> int:
+    """Items whose record is an error (media that could not be read, a judge that failed)."""
+    overall = results["overall"] or {}
+    parts = [overall[k] for k in ("pair", "point") if overall.get(k)] if "n" not in overall else [overall]
+    return sum(p.get("errors", 0) for p in parts)
 
 
 def judge_items(judge: Any, chunk: list[Item], protocol: str, swaps: dict[str, bool],
@@ -223,13 +273,18 @@ def _check_resume(out: Path, manifest: dict, fresh: bool) -> None:
                           "--out, or --fresh to replace them")
 
 
-def _load_judge(cfg: BenchConfig):
+def _load_judge(cfg: BenchConfig, shard: Shard | None = None):
     from ..judge import RewardModel
     from ..media import VideoPolicy
 
     if not cfg.model:
         raise ConfigError("pass --model (a model folder or hub id, or a server URL with --backend openai)")
     kwargs: dict[str, Any] = {"method": cfg.method, "family": cfg.family, "checkpoint": cfg.checkpoint}
+    if shard is not None and shard.local_rank is not None and cfg.backend == "hf":
+        import torch
+
+        if torch.cuda.is_available():  # one GPU per rank, as the launcher numbered them
+            kwargs["device"] = f"cuda:{shard.local_rank}"
     if cfg.frames is not None:
         kwargs["video_policy"] = VideoPolicy(num_frames=cfg.frames, max_frames=max(32, cfg.frames))
     if cfg.backend == "openai" and cfg.served_model:

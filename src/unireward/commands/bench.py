@@ -20,6 +20,13 @@ where the published script swapped); `clean` judges both candidate orders, count
 explicitly, reports unparsed outputs and the position-consistency rate. Results go to --out (default
 runs/bench/<name>-<protocol>-<model>): manifest.json, items.jsonl (resumable: rerun the same command to continue),
 results.json, report.md and plot.png. The report is printed at the end.
+
+Scale out: `--shard i/n` judges only the items whose id hashes to i, into OUT/shard-i-of-n (each shard resumable on
+its own; `--shard auto` reads RANK and WORLD_SIZE, as torchrun and accelerate launch set them); then
+
+    unireward bench merge OUT OUT/shard-*
+
+writes exactly what one unsharded run writes. A run with items that failed (status "error") exits 1.
 """
 
 from __future__ import annotations
@@ -58,20 +65,48 @@ def register(subparsers) -> None:
     p.add_argument("--no-swap", action="store_true", help="reference protocol: keep the dataset order")
     p.add_argument("--fresh", action="store_true", help="discard item records already in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--shard", help="i/n: only the items whose id hashes to i, into OUT/shard-i-of-n (merge them "
+                   "with `unireward bench merge`); auto: i/n = RANK/WORLD_SIZE (torchrun, accelerate launch)")
     p.set_defaults(func=run)
+
+    m = subparsers.add_parser("bench merge", help="merge the shard folders of one benchmark run",
+                              description="Merge the shard-i-of-n folders of one `bench ... --shard i/n` run into "
+                                          "OUT: the items, results, report and plot one unsharded run writes.")
+    m.add_argument("out", metavar="OUT", help="the merged output folder (e.g. the shards' parent)")
+    m.add_argument("shards", nargs="+", metavar="SHARD", help="every shard folder of the run (e.g. OUT/shard-*)")
+    m.set_defaults(func=run_merge)
 
 
 def run(args) -> int:
     from ..bench import BenchConfig, run_bench
-    from ..bench.report import markdown
 
     cfg = BenchConfig(name=args.name, data=args.data, model=args.model, protocol=args.protocol, seed=args.seed,
                       out=args.out, limit=args.limit, batch_size=args.batch_size, backend=args.backend,
                       served_model=args.served_model, template=args.template, frames=args.frames, method=args.method,
                       family=args.family, checkpoint=args.checkpoint,
                       split=args.split, task=args.task, swap=not args.no_swap, fresh=args.fresh,
-                      progress=not args.no_progress)
-    results = run_bench(cfg)
+                      progress=not args.no_progress, shard=args.shard)
+    return _report(run_bench(cfg))
+
+
+def run_merge(args) -> int:
+    from ..bench.merge import merge_bench
+
+    return _report(merge_bench(args.out, args.shards))
+
+
+def _report(results) -> int:
+    """Print the report; 1 when items failed (status "error"), with where to read why."""
+    import sys
+
+    from ..bench.report import markdown
+    from ..bench.runner import ITEMS_FILE, count_errors
+
     print(markdown(results))
     print(f"results in {results['out']}")
+    errors = count_errors(results)
+    if errors:
+        print(f"unireward bench: {errors} item(s) failed: their records in {results['out']}/{ITEMS_FILE} say why "
+              "(status \"error\", reason); the metrics count them as errors", file=sys.stderr)
+        return 1
     return 0

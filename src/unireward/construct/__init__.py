@@ -6,6 +6,7 @@
 - `export`: to TRL's DPO format and to the Diffusion-DPO trainer's dataset (the records file itself is
   `unireward.data.records`: crash-safe, append-only, keyed by prompt id).
 - `run`: `ConstructConfig`, `construct(...)`, `run_construct(config)`, `run_construct_from_config(path, overrides)`.
+- `merge`: `merge_construct(out, shard_dirs)`: the shard folders of a `shard=i/n` run -> what one run writes.
 
     unireward construct --config construct/sandbox_generator
 
@@ -21,6 +22,7 @@ _LAZY = {
     "construct": "unireward.construct.run",
     "run_construct": "unireward.construct.run",
     "run_construct_from_config": "unireward.construct.run",
+    "merge_construct": "unireward.construct.merge",
     "PromptItem": "unireward.construct.candidates",
     "read_prompts": "unireward.construct.candidates",
     "export_records": "unireward.construct.export",

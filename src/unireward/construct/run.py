@@ -12,11 +12,16 @@ the judge, task versions and template hashes), `media/` (generated candidates), 
 the exports (`dpo_trl.jsonl` for understanding, `diffusion_dpo.jsonl` for generation), rebuilt from the records
 at the end of every run. Killed at any point and started again, a run skips the prompt ids already recorded and
 ends with the same records (seeds and pairings derive from the prompt id, not from the order of work).
+
+Scale-out: with `shard=i/n` a run takes only the prompts whose id hashes to i (`unireward.shards`) and writes them
+to `output_dir/shard-i-of-n`, resumable on its own; `unireward construct merge` (`merge.merge_construct`) joins the
+n shard folders into exactly what one unsharded run writes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ import numpy as np
 from .. import plugins
 from ..data.records import RecordWriter, atomic_write_bytes
 from ..errors import ConfigError, DataError, MediaError
+from ..shards import check_shard, claim_folder, parse_shard, shard_manifest
 from .candidates import PromptItem, candidate_seed
 from .strategies import NEEDS_PAIRS, NEEDS_SCORES, STRATEGIES, Verdict, check_strategy, make_pairs, select, \
     verdict_from
@@ -35,6 +41,7 @@ from .strategies import NEEDS_PAIRS, NEEDS_SCORES, STRATEGIES, Verdict, check_st
 TASKS = ("image-gen", "video-gen", "image-und", "video-und")
 SAMPLERS = ("vlm", "diffusers-image", "diffusers-video")  # built in; any other is a plugin (unireward.plugins)
 RECORDS = "records.jsonl"
+CONFIG_FILE = "construct_config.yaml"
 
 
 @dataclass
@@ -75,6 +82,8 @@ class ConstructConfig:
     score_field: str = "score"  # score: the parsed / most probable score; expected: the probability-weighted mean
     seed: int = 0  # seeds candidates (per prompt id and index) and pairings (per prompt id)
     chunk_size: int = 8  # prompts sampled and judged together (records are still written one per prompt)
+    shard: str | None = None  # i/n: only the prompts whose id hashes to i (unireward.shards), written to
+    # output_dir/shard-i-of-n; auto: i/n = RANK/WORLD_SIZE (torchrun, accelerate launch). Merge: `construct merge`
     export: bool = True  # write the trainer exports at the end
     progress: bool = True  # tqdm progress bar
 
@@ -93,6 +102,7 @@ class ConstructConfig:
             raise ConfigError(f"score_field must be score or expected, got {self.score_field!r}")
         if self.chunk_size < 1:
             raise ConfigError(f"chunk_size must be at least 1, got {self.chunk_size}")
+        check_shard(self.shard)
 
 
 @dataclass
@@ -402,7 +412,10 @@ def build_judge(config: ConstructConfig) -> Any:
 
 
 def run_construct(config: ConstructConfig) -> ConstructResult:
-    """Read the prompts, build the sampler and the judge, construct (resuming), export."""
+    """Read the prompts, build the sampler and the judge, construct (resuming), export. With `config.shard` set,
+    only that shard's prompts, into `output_dir/shard-i-of-n` (see `unireward.shards`; `merge.merge_construct`)."""
+    from dataclasses import replace
+
     from ..config import dump_config
     from .candidates import read_prompts
     from .export import export_records
@@ -413,10 +426,20 @@ def run_construct(config: ConstructConfig) -> ConstructResult:
     if config.limit is not None:
         items = items[: config.limit]
     out = Path(config.output_dir)
+    shard = parse_shard(config.shard)
+    built = config
+    if shard is not None:
+        out = out / shard.folder
+        owned = shard.select(items, key=lambda it: it.id)
+        claim_folder(out, shard_manifest(shard, run_identity(config, items), [(p, it.id) for p, it in owned],
+                                         len(items)))
+        items = [it for _, it in owned]
+        config = replace(config, shard=str(shard))  # what this folder holds: rerunning its config resumes it
+        built = replace(config, device=rank_device(config.device, shard.local_rank))
     out.mkdir(parents=True, exist_ok=True)
-    dump_config(config, out / "construct_config.yaml")
-    judge = build_judge(config)
-    sampler = build_sampler(config)
+    dump_config(config, out / CONFIG_FILE)
+    judge = build_judge(built)
+    sampler = build_sampler(built)
     result = construct(items, sampler, judge, out, task=config.task, strategy=config.strategy,
                        num_candidates=config.num_candidates, both_orders=config.both_orders,
                        score_field=config.score_field, seed=config.seed, chunk_size=config.chunk_size,
@@ -427,11 +450,32 @@ def run_construct(config: ConstructConfig) -> ConstructResult:
     return result
 
 
+# settings that change no record: the shards of one run may differ in them, and in nothing else
+FREE_SETTINGS = ("output_dir", "shard", "progress", "chunk_size", "judge_batch_size", "export")
+
+
+def run_identity(config: ConstructConfig, items: Sequence[PromptItem]) -> dict[str, Any]:
+    """The settings that decide a run's records, and a fingerprint of its prompts (ids, texts, media, order):
+    equal in every shard of one run."""
+    from ..config import to_dict
+
+    digest = hashlib.sha256()
+    for it in items:
+        digest.update(json.dumps([it.id, it.prompt, _media_ref(it.media), it.meta], default=str).encode() + b"\n")
+    settings = {k: v for k, v in to_dict(config).items() if k not in FREE_SETTINGS}
+    return {**settings, "prompts_count": len(items), "prompts_sha256": digest.hexdigest()}
+
+
+def rank_device(device: str | None, local_rank: int | None) -> str | None:
+    """`cuda` -> `cuda:<local_rank>` when a launcher gave this process a local rank (one GPU per rank)."""
+    return f"cuda:{local_rank}" if device == "cuda" and local_rank is not None else device
+
+
 def run_construct_from_config(path: str | Path | None, overrides: Sequence[str] = ()) -> ConstructResult:
     from ..config import load_config
 
     return run_construct(load_config(ConstructConfig, path, overrides))
 
 
-__all__ = ["ConstructConfig", "ConstructResult", "build_judge", "build_sampler", "construct", "run_construct",
-           "run_construct_from_config"]
+__all__ = ["CONFIG_FILE", "ConstructConfig", "ConstructResult", "FREE_SETTINGS", "RECORDS", "build_judge",
+           "build_sampler", "construct", "rank_device", "run_construct", "run_construct_from_config", "run_identity"]
