@@ -259,3 +259,45 @@ def test_bench_runs_a_scorer(tiny_scorer, tmp_path):
                                 progress=False))
     assert res["overall"]["n"] == 4 and res["overall"]["unparsed"] == 0 and res["overall"]["errors"] == 0
     assert res["manifest"]["backend"]["scorer"] == "hpsv2.1" and res["overall"]["consistency"] == 1.0
+
+
+def test_reward_spec_names_scorers_and_loads_each_once(tiny_scorer, monkeypatch):
+    from unireward.backends.scripted import ScriptedBackend
+    from unireward.rewards import RewardSpec
+
+    loads = []
+    real_load = RewardModel.load
+
+    def counting_load(model, **kw):
+        loads.append(model)
+        return real_load(model, **kw)
+
+    monkeypatch.setattr(RewardModel, "load", staticmethod(counting_load))
+
+    def brighter(x, prefix, choices):  # the judge prefers the brighter image
+        a, b = (np.asarray(im).mean() for im in x.images)
+        return [1.0, 0.0, 0.0] if a > b else [0.0, 1.0, 0.0]
+
+    judge = RewardModel(ScriptedBackend(lambda x: "", probs=brighter))
+    hps = tiny_scorer("hpsv2.1")
+    spec = RewardSpec.from_dict({"judge": {"weight": 1.0}, "pickscore": 0.3,
+                                 "hps": {"model": hps, "weight": 0.2},
+                                 "hps_wins": {"model": hps, "weight": 0.1, "mode": "win-rate"}})
+    assert [t.model for t in spec.terms] == [None, "pickscore", hps, hps]
+    assert [t.mode for t in spec.terms] == ["win-rate", "point", "point", "win-rate"]
+    spec.models["pickscore"] = real_load(tiny_scorer("pickscore"), dtype=None)  # (no hub here: a local copy)
+    spec.load_options = {"dtype": None}
+    imgs = [noise(k) for k in range(4)] + [Image.new("RGB", (16, 16), (v, v, v)) for v in (20, 200)]
+    prompts = ["a cat"] * 3 + ["a dog"] * 3
+    out = spec.evaluate(judge, prompts, imgs)
+    assert loads.count(hps) == 1 and "pickscore" not in loads  # each model loaded once, kept by the spec
+    direct = spec.models[hps].score_batch([PointRequest(p, im) for p, im in zip(prompts, imgs)])
+    assert out.rewards["hps"] == pytest.approx([r.score for r in direct], abs=1e-5)  # raw: the scorer's units
+    assert out.rewards["judge"][3:] == pytest.approx([0.5, 0.0, 1.0])  # win rates within "a dog"
+    assert set(out.normalised) == {"judge", "pickscore", "hps", "hps_wins"}
+    for g in out.groups:  # normalised values: per group, mean zero
+        assert sum(out.normalised["hps"][i] for i in g) == pytest.approx(0.0, abs=1e-6)
+    d = out.to_dict()
+    assert json.dumps(d) and set(d["rewards"]) == set(d["normalised"]) == {"judge", "pickscore", "hps", "hps_wins"}
+    with pytest.raises(ValueError, match="pass the judge"):
+        RewardSpec.from_dict({"judge": 1.0}).evaluate(None, ["p", "p"], imgs[:2])
