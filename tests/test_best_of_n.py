@@ -29,7 +29,8 @@ def rows_of(capsys) -> list[dict]:
 
 def test_shipped_judge_picks_the_image_that_matches_its_caption(examples, capsys):
     folder = examples["a"].parent
-    lines = [{"id": "circle", "prompt": "a red circle at the top left", "candidates": ["b.png", "c.png", "a.png", "d.png"]},
+    lines = [{"id": "circle", "prompt": "a red circle at the top left",
+              "candidates": ["b.png", "c.png", "a.png", "d.png"]},
              {"prompt": "a red circle at the top left", "candidates": ["a.png", "no-such.png"]},
              "a string", {"id": "lonely", "prompt": "a red circle", "candidates": ["a.png"]}]
     groups = folder / "groups.jsonl"
