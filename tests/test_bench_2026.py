@@ -160,3 +160,20 @@ def test_results_table_rows_are_added_and_updated(tmp_path):
                  "--out", str(tmp_path / "cli"), "--no-progress", "--table", str(tmp_path / "new.md")]) == 0
     assert "| clip (scorer clipscore) | clean | fixture copy, not the benchmark (4 items) |" in \
         (tmp_path / "new.md").read_text()
+
+
+def test_the_shipped_results_file_takes_new_rows(tmp_path):
+    import shutil
+
+    from unireward.bench.leaderboard import update_table
+
+    doc = tmp_path / "benchmarks.md"
+    shutil.copy(Path(__file__).parents[1] / "docs" / "benchmarks.md", doc)
+    before = doc.read_text()
+    published = [line for line in before.splitlines() if "| published |" in line]
+    assert len(published) >= 9
+    for name, protocol in (("mmrb2", "reference"), ("editreward", "clean"), ("vlrb", "clean")):
+        update_table(doc, run(name, tmp_path, protocol))  # the shipped columns are the ones a run writes
+    after = doc.read_text()
+    assert all(line in after for line in published) and after.count("<!-- results:") == before.count("<!-- results:")
+    assert after.count("| scripted |") == 3
