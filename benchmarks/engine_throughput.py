@@ -6,7 +6,10 @@ both orders by every path, timed per group and per judged order, with the reques
 
 Rows:
 - `unireward in process`: transformers, the shared-media + shared-prefix group path (`RewardModel.group_reward`);
-- `unireward -> vLLM (HTTP)`: the OpenAI backend against vLLM's OpenAI server, `concurrency` requests in flight;
+- `unireward -> vLLM (HTTP)`: the OpenAI backend against vLLM's OpenAI server, `concurrency` requests in flight
+  (a reasoning judge's verdict read from the response that wrote the reasoning: one request per judged order);
+- `unireward -> vLLM (HTTP, generate then read)`: the same, the reasoning generated without log-probabilities and
+  the verdict read in a second, prefix-cached request (`read_in_generation=False`);
 - `vLLM in process`: `backend="vllm"` (run in the engine environment, `.venv-vllm`);
 - `authors' way -> vLLM`: as the method's public reward code calls a vLLM server (Pref-GRPO's reward): one order
   per pair, one request per pair, the verdict generated and parsed (no probabilities), same concurrency.
@@ -21,8 +24,8 @@ probabilities right after the answer prefix (no reasoning; random weights never 
 generation budget is `--max-new-tokens`).
 
 Prints a table (seconds per group, requests per group, seconds per judged order) and whether the unireward paths'
-rewards agree; the last line is `order_speedup: X` = the authors' way's seconds per order / the best unireward
-path's.
+rewards agree; `http_order_speedup` is the authors' way's seconds per order / the best HTTP row's; the last line is
+`order_speedup: X` = the authors' way's seconds per order / the best unireward path's.
 """
 
 from __future__ import annotations
@@ -230,6 +233,14 @@ def main() -> None:
         per_group = (remote.backend.requests - n0) // (args.repeat + 1)
         rows[f"unireward -> vLLM (HTTP, concurrency {args.concurrency})"] = {
             "seconds": seconds, "requests": per_group, "orders": orders, "rewards": g.rewards}
+        if remote.spec.reasoning:  # the reasoning generated without log-probabilities, read in a second request
+            two = RewardModel.load(url, backend="openai", served_model="judge", checkpoint=str(model),
+                                   concurrency=args.concurrency, read_in_generation=False, **judge_kwargs(args))
+            n0 = two.backend.requests
+            seconds, g = time_group(two, cands, args.repeat)
+            rows[f"unireward -> vLLM (HTTP, generate then read, concurrency {args.concurrency})"] = {
+                "seconds": seconds, "requests": (two.backend.requests - n0) // (args.repeat + 1), "orders": orders,
+                "rewards": g.rewards}
         budget = remote.spec.max_new_tokens if args.model == "shipped" else args.max_new_tokens
         seconds, requests, winners = authors_way(url, cands, budget, args.concurrency, args.repeat)
         rows["authors' way -> vLLM (one order, generate + parse)"] = {
@@ -255,7 +266,7 @@ def main() -> None:
     print(f"unireward paths' win rates agree within {diff:.1e} (rewards missing: {missing})")
     best = min(ours.values(), key=lambda r: r["seconds"] / r["orders"])
     authors = rows["authors' way -> vLLM (one order, generate + parse)"]
-    http = rows[f"unireward -> vLLM (HTTP, concurrency {args.concurrency})"]
+    http = min((r for k, r in rows.items() if "HTTP" in k), key=lambda r: r["seconds"] / r["orders"])
     print(f"http_order_speedup: {(authors['seconds'] / authors['orders']) / (http['seconds'] / http['orders']):.2f}")
     print(f"order_speedup: {(authors['seconds'] / authors['orders']) / (best['seconds'] / best['orders']):.2f}")
 

@@ -134,3 +134,37 @@ def test_cli_input_rows_are_checked_one_by_one_and_the_exit_status_says_if_any_f
     assert main(["rank-group", "--model", model, "--input", _rows(files, [{"prompt": "a cat", "candidates": []}]),
                  "--no-progress"]) == 1
     assert "at least 2 candidates" in json.loads(capsys.readouterr().out)["reason"]
+
+
+def test_cli_input_reads_a_bom_raw_line_separators_and_refuses_a_huge_line_unread(tiny_model_dir, files, capsys):
+    """Issue 24, defect 12: one output row per input line, whatever the line holds."""
+    model = tiny_model_dir("qwen2-vl")
+    path = files / "careless.jsonl"
+    rows = [json.dumps({"prompt": "a red circle", "a": "a.png", "b": "b.png"}),
+            json.dumps({"prompt": "a red\u2028circle\u2029and\x85more", "a": "a.png", "b": "b.png"},
+                       ensure_ascii=False),
+            json.dumps({"prompt": "x" * 3_000_000, "a": "a.png", "b": "b.png"}),
+            json.dumps({"prompt": "a green star", "a": "b.png", "b": "a.png"})]
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(rows).encode() + b"\n")
+    code = main(["rank", "--model", model, "--input", str(path), "--no-progress"])
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["id"] for o in out] == ["1", "2", "3", "4"] and code == 1
+    assert [o["status"] for o in out] == ["ok", "ok", "error", "ok"]
+    assert "over the limit of 1,000,000 characters" in out[2]["reason"]
+
+
+def test_cli_a_row_the_judge_fails_on_is_its_own_error(tiny_model_dir, files, capsys):
+    """A 10000x1 image decodes, but the Qwen2-VL processor refuses it: its row fails, the others are judged."""
+    model = tiny_model_dir("qwen2-vl")
+    Image.new("RGB", (10000, 1)).save(files / "thin.png")
+    rows = [{"prompt": "a red circle", "a": "a.png", "b": "b.png"},
+            {"prompt": "a thin line", "a": "a.png", "b": "thin.png"},
+            {"prompt": "a green star", "a": "b.png", "b": "a.png"}]
+    assert main(["rank", "--model", model, "--input", _rows(files, rows), "--no-progress"]) == 1
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["status"] for o in out] == ["ok", "error", "ok"] and "aspect ratio" in out[1]["reason"]
+    groups = [{"prompt": "a cat", "candidates": ["a.png", "thin.png", "b.png"]},
+              {"prompt": "a dog", "candidates": ["a.png", "b.png"]}]
+    assert main(["rank-group", "--model", model, "--input", _rows(files, groups), "--no-progress"]) == 1
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["status"] for o in out] == ["error", "ok"]

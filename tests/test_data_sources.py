@@ -214,3 +214,46 @@ def test_embedded_media_needs_out_dir_and_options_are_checked():
         options("nope")
     with pytest.raises(DataError, match="no such file or folder"):
         list(convert_source("hpd", FIX / "does-not-exist"))
+
+
+@pytest.mark.parametrize("votes, words", [(["lots", 0], "'human_preference' must be a number, got 'lots'"),
+                                          ([None, 1], "'human_preference' must be a number, got None"),
+                                          ([float("nan"), 1], "'human_preference' must be a finite number"),
+                                          ([True, 0], "'human_preference' must be a number, got True")])
+def test_data_convert_names_the_file_and_row_of_a_bad_score_and_writes_nothing(tmp_path, capsys, votes, words):
+    """Issue 24, defect 13: not a traceback naming neither file nor row, and no partial output."""
+    from unireward.cli import main
+
+    root = copy_fixture("hpd", tmp_path)
+    rows = json.loads((root / "train.json").read_text())
+    rows[2]["human_preference"] = votes
+    (root / "train.json").write_text(json.dumps(rows))  # (Python's json writes NaN as the literal NaN)
+    out = tmp_path / "out" / "hpd.jsonl"
+    assert main(["data", "convert", "hpd", str(root), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "train.json row 2" in err and words in err
+    assert not out.exists() and not list(out.parent.glob("*.partial"))
+
+
+def test_data_convert_refuses_a_truncated_image_naming_its_row(tmp_path, capsys):
+    from unireward.cli import main
+
+    root = copy_fixture("hpd", tmp_path)
+    good = (root / "train" / "00003.jpg").read_bytes()
+    (root / "train" / "00003.jpg").write_bytes(good[: len(good) // 2])
+    out = tmp_path / "hpd.jsonl"
+    out.write_text("an earlier conversion\n")
+    assert main(["data", "convert", "hpd", str(root), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "train.json row 1" in err and "00003.jpg does not decode" in err
+    assert out.read_text() == "an earlier conversion\n"  # untouched
+    root = copy_fixture("pickapic", tmp_path)  # embedded bytes are checked too
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = root / "data" / "train-00000-of-00001.parquet"
+    table = pq.read_table(f)
+    cut = [v[: len(v) // 2] if i == 1 else v for i, v in enumerate(table.column("jpg_0").to_pylist())]
+    pq.write_table(table.set_column(table.schema.get_field_index("jpg_0"), "jpg_0", pa.array(cut)), f)
+    with pytest.raises(DataError, match=r"row 1: image column '.*' does not decode"):
+        list(convert_source("pickapic", root, tmp_path / "pick"))

@@ -199,3 +199,23 @@ def test_training_renders_with_the_judges_chat_template_options(tmp_path):
     out.mkdir()
     write_sidecar(out, chat_template_kwargs=spec.chat_template_kwargs)
     assert resolve_spec(str(out)).chat_template_kwargs == {"enable_thinking": False}
+
+
+def test_an_item_the_backend_refuses_fails_alone_in_process(images):
+    """A processor error on one item of a batch (here: a ValueError, as transformers raises for an extreme aspect
+    ratio) is that item's error; the rest of the batch is judged."""
+    from unireward.backends.scripted import ScriptedBackend
+    from unireward.judge import PairRequest, RewardModel
+
+    class Refusing(ScriptedBackend):
+        def generate(self, inputs, max_new_tokens=256, stop=None, prefix=""):
+            if any(im.width == 1 for x in inputs for im in x.images):
+                raise ValueError("absolute aspect ratio must be smaller than 200")
+            return super().generate(inputs, max_new_tokens, stop, prefix)
+
+    rm = RewardModel(Refusing(lambda x: "Final Judgment: Image 1 is better than Image 2."))
+    thin = Image.new("RGB", (1, 300))
+    out = rm.rank_batch([PairRequest("a", images[0], images[1]), PairRequest("b", thin, images[1]),
+                         PairRequest("c", images[2], images[3])])
+    assert [r.status for r in out] == ["ok", "error", "ok"]
+    assert "aspect ratio" in out[1].reason and out[0].winner == out[2].winner == 1

@@ -229,3 +229,55 @@ def test_to_pil_accepts_the_shapes_pipelines_return():
 def test_adapters_over_one_model_share_one_worker():
     rm = RewardModel(LengthJudge())
     assert connect(rm) is connect(rm) and connect(connect(rm)) is connect(rm)
+
+
+# -- careless inputs (issue 24, defects 9 and 10) ------------------------------------------------------------------
+def test_flow_grpo_reward_refuses_what_is_not_an_image_batch_and_skips_nan_rows():
+    import torch
+
+    backend = LengthJudge()
+    fn = flow_grpo_reward(RewardModel(backend), task="image-gen/pair", mode="win-rate")
+    prompts = ["p"] * 4
+    batch = torch.stack([torch.full((3, 8, 8), v) for v in (0.1, 0.9, 0.5, 0.3)])
+    batch[2, 0, 3, 3] = float("nan")
+    batch[3, 1, 0, 0] = float("inf")
+    scores, info = fn(batch, prompts)
+    assert np.isnan(scores[2]) and np.isnan(scores[3]) and info["missing"] == 2
+    assert scores[1] > scores[0] and info["group_sizes"] == [2]  # the two finite rows are one group
+    assert any("row 2" in e and "NaN" in e for e in info["errors"])
+    for images, words in [(torch.full((4, 3, 8, 8), 200.0), "divide 0-255 data by 255"),
+                          (torch.full((4, 3, 8, 8), -1.0), "(x + 1) / 2"),
+                          (torch.rand(3, 8, 8), "add a batch dimension"),
+                          (torch.rand(4, 8, 8), "add a batch dimension"),
+                          (torch.rand(4, 2, 8, 8), "2 channels"),
+                          (np.zeros((4, 3, 8, 8), np.uint8), "channel-first"),
+                          (np.zeros((4, 8, 8, 3), np.int64), "dtype int64")]:
+        with pytest.raises(ValueError, match=re.escape(words)):
+            fn(images, prompts[: len(images)])
+    grey_batch = torch.stack([torch.full((1, 8, 8), v) for v in (0.1, 0.9)])  # (N, 1, H, W): grey, accepted
+    scores, info = fn(grey_batch, ["p", "p"])
+    assert info["missing"] == 0 and scores[1] > scores[0]
+    assert to_pil(grey_batch)[0].mode == "RGB"
+    with pytest.raises(ValueError, match="row 0: the image holds NaN"):
+        to_pil(torch.full((1, 3, 4, 4), float("nan")))
+
+
+def test_trl_reward_skips_missing_completions_and_names_missing_columns():
+    backend = LengthJudge()
+    point = trl_reward(RewardModel(backend), task="image-und/point")
+    out = point(prompts=["q"] * 3, completions=["Grey.", None, [{"role": "assistant", "content": "Grey!!"}]],
+                image=[grey(1)] * 3)
+    assert out[1] is None and out[0] == 5.0 and out[2] == 6.0  # None is not judged as the text "None"
+    assert len(backend.saw_images) == 2
+    one_message = point(prompts=["q"], completions=[{"role": "assistant", "content": "A grey one."}],
+                        image=[grey(1)])
+    assert one_message == [10.0]  # a single message dict: its content, not its printed form
+    with pytest.raises(TypeError, match="got int"):
+        point(prompts=["q"], completions=[7], image=[grey(1)])
+    with pytest.raises(ValueError, match="no images or image column.*columns: prompts, completions, scene"):
+        point(prompts=["q"], completions=["Grey."], scene=[grey(1)])
+    vs_ref = trl_reward(RewardModel(backend), task="image-und/pair", reference_column="answer")
+    with pytest.raises(ValueError, match="reference_column 'answer' is not among the columns"):
+        vs_ref(prompts=["q"], completions=["Grey."], image=[grey(1)], solution=["Grey."])
+    assert vs_ref(prompts=["q", "q"], completions=[None, "Grey."], image=[grey(1)] * 2,
+                  answer=["Grey.", None]) == [None, None]

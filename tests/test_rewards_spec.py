@@ -54,3 +54,27 @@ def test_spec_weights_normalised_rewards_and_reports_absolute_means():
     assert out.combined[3] is None and out.combined[0] == pytest.approx(0.5 * 1.0 + 2.0 * 3)
     with pytest.raises(ValueError):
         RewardTerm("x", mode="median")
+
+
+def test_spec_refuses_careless_definitions_and_takes_array_media():
+    import numpy as np
+
+    def length(ps, cs, meta):
+        return [float(len(c)) for c in cs]
+
+    with pytest.raises(ValueError, match="'lenght' has no function in fns"):
+        RewardSpec.from_dict({"judge": 1.0, "lenght": 1.0}, fns={})
+    with pytest.raises(ValueError, match=r"fns names reward\(s\) \['lenght'\]"):
+        RewardSpec.from_dict({"judge": 1.0, "length": 1.0}, fns={"lenght": length, "length": length})
+    with pytest.raises(ValueError, match="weight must be a finite number"):
+        RewardSpec.from_dict({"length": float("nan")}, fns={"length": length})
+    with pytest.raises(ValueError, match="weight must be a finite number"):
+        RewardTerm("length", weight="0.5", fn=length)
+    rm = RewardModel(ScriptedBackend(lambda x: "", probs=lambda x, p, c: [0.6, 0.3, 0.1]))
+    spec = RewardSpec.from_dict({"judge": {"mode": "win-rate", "task": "image-und/pair"}, "length": 1.0},
+                                fns={"length": length})
+    media = np.zeros((4, 8, 8, 3), np.uint8)  # one image per row, as an array
+    out = spec.evaluate(rm, ["p"] * 4, ["a", "bb", "ccc", "dddd"], media=media)
+    assert out.groups == [[0, 1, 2, 3]] and all(math.isfinite(a) for a in out.advantages)
+    with pytest.raises(ValueError, match="3 media for 4 prompts"):
+        spec.evaluate(rm, ["p"] * 4, ["a", "bb", "ccc", "dddd"], media=media[:3])

@@ -236,7 +236,7 @@ def test_the_server_serves_a_scorer(tiny_scorer):
                                                   "a": _media_json(imgs[0]), "b": _media_json(imgs[1])}, timeout=60)
         reward = httpx.post(url + "/v1/reward", json={"prompt": "a cat",
                                                       "candidates": [_media_json(i) for i in imgs]}, timeout=60)
-        chat = httpx.post(url + "/v1/chat/completions", json={"model": "m", "messages": [
+        chat = httpx.post(url + "/v1/chat/completions", json={"model": "unireward", "messages": [
             {"role": "user", "content": "hello"}]}, timeout=60)
     assert rank.status_code == 200 and rank.json()["result"]["method"] == "score"
     assert rank.json()["result"]["p_first"] == pytest.approx(rm.rank("a cat", imgs[0], imgs[1]).p_first, abs=1e-4)

@@ -164,7 +164,7 @@ def test_malformed_requests_get_a_4xx_with_the_reason(client, path, body, status
 
 def test_openai_chat_completions(client):
     img = data_url(png(5))
-    body = {"model": "anything", "messages": [
+    body = {"model": "unireward", "messages": [
         {"role": "system", "content": "You are a judge."},
         {"role": "user", "content": [{"type": "text", "text": "Which is better?"},
                                      {"type": "image_url", "image_url": {"url": img}}]},
@@ -179,6 +179,8 @@ def test_openai_chat_completions(client):
     assert 1 <= len(content) <= 2 and len(content[0]["top_logprobs"]) == 5
     assert r.json()["usage"]["prompt_tokens"] > 0
     assert client.get("/v1/models").json()["data"][0]["id"] == "unireward"
+    other = client.post("/v1/chat/completions", json={**body, "model": "anything"})  # never judged by the wrong model
+    assert other.status_code == 404 and "'unireward'" in other.json()["error"]["message"]
     assert client.post("/v1/chat/completions", json={**body, "stream": True}).status_code == 400
     assert client.post("/v1/chat/completions", json={**body, "top_logprobs": 5000}).status_code == 413
     bad = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": [{"type": "audio"}]}]})

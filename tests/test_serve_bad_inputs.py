@@ -157,3 +157,68 @@ def test_serve_exits_0_after_a_clean_sigterm_drain(tiny_model_dir):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_10000x1_image_fails_its_own_group_and_no_other_client(server, root):
+    """Issue 24, defect 3, on the real processor (Qwen2-VL refuses aspect ratios over 200)."""
+    thin = Image.new("RGB", (10000, 1), (200, 10, 10))
+    thin.save(root / "thin.png")
+    good = {"prompt": "a red circle", "candidates": [_url(root / "0.png"), _url(root / "1.png")]}
+    bad = {"prompt": "a red circle", "candidates": [_url(root / "0.png"), _url(root / "thin.png")]}
+    bodies = [{"groups": [good, bad]}, {"groups": [dict(good, prompt="another client")]}]
+    with ThreadPoolExecutor(2) as pool:  # within the server's 300 ms batching window
+        mixed, other = pool.map(lambda b: _post(server, "/v1/reward", b), bodies)
+    assert mixed.status_code == 200 and other.status_code == 200, (mixed.text, other.text)
+    ok, refused = mixed.json()["results"]
+    assert ok["status"] == "ok" and other.json()["results"][0]["status"] == "ok"
+    assert refused["status"] == "error" and "groups[1].candidates[1]" in refused["reason"]
+    assert "10000x1" in refused["reason"] and "max_aspect_ratio" in refused["reason"]
+    many = [{"prompt": "a red circle", "a": _url(root / "0.png"), "b": _url(root / n)}
+            for n in ("1.png", "thin.png", "2.png")]
+    r = _post(server, "/v1/rank", {"task": "image-gen/pair", "items": many})
+    assert [x["status"] for x in r.json()["results"]] == ["ok", "error", "ok"]
+
+
+def test_sigterm_under_load_exits_promptly(tiny_model_dir, root):
+    """Issue 24, defect 4: a full queue does not hold the server past its grace period plus one model call."""
+    from unireward.serve.server import free_port
+
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "unireward", "serve", "--model", tiny_model_dir("qwen2-vl"),
+                             "--port", str(port), "--no-progress", "--log-level", "error", "--max-pairs", "300",
+                             "--graceful-timeout", "2", "--max-batch-size", "64"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not come up"
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        cands = [_url(root / f"{i % 3}.png") for i in range(16)]  # 120 pairs, both orders: 240 per request
+        body = {"task": "image-gen/pair", "schedule": "round-robin", "both_orders": True, "candidates": cands}
+
+        def send(i):
+            try:
+                return httpx.post(url + "/v1/rank-group", json={**body, "prompt": f"load {i}"}, timeout=120)
+            except httpx.HTTPError:
+                return None
+
+        with ThreadPoolExecutor(40) as pool:
+            pending = [pool.submit(send, i) for i in range(40)]  # 9,600 orders: a minute or more of judging here
+            time.sleep(3)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(60)
+            took = time.monotonic() - sent
+            answered = [f.result() for f in pending]
+        assert code == 0 and took < 30, (code, took)  # 2 s of grace, one model call, the interpreter's exit
+        assert all(r is None or r.status_code in (200, 503) for r in answered), [
+            r and (r.status_code, r.text[:80]) for r in answered]
+    finally:
+        if proc.poll() is None:
+            proc.kill()

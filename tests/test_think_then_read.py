@@ -381,3 +381,37 @@ def test_point_dimensions_written_in_the_reasoning_are_kept(video_file):
     assert s.method == "think+probs" and s.status == "ok" and s.score == 7 and s.expected_score == pytest.approx(7)
     assert s.raw == text and s.dimensions == {"visual quality": 3, "temporal consistency": 4, "dynamic degree": 2,
                                               "text-to-video alignment": 4, "factual consistency": 3}
+
+
+def test_a_branch_below_the_floor_costs_no_request_and_is_off_by_less_than_it():
+    """Greedy says "Both"; " Image" has probability 4e-4, under the default floor of 1e-3: no second request, its
+    mass shared by "Image 1" and "Image 2"; with branch_floor=0 it is read exactly, with one more request."""
+    tree = {"Final Judgment:": {" Both": 0.9996, " Image": 0.0004},
+            "Final Judgment: Image": {" ": 1.0},
+            "Final Judgment: Image ": {"1": 0.9, "2": 0.1}}
+    img = Image.new("RGB", (8, 8), "red")
+    server = FakeServer(tree)
+    r = _openai(server).rank("a red circle", img, img)
+    assert len(server.bodies) == 1
+    assert r.probs == pytest.approx({"1": 0.0002, "2": 0.0002, "tie": 0.9996})
+    exact_server = FakeServer(tree)
+    exact = _openai(exact_server, branch_floor=0).rank("a red circle", img, img)
+    assert len(exact_server.bodies) == 2
+    assert exact.probs == pytest.approx({"1": 0.00036, "2": 0.00004, "tie": 0.9996})
+    assert max(abs(r.probs[k] - exact.probs[k]) for k in r.probs) < 1e-3
+
+
+def test_openai_can_read_the_verdict_in_a_second_prefix_cached_request():
+    """read_in_generation=False: the reasoning is generated up to the stop (no log-probabilities), then the same
+    user turn with the reasoning as the final assistant message is read, as vLLM continues it."""
+    server = FakeServer({"Final Judgment:": {" Image": 0.8, " Both": 0.2},
+                         "Final Judgment: Image": {" ": 1.0},
+                         "Final Judgment: Image ": {"1": 0.9, "2": 0.1}})
+    r = _openai(server, read_in_generation=False).rank("a red circle", Image.new("RGB", (8, 8), "red"),
+                                                         Image.new("RGB", (8, 8), "blue"))
+    assert r.status == "ok" and r.probs == pytest.approx({"1": 0.72, "2": 0.08, "tie": 0.2})
+    gen, read = server.bodies
+    assert gen["stop"] == [STOP] and gen["include_stop_str_in_output"] is True and "logprobs" not in gen
+    assert read["messages"][:-1] == gen["messages"][:1]
+    assert read["messages"][-1] == {"role": "assistant", "content": FakeServer.REASONING + STOP.rstrip()}
+    assert read["continue_final_message"] is True and read["logprobs"] is True

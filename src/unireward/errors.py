@@ -44,6 +44,11 @@ class UnsupportedMediaError(MediaError):
     pass
 
 
+class MediaRefusedError(MediaError, PermissionError):
+    """Media refused by policy, whatever its contents: a file outside the allowed roots, a playlist or concat list
+    (a file naming other files), a redirect to another origin. Servers answer it with HTTP 403."""
+
+
 class PromptTooLongError(UnirewardError, ValueError):
     pass
 

@@ -27,7 +27,7 @@ import time
 from typing import Any, Iterable, Sequence
 
 from .backends.base import UNREADABLE, Backend, ChatInput
-from .errors import PromptTooLongError
+from .errors import MediaError, PromptTooLongError, UnirewardError
 from .grouping import TIE, swap_probs, unswap
 from .judging.groups import GroupRequest, group_rewards, judge_groups
 from .judging.render import PairRequest, PointRequest, Prepared, input_problem, prepare, render, text_problem
@@ -237,8 +237,9 @@ class RewardModel:
         return out, t.answer.prefix, None if out is not None else UNREADABLE
 
     def _run(self, t: Task, inputs: list[ChatInput], mode: str) -> list:
-        """Run one request type over `inputs`; a failing batch is retried one by one so one bad item
-        (e.g. a prompt over the context) does not take the others down."""
+        """Run one request type over `inputs`. A batch that fails on an item's own problem (a prompt over the
+        context, media the processor refuses, e.g. an extreme aspect ratio) is split in halves until the bad items
+        fail alone: each gets its exception as its output (an error result naming it), the others are judged."""
         fmt = t.answer
         choices = list(fmt.choices().values())
 
@@ -250,18 +251,17 @@ class RewardModel:
             stop = [fmt.prefix + c for c in choices] if t.is_pair else None
             return self.backend.generate(xs, max_new_tokens=self.max_new_tokens, stop=stop)
 
-        if not inputs:
-            return []
-        try:
-            return list(call(inputs))
-        except PromptTooLongError:
-            out = []
-            for x in inputs:
-                try:
-                    out.append(call([x])[0])
-                except PromptTooLongError as e:
-                    out.append(e)
-            return out
+        def isolated(xs: list) -> list:
+            try:
+                return list(call(xs))
+            except (PromptTooLongError, MediaError, ValueError) as e:
+                if len(xs) == 1:
+                    return [e if isinstance(e, UnirewardError) else
+                            MediaError(f"the model's processor refused this input: {type(e).__name__}: {e}")]
+                mid = len(xs) // 2
+                return isolated(xs[:mid]) + isolated(xs[mid:])
+
+        return isolated(list(inputs)) if inputs else []
 
     def _verdict(self, t: Task, out, mode: str) -> dict:
         if isinstance(out, Exception):

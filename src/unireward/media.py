@@ -7,8 +7,13 @@
 
 One declared policy decides which frames a video contributes and how large they are; it is recorded on every
 judge result. Sources may be paths, bytes, PIL images, numpy arrays, frame lists, frame directories, or (only
-when asked for) http(s) URLs. Bad input raises a `MediaError` subclass that names the source and the fix.
-PyAV is imported on first video use, never at import time.
+when asked for) http(s) URLs (`fetch_url`). Bad input raises a `MediaError` subclass that names the source and
+the fix. PyAV is imported on first video use, never at import time.
+
+What is read: files the reader opens itself (`open_file`: regular files only; a `ConfinedPath` only under its
+roots, checked on the open file), decoded only as IMAGE_FORMATS or VIDEO_CONTAINERS. Decoders get open files,
+never names, so no protocol, file pattern or reference is interpreted; playlists and concat lists are refused
+(`MediaRefusedError`), never followed.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import logging
 import math
 import os
 import re
-import urllib.request
+import stat
+import threading
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,12 +36,23 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import (ConfigError, MediaCorruptError, MediaEmptyError, MediaError, MediaMissingError,
-                     MediaTooLargeError, UnsupportedMediaError)
+                     MediaRefusedError, MediaTooLargeError, UnsupportedMediaError)
 
 log = logging.getLogger(__name__)
 _URL_RE = re.compile(r"^https?://", re.IGNORECASE)
-_URL_TIMEOUT_S = 30.0
-_MAX_DOWNLOAD_BYTES = 1 << 30
+
+# What the decoders may read: plain files of these formats, opened by us (never by name inside a decoder, so no
+# protocol, pattern or reference is ever interpreted). PIL: no EPS (it runs Ghostscript). FFmpeg demuxers of one
+# self-contained stream; never hls, dash, concat, image2 (file patterns) or anything else that opens other files.
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM", "TGA", "ICO", "AVIF", "JPEG2000")
+VIDEO_CONTAINERS = ("mov", "matroska", "avi", "gif", "apng", "mpeg", "mpegts", "flv", "ogg", "asf", "ivf", "h264",
+                    "hevc", "mpegvideo", "m4v")
+# options for avformat_open_input: the demuxer whitelist, no protocol for any file a demuxer might try to open,
+# and no external data references in QuickTime files (the mov demuxer's `enable_drefs`)
+_AV_OPTIONS = {"format_whitelist": ",".join(VIDEO_CONTAINERS), "protocol_whitelist": "none", "enable_drefs": "0"}
+# the first bytes of files that name other files: HLS and other M3U playlists, ffconcat lists, PLS, DASH/SMIL XML
+_REFERENCE_LISTS = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:#EXTM3U|#EXT-X-|ffconcat\b|\[playlist\]|<\?xml|<MPD|<smil)",
+                              re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -133,13 +151,12 @@ def load_image(src: Any, policy: ImagePolicy = ImagePolicy(), allow_urls: bool =
         data = bytes(src)
         if not data:
             raise MediaEmptyError("image bytes are empty; pass the file's contents")
-        img = _checked_decode(lambda: Image.open(io.BytesIO(data)), "<bytes>", policy.max_source_pixels)
+        img = _checked_decode(lambda: _open_image(io.BytesIO(data)), "<bytes>", policy.max_source_pixels)
     elif isinstance(src, str) and _URL_RE.match(src):
-        return load_image(_fetch(src, allow_urls), policy)
+        return load_image(_fetch_allowed(src, allow_urls), policy)
     elif isinstance(src, (str, os.PathLike)):
-        path = _existing_file(src)
-        with open(path, "rb") as f:
-            img = _checked_decode(lambda: Image.open(f), str(path), policy.max_source_pixels)
+        with open_file(src) as f:
+            img = _checked_decode(lambda: _open_image(f), os.fspath(src), policy.max_source_pixels)
     else:
         raise UnsupportedMediaError(f"cannot load an image from {type(src).__name__}; pass a path, bytes, "
                                     "a PIL image or an (H, W, 3) uint8 array")
@@ -157,8 +174,8 @@ def _checked_decode(open_image: Callable[[], Image.Image], name: str, max_source
     except UnidentifiedImageError:
         suffix = Path(name).suffix.lower()
         kind = MediaCorruptError if suffix in Image.registered_extensions() else UnsupportedMediaError
-        raise kind("not a readable image (contents not recognised as any image format); check the file, "
-                   "or re-save it as PNG or JPEG", name) from None
+        raise kind(f"not a readable image (contents not recognised as any of {', '.join(IMAGE_FORMATS)}); "
+                   "check the file, or re-save it as PNG or JPEG", name) from None
     except OSError as e:
         raise MediaCorruptError(f"image could not be opened ({e}); re-save it as PNG or JPEG", name) from None
     _check_pixels(img.size, max_source_pixels, name)
@@ -169,6 +186,12 @@ def _checked_decode(open_image: Callable[[], Image.Image], name: str, max_source
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, zlib and struct errors here
         raise MediaCorruptError(f"image data is truncated or corrupt ({type(e).__name__}: {e}); "
                                 "re-download or re-save the file", name) from None
+
+
+def _open_image(f: Any) -> Image.Image:
+    """PIL's lazy open, restricted to the allowed image formats (those this Pillow build reads)."""
+    Image.init()
+    return Image.open(f, formats=[name for name in IMAGE_FORMATS if name in Image.OPEN])
 
 
 def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
@@ -243,19 +266,14 @@ def load_video(src: Any, policy: VideoPolicy = VideoPolicy(), allow_urls: bool =
         data = bytes(src)
         if not data:
             raise MediaEmptyError("video bytes are empty; pass the file's contents")
-        _refuse_still_image(lambda: io.BytesIO(data), "<bytes>", policy)
-        return _decode_video(lambda: io.BytesIO(data), "<bytes>", policy, source="bytes")
+        return _decode_file(lambda: io.BytesIO(data), "<bytes>", policy, source="bytes")
     if isinstance(src, str) and _URL_RE.match(src):
-        data = _fetch(src, allow_urls)
-        _refuse_still_image(lambda: io.BytesIO(data), src, policy)
-        return _decode_video(lambda: io.BytesIO(data), src, policy, source=src)
+        data = _fetch_allowed(src, allow_urls)
+        return _decode_file(lambda: io.BytesIO(data), src, policy, source=src)
     if isinstance(src, (str, os.PathLike)):
-        if Path(src).is_dir():
-            frames = frame_files(Path(src))
-            return _sample_frames(frames, policy.fps or 1.0, policy, str(src))
-        path = _existing_file(src)
-        _refuse_still_image(lambda: open(path, "rb"), str(path), policy)
-        return _decode_video(lambda: str(path), str(path), policy, source=str(path))
+        if os.path.isdir(src):
+            return _sample_frames(folder_frames(src), policy.fps or 1.0, policy, os.fspath(src))
+        return _decode_file(lambda: open_file(src), os.fspath(src), policy, source=os.fspath(src))
     raise UnsupportedMediaError(f"cannot load a video from {type(src).__name__}; pass a path, bytes, a frame "
                                 "directory, a list of frames or a (T, H, W, 3) array")
 
@@ -295,21 +313,31 @@ def _sample_frames(frames: list[Any], source_fps: float, policy: VideoPolicy, so
     return Video(picked, source_fps * len(idx) / len(frames), orig, source, policy)
 
 
+def _decode_file(open_input: Callable[[], Any], name: str, policy: VideoPolicy, source: str) -> Video:
+    """A video file's frames, after refusing what is not one self-contained video: a list naming other files
+    (403: its references are never followed) and a still image."""
+    with open_input() as f:
+        head = f.read(64)
+    if _REFERENCE_LISTS.match(head):
+        raise MediaRefusedError("a playlist or concat list (a file naming other files) was given where a video is "
+                                "expected; references are never followed: send the video file itself", name)
+    _refuse_still_image(open_input, name, policy)
+    return _decode_video(open_input, name, policy, source)
+
+
 def _refuse_still_image(open_input: Callable[[], Any], name: str, policy: VideoPolicy) -> None:
     """Before any video decoder sees the data: an image file is checked against the pixel limit from its
     header (so a decompression bomb is never decoded), and a still image is refused (it is not a video, and
     judging it as k copies of one frame would be a silent guess)."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), open_input() as f:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with open_input() as f, Image.open(f) as img:
+            with _open_image(f) as img:
                 fmt, size, frames = img.format, img.size, getattr(img, "n_frames", 1)
         except Image.DecompressionBombError as e:
             raise MediaTooLargeError(f"image is too large to decode safely ({e})", name) from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-            return  # not an image PIL knows: a video container, left to PyAV
-    if fmt == "MPEG":  # PIL names MPEG-1 video files but cannot read them: a video
-        return
+            return  # not an image PIL may read: a video container, left to PyAV
     _check_pixels(size, policy.max_source_pixels, name)
     if frames == 1:
         raise UnsupportedMediaError(f"a still image ({fmt} {size[0]}x{size[1]}) was given where a video is "
@@ -328,16 +356,29 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted(files, key=natural)
 
 
+def folder_frames(folder: str | os.PathLike[str]) -> list[Any]:
+    """`frame_files` of a folder as paths to open: each frame of a `ConfinedPath` folder is confined to the same
+    roots (and the folder itself is checked first, by what was opened)."""
+    if isinstance(folder, ConfinedPath):
+        folder.check_folder()
+        return [folder.child(f) for f in frame_files(Path(folder))]
+    return frame_files(Path(folder))
+
+
 def _decode_video(open_input: Callable[[], Any], name: str, policy: VideoPolicy, source: str) -> Video:
     """Decode a container with PyAV in two sequential passes: count packets, then decode the chosen frames."""
     import av
 
     def run(step: Callable[[Any], Any]) -> Any:
         try:
-            with av.open(open_input(), mode="r") as container:
+            with open_input() as f, av.open(f, mode="r", options=dict(_AV_OPTIONS)) as container:
                 return step(container)
         except MediaError:
             raise
+        except av.error.ArgumentError as e:  # EINVAL at open: a demuxer that is not on the whitelist
+            raise UnsupportedMediaError(f"not a video in an allowed container ({', '.join(VIDEO_CONTAINERS)}; "
+                                        f"{e.strerror}); re-encode it, e.g. ffmpeg -i in -c:v libx264 out.mp4",
+                                        name) from None
         except (av.error.FFmpegError, EOFError, ValueError) as e:
             raise MediaCorruptError(f"video could not be decoded ({type(e).__name__}: {e}); the file may be "
                                     "truncated or not a video; re-encode it, e.g. ffmpeg -i in -c:v libx264 "
@@ -407,32 +448,217 @@ def _check_duration(duration: float | None, policy: VideoPolicy, name: str) -> N
 # ---------------------------------------------------------------- shared helpers
 
 
-def _existing_file(src: str | os.PathLike[str]) -> Path:
-    path = Path(src)
-    if not path.exists():
-        hint = "" if path.is_absolute() else f" (relative paths resolve against {Path.cwd()})"
-        raise MediaMissingError(f"no such file; check the path{hint}", str(path))
-    if not path.is_file():
-        raise UnsupportedMediaError("not a regular file", str(path))
-    if path.stat().st_size == 0:
-        raise MediaEmptyError("the file is empty (0 bytes); re-download or re-export it", str(path))
-    return path
+class ConfinedPath(os.PathLike):
+    """A local path that is read only if the file actually opened lies under one of `roots`.
+
+    The check is made on the open file descriptor (the path the kernel resolved for it), not on the name, so a
+    file or folder swapped for a symlink between a check and the open cannot lead outside the roots.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], roots: Sequence[str | os.PathLike[str]]):
+        self.path = os.fspath(path)
+        self.roots = tuple(os.path.realpath(r) for r in roots)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"ConfinedPath({self.path!r}, roots={list(self.roots)!r})"
+
+    def child(self, path: str | os.PathLike[str]) -> "ConfinedPath":
+        """Another path under the same roots (e.g. a frame of this folder)."""
+        out = ConfinedPath.__new__(ConfinedPath)
+        out.path, out.roots = os.fspath(path), self.roots
+        return out
+
+    def check_opened(self, fd: int) -> None:
+        """Raise MediaRefusedError unless the file open as `fd` lies under one of the roots."""
+        real = _opened_path(fd)
+        if real is None:  # no way to ask the kernel here: compare the file opened with the one the name leads to
+            real = os.path.realpath(self.path)
+            st, now = os.fstat(fd), os.stat(real)
+            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+                raise MediaRefusedError("the file changed while it was opened; send it again", self.path)
+        if not any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in self.roots):
+            raise MediaRefusedError("outside the allowed roots", self.path)
+
+    def check_folder(self) -> None:
+        """Raise MediaRefusedError unless this path opens as a folder under one of the roots."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError as e:
+            raise MediaMissingError(f"the folder cannot be opened ({e.strerror})", self.path) from None
+        try:
+            self.check_opened(fd)
+        finally:
+            os.close(fd)
 
 
-def _fetch(url: str, allow_urls: bool) -> bytes:
+def _opened_path(fd: int) -> str | None:
+    """The path of an open file as the kernel resolved it (Linux: /proc/self/fd; macOS: F_GETPATH)."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        pass
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    if not hasattr(fcntl, "F_GETPATH"):
+        return None
+    try:
+        raw = fcntl.fcntl(fd, fcntl.F_GETPATH, bytes(1024))
+    except OSError:
+        return None
+    return os.fsdecode(raw.split(b"\0", 1)[0]) or None
+
+
+def open_file(src: str | os.PathLike[str]) -> io.BufferedReader:
+    """Open a media file for reading: a regular, non-empty file (never a folder, FIFO or device: a FIFO does not
+    even block the open), and for a `ConfinedPath` one whose opened file lies under its roots. Errors name it."""
+    name = os.fspath(src)
+    if "\0" in name:
+        raise UnsupportedMediaError("the path holds a NUL byte", ascii(name))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(name, flags)
+    except FileNotFoundError:
+        hint = "" if os.path.isabs(name) else f" (relative paths resolve against {Path.cwd()})"
+        raise MediaMissingError(f"no such file; check the path{hint}", name) from None
+    except OSError as e:
+        raise MediaMissingError(f"the file cannot be opened ({e.strerror})", name) from None
+    try:
+        if isinstance(src, ConfinedPath):
+            src.check_opened(fd)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsupportedMediaError("not a regular file", name)
+        if st.st_size == 0:
+            raise MediaEmptyError("the file is empty (0 bytes); re-download or re-export it", name)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _fetch_allowed(url: str, allow_urls: bool) -> bytes:
     if not allow_urls:
         raise UnsupportedMediaError("fetching URLs is disabled; pass allow_urls=True (or download the file "
                                     "and pass its path)", url)
+    return fetch_url(url)
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def fetch_url(url: str, *, timeout_s: float = 30.0, max_bytes: int = 1 << 30, max_redirects: int = 3) -> bytes:
+    """The body at an http(s) URL, all of it within `timeout_s` (connecting, redirects and reading together),
+    following at most `max_redirects` redirects and only within the URL's origin (scheme, host and port); a
+    MediaError naming the URL otherwise. Direct connections only (no proxy); DNS lookups are not timed."""
+    import urllib.parse
+
+    deadline = time.monotonic() + timeout_s
+    origin = _origin(url)
+    current = url
+    for _ in range(max_redirects + 1):
+        status, location, body = _http_get(current, deadline, max_bytes, url, timeout_s)
+        if status in _REDIRECTS:
+            if not location:
+                raise MediaMissingError(f"HTTP {status} redirect without a Location header", url)
+            target = urllib.parse.urljoin(current, location)
+            if _origin(target) != origin:
+                raise MediaRefusedError(f"redirected to {target}, another origin (scheme, host or port); redirects "
+                                        "are followed only within the URL's own origin: send the final URL", url)
+            current = target
+            continue
+        if status != 200:
+            raise MediaMissingError(f"could not fetch the URL (HTTP {status})", url)
+        if not body:
+            raise MediaEmptyError("the URL returned no data", url)
+        return body
+    raise MediaMissingError(f"more than {max_redirects} redirect(s) (max_redirects); send the final URL", url)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
     try:
-        with urllib.request.urlopen(url, timeout=_URL_TIMEOUT_S) as response:
-            data = response.read(_MAX_DOWNLOAD_BYTES + 1)
-    except (OSError, ValueError) as e:  # URLError and HTTPError are OSErrors
-        raise MediaMissingError(f"could not fetch the URL ({e})", url) from None
-    if len(data) > _MAX_DOWNLOAD_BYTES:
-        raise MediaTooLargeError(f"download exceeds {_MAX_DOWNLOAD_BYTES:,} bytes; download it yourself", url)
-    if not data:
-        raise MediaEmptyError("the URL returned no data", url)
-    return data
+        port = parts.port
+    except ValueError:
+        port = -1
+    if scheme not in ("http", "https") or not parts.hostname or port == -1:
+        raise UnsupportedMediaError("not a valid http(s) URL", url)
+    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
+
+
+def _http_get(target: str, deadline: float, max_bytes: int, url: str, timeout_s: float):
+    """(status, Location, body) of one GET; a watchdog shuts the socket at the deadline, so no slow server (one
+    byte at a time) can hold the caller past it."""
+    import http.client
+    import socket
+    import urllib.parse
+
+    def too_slow() -> MediaError:
+        return MediaMissingError(f"no complete answer within {timeout_s:g} s (the fetch deadline); the server is "
+                                 "too slow: download the file and send it inline", url)
+
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise too_slow()
+    scheme, host, port = _origin(target)
+    parts = urllib.parse.urlsplit(target)
+    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    conn = cls(host, port, timeout=remaining)
+    expired = threading.Event()
+    sockets: list[socket.socket] = []  # the connection forgets its socket once a response will close it
+
+    def expire() -> None:
+        expired.set()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    watchdog = threading.Timer(remaining, expire)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        conn.connect()
+        sockets.append(conn.sock)
+        if expired.is_set():
+            raise too_slow()
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("GET", path, headers={"User-Agent": "unireward", "Accept-Encoding": "identity"})
+        response = conn.getresponse()
+        if response.status != 200:
+            return response.status, response.getheader("Location"), b""
+        declared = response.getheader("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise MediaTooLargeError(f"the download of {int(declared):,} bytes exceeds {max_bytes:,}; download it "
+                                     "yourself", url)
+        chunks, size = [], 0
+        while chunk := response.read1(1 << 16):
+            size += len(chunk)
+            if size > max_bytes:
+                raise MediaTooLargeError(f"the download exceeds {max_bytes:,} bytes; download it yourself", url)
+            chunks.append(chunk)
+        if expired.is_set():  # the watchdog's shutdown reads as the end of the data
+            raise too_slow()
+        return 200, None, b"".join(chunks)
+    except (OSError, http.client.HTTPException) as e:
+        if expired.is_set() or isinstance(e, TimeoutError):
+            raise too_slow() from None
+        raise MediaMissingError(f"could not fetch the URL ({type(e).__name__}: {e})", url) from None
+    finally:
+        watchdog.cancel()
+        conn.close()
 
 
 def content_hash(obj: Any) -> str:
@@ -471,12 +697,11 @@ def _feed(h: Any, obj: Any) -> None:
     elif isinstance(obj, str) and _URL_RE.match(obj):
         tagged("url", obj.encode())
     elif isinstance(obj, (str, os.PathLike)):
-        if Path(obj).is_dir():
-            _feed(h, frame_files(Path(obj)))
+        if os.path.isdir(obj):
+            _feed(h, folder_frames(obj))
             return
-        path = _existing_file(obj)
-        h.update(f"bytes:{path.stat().st_size}:".encode())
-        with open(path, "rb") as f:
+        with open_file(obj) as f:
+            h.update(f"bytes:{os.fstat(f.fileno()).st_size}:".encode())
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     else:

@@ -82,7 +82,7 @@ def plan_choices(sequences: list[list[int]], terminator: int | None) -> ChoicePl
 
 
 def read_choice_trie(prefix: str, choices: Sequence[str], fetch: Callable[[str], Sequence[dict]],
-                     seen: Sequence[dict] = ()) -> list[float] | None:
+                     seen: Sequence[dict] = (), floor: float = 0.0) -> list[float] | None:
     """P(choice | ... + prefix) from top-k log-probabilities, normalised over the choices; None when no choice is
     among the reported tokens.
 
@@ -93,7 +93,9 @@ def read_choice_trie(prefix: str, choices: Sequence[str], fetch: Callable[[str],
     "1" / "2") the choices consistent with each top token are kept and its log-probability added (where several
     top tokens start the same choices, the longest: how BPE tokenises the choice text); a token all remaining
     choices share counts as certain; a choice that is a prefix of another ("1" and "10") ends with an end-of-turn
-    token. Choices absent from the top-k at a branching point get probability 0."""
+    token. Choices absent from the top-k at a branching point get probability 0. A branch off the greedy path
+    whose probability is below `floor` is not fetched: its mass is shared evenly by its choices (each choice's
+    probability is then off by less than `floor`; 0 reads every branch)."""
     base = prefix.rstrip()
     targets = [prefix[len(base):] + c for c in choices]
     dists: dict[str, list[tuple[str, float]]] = {}
@@ -117,6 +119,10 @@ def read_choice_trie(prefix: str, choices: Sequence[str], fetch: Callable[[str],
             logp[c] = _logaddexp(logp[c], lp)
             continue
         if node not in dists:
+            if lp < math.log(floor) if floor > 0 else False:  # too unlikely to be worth a request
+                for c in cands:
+                    logp[c] = _logaddexp(logp[c], lp - math.log(len(cands)))
+                continue
             record(node, fetch(node))
         done = frozenset(c for c in cands if len(targets[c]) <= len(node))  # choice text fully matched
         live = cands - done

@@ -18,6 +18,8 @@ transformers backend; a choice that is a prefix of another ("1" and "10") ends w
 (`choices.read_choice_trie`). Cheaper than one request per branching point: each request decodes `lookahead`
 greedy tokens (default 4) and the top log-probabilities at every one of them are used, so when the greedy answer passes
 through the later branching points (the usual case for a trained judge) one request decides a pair or a score.
+A branch off the greedy path less likely than `branch_floor` (default 1e-3) is not requested: its mass is
+shared evenly by its choices, so a probability is off by less than that (`branch_floor=0` reads every branch).
 Choices absent from the top-k at a branching point get probability 0 (the others share the probability); when
 none is there, the model writes its answer and the choice it names is taken, and when it names none the row is
 not readable (None: the judge reports it unparsed, never a uniform guess). Without log-probabilities (the server
@@ -30,7 +32,10 @@ top_logprobs: 20`; the choices are read from the top log-probabilities of the to
 always decide (" Image" is shared by "Image 1 ..." and "Image 2 ..."), which the tokens after it settle when the
 greedy answer passes through them; a branch off the greedy path costs one more request (the reasoning sent back as
 the final assistant message). Where the stop does not end on a token boundary of the response, the reasoning is
-cut at the stop and read with a second request.
+cut at the stop and read with a second request. `read_in_generation=False` always reads in a second request: the
+reasoning is then generated without log-probabilities, which on vLLM's CPU build costs about as much per token as
+the generation itself (the second request's prompt is in the server's prefix cache): two cheap requests instead
+of one dearer one (benchmarks/engine_throughput.py measures both).
 
 Each distinct image (or frame) is encoded once per call, however many of the call's requests show it.
 
@@ -79,7 +84,8 @@ class OpenAIBackend(Backend):
                  backoff: float = 0.5, balance: str = "least-busy", use_logprobs: bool | None = None,
                  top_logprobs: int = 20, lookahead: int = 4, video_format: str = "jpeg", jpeg_quality: int = 95,
                  extra_body: dict | None = None, model: str | None = None, transport: Any = None,
-                 image_format: str = "png", chat_template_kwargs: dict | None = None):
+                 image_format: str = "png", chat_template_kwargs: dict | None = None, branch_floor: float = 1e-3,
+                 read_in_generation: bool = True):
         import httpx
 
         urls = base_url_or_urls.split(",") if isinstance(base_url_or_urls, str) else list(base_url_or_urls)
@@ -98,6 +104,10 @@ class OpenAIBackend(Backend):
         self.use_logprobs = use_logprobs
         self.top_logprobs = top_logprobs
         self.lookahead = max(1, int(lookahead))
+        self.branch_floor = branch_floor  # a branch off the greedy path less likely than this is not requested
+        # think-then-read: read the verdict from the response that wrote the reasoning (one request, log-probabilities
+        # of every generated token), or generate without them and read in a second, prefix-cached request
+        self.read_in_generation = read_in_generation
         self.video_format = video_format
         self.image_format = image_format
         self.jpeg_quality = jpeg_quality
@@ -301,7 +311,7 @@ class OpenAIBackend(Backend):
         stop in that same response (a branch off the greedy path costs one more request, as in `choice_probs`).
         Where the stop does not end on a token boundary of the response (or its tokens do not spell its text),
         the reasoning is cut at the stop and read with a second request (`Backend.think_then_read`)."""
-        if not self.supports_probs:
+        if not self.supports_probs or not self.read_in_generation:
             return super().think_then_read(inputs, stop, choices, max_new_tokens)
         self._new_call()
         return self._map(lambda x: self._think_row(x, stop, list(choices), max_new_tokens), list(inputs))
@@ -342,7 +352,7 @@ class OpenAIBackend(Backend):
                 content, base + node, self.lookahead, logprobs=True, top_logprobs=self.top_logprobs))
             return ((data.get("choices") or [{}])[0].get("logprobs") or {}).get("content") or []
 
-        row = read_choice_trie(prefix, choices, fetch, seen)
+        row = read_choice_trie(prefix, choices, fetch, seen, self.branch_floor)
         return row if row is not None else self._generated_choice(x, prefix, choices)
 
     def _generated_choice(self, x: ChatInput, prefix: str, choices: list[str]) -> list[float] | None:

@@ -35,13 +35,14 @@ class VLLMBackend(Backend):
     supports_probs = True
 
     def __init__(self, llm: Any, processor: Any, model_id: str = "", chat_template_kwargs: dict | None = None,
-                 top_logprobs: int = 20, lookahead: int = 4):
+                 top_logprobs: int = 20, lookahead: int = 4, branch_floor: float = 1e-3):
         self.llm = llm
         self.processor = processor  # for the chat template only (the engine has its own processor)
         self.model_id = model_id
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self.top_logprobs = top_logprobs
         self.lookahead = max(1, int(lookahead))
+        self.branch_floor = branch_floor  # as the OpenAI backend's: branches less likely than this are not read
         self.calls = 0  # engine calls (each a batch)
         config = getattr(getattr(llm, "llm_engine", None), "model_config", None)
         self.max_length = getattr(config, "max_model_len", None)
@@ -50,7 +51,7 @@ class VLLMBackend(Backend):
     def load(cls, path: str, *, dtype: str | None = "auto", chat_template_kwargs: dict | None = None,
              tensor_parallel_size: int = 1, data_parallel_size: int = 1, max_model_len: int | None = None,
              limit_mm_per_prompt: dict | None = None, seed: int = 0, top_logprobs: int = 20, lookahead: int = 4,
-             **engine_kwargs: Any) -> "VLLMBackend":
+             branch_floor: float = 1e-3, **engine_kwargs: Any) -> "VLLMBackend":
         """An engine for `path` (a folder or hub id). Other keyword arguments go to `vllm.LLM` (e.g.
         `gpu_memory_utilization`, `enforce_eager`, `kv_cache_memory_bytes`)."""
         try:
@@ -72,7 +73,7 @@ class VLLMBackend(Backend):
         llm = LLM(**kwargs)
         processor = AutoProcessor.from_pretrained(path)
         return cls(llm, processor, model_id=path, chat_template_kwargs=chat_template_kwargs,
-                   top_logprobs=top_logprobs, lookahead=lookahead)
+                   top_logprobs=top_logprobs, lookahead=lookahead, branch_floor=branch_floor)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": self.name, "model": self.model_id}
@@ -191,4 +192,4 @@ class VLLMBackend(Backend):
             (out,) = self._run([self._prompt(x, base + node)], params)
             return self._entries(out.outputs[0])
 
-        return read_choice_trie(prefix, choices, fetch, seen)
+        return read_choice_trie(prefix, choices, fetch, seen, self.branch_floor)

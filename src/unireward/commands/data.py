@@ -86,7 +86,13 @@ def cmd_convert(args) -> int:
     stream = convert_source(args.source, args.path, media_dir, **opts)
     if args.limit is not None:
         stream = islice(stream, args.limit)
-    n = write_samples(out, tqdm(stream, desc=f"convert {args.source}", unit=" samples", disable=None))
+    partial = out.with_name(out.name + ".partial")  # renamed to `out` only once every row converted
+    try:
+        n = write_samples(partial, tqdm(stream, desc=f"convert {args.source}", unit=" samples", disable=None))
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(out)
     print(f"wrote {n} samples to {out}")
     return 0
 

@@ -10,15 +10,18 @@
 
 With --input, each line is a JSON object: rank {"prompt", "a", "b", "media"?, "id"?}; score {"prompt",
 "candidate", "media"?, "id"?}; rank-group {"prompt", "candidates": [...], "media"?, "id"?}. Relative media paths
-are resolved against the input file's folder. Generation tasks take media as candidates; understanding tasks
-take text answers as candidates and the image or video as --media / "media"; edit tasks take the edited images
-as candidates and the source image as --source / "source". A registered checkpoint (`unireward models`) is
+are resolved against the input file's folder. Lines are UTF-8 (a byte-order mark is skipped) of at most a million
+characters; a line that cannot be read or judged gets its own error row and the others are judged. Generation
+tasks take media as candidates; understanding tasks take text answers as candidates and the image or video as
+--media / "media"; edit tasks take the edited images as candidates and the source image as --source / "source". A registered checkpoint (`unireward models`) is
 judged with its own prompt family; --family and --variant choose another.
 """
 
 from __future__ import annotations
 
 import argparse
+
+MAX_LINE_CHARS = 1_000_000  # per --input line: texts and media paths (a judge's context is far shorter)
 
 
 def add_judge_choice(p: argparse.ArgumentParser) -> None:
@@ -138,7 +141,11 @@ def read_requests(args, need: int | None) -> list[dict]:
         if not path.is_file():
             raise ConfigError(f"--input {path}: no such file")
         out = []
-        for i, line in enumerate(path.read_text(errors="surrogateescape").splitlines(), 1):
+        for i, line in _lines(path):
+            if line is None:
+                out.append({"id": str(i), "error": f"{path}:{i}: the line is over the limit of {MAX_LINE_CHARS:,} "
+                                                  "characters (texts and media paths, never media data)"})
+                continue
             if not line.strip():
                 continue
             try:
@@ -160,6 +167,21 @@ def read_requests(args, need: int | None) -> list[dict]:
         raise ConfigError(f"expected {need} candidate(s), got {len(args.candidates)}")
     return [{"prompt": args.prompt, "candidates": list(args.candidates), "media": args.media,
              "source": getattr(args, "source", None), "id": "0"}]
+
+
+def _lines(path):
+    """(number, line) of a JSONL file, split at line breaks only (not at U+2028 and the like, which JSON strings
+    may hold raw); UTF-8 with an optional byte-order mark. A line over MAX_LINE_CHARS is skipped unread: None."""
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline=None) as f:
+        i = 0
+        while line := f.readline(MAX_LINE_CHARS + 1):
+            i += 1
+            if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+                while line and not line.endswith("\n"):  # the rest of it, a chunk at a time
+                    line = f.readline(1 << 20)
+                yield i, None
+                continue
+            yield i, line
 
 
 def context(req: dict):
@@ -206,10 +228,21 @@ def request_candidates(r: dict, fields: list[str], need: int) -> list:
 
 
 def _judge_rows(reqs: list[dict], judge_ok) -> list[dict]:
-    """Judge the well-formed rows in one batch; rows that could not be read keep their error."""
+    """Judge the well-formed rows in one batch; rows that could not be read keep their error, and a row the judge
+    fails on gets its own (the batch is split until the row at fault is found; the others are judged)."""
+    from ..serve.batcher import run_isolated
+
     ok = [r for r in reqs if "error" not in r]
-    done = iter(judge_ok(ok) if ok else [])
-    return [{"status": "error", "reason": r["error"]} if "error" in r else next(done).to_dict() for r in reqs]
+    done = iter(run_isolated(judge_ok, ok) if ok else [])
+    out = []
+    for r in reqs:
+        res = {"status": "error", "reason": r["error"]} if "error" in r else next(done)
+        out.append(_failed(res) if isinstance(res, Exception) else res if isinstance(res, dict) else res.to_dict())
+    return out
+
+
+def _failed(e: Exception) -> dict:
+    return {"status": "error", "reason": f"{type(e).__name__}: {e}"}
 
 
 def run_rank(args) -> int:
@@ -246,6 +279,10 @@ def run_group(args) -> int:
         if "error" in r:
             results.append({"status": "error", "reason": r["error"]})
             continue
-        results.append(rm.rank_group(r.get("prompt"), r.get("candidates"), task=args.task, media=context(r),
-                                     schedule=args.schedule, both_orders=args.both_orders, seed=args.seed).to_dict())
+        try:  # one group's failure is its own row
+            results.append(rm.rank_group(r.get("prompt"), r.get("candidates"), task=args.task, media=context(r),
+                                         schedule=args.schedule, both_orders=args.both_orders,
+                                         seed=args.seed).to_dict())
+        except Exception as e:  # noqa: BLE001 - e.g. an input the model's processor refuses
+            results.append(_failed(e))
     return _finish(reqs, results)

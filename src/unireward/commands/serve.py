@@ -7,7 +7,8 @@
 
 Endpoints: POST /v1/rank, /v1/score, /v1/rank-group, /v1/chat/completions; GET /v1/models, /health,
 /metrics. Requests that arrive together are micro-batched (--max-batch-size, --max-wait-ms); a full queue
-answers 429, a slow request 504; Ctrl-C / SIGTERM finishes in-flight work before exiting.
+answers 429, a slow request 504; Ctrl-C / SIGTERM gives in-flight requests --graceful-timeout seconds, then
+answers the rest 503 and exits. Limits and what --allowed-root and --allow-urls guarantee: README, "Security".
 """
 
 from __future__ import annotations
@@ -34,15 +35,26 @@ def register(subparsers) -> None:
     p.add_argument("--allowed-root", action="append", default=[], metavar="DIR",
                    help="allow local media paths under DIR (repeatable; default: none, media inline only)")
     p.add_argument("--allow-urls", action="store_true", help="fetch http(s) media URLs (default: refused)")
+    p.add_argument("--fetch-timeout", type=float, default=20.0,
+                   help="seconds per URL fetch in all, redirects and a wait for a fetch slot included (default: 20)")
+    p.add_argument("--max-redirects", type=int, default=3,
+                   help="redirects followed per URL, within its own origin only (default: 3)")
     p.add_argument("--max-batch-size", type=int, default=32, help="requests per model call (default: 32)")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="batching wait for the first request (default: 5)")
     p.add_argument("--max-queue", type=int, default=256, help="queued requests before HTTP 429 (default: 256)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request before HTTP 504 (default: 60)")
+    p.add_argument("--graceful-timeout", type=float, default=30.0,
+                   help="on SIGTERM, seconds in-flight requests get to finish before they are dropped (default: 30)")
     p.add_argument("--cache-size", type=int, default=10000, help="cached results, 0 disables (default: 10000)")
     p.add_argument("--max-request-mb", type=float, default=64.0, help="request body limit (default: 64)")
     p.add_argument("--max-pixels", type=int, default=16_000_000, help="per image/frame source pixels")
+    p.add_argument("--max-aspect-ratio", type=float, default=200.0,
+                   help="long side / short side of an image or frame (default: 200, what Qwen-VL processors take)")
     p.add_argument("--max-frames", type=int, default=64, help="frames per video")
     p.add_argument("--max-prompt-chars", type=int, default=16000, help="characters per text field")
+    p.add_argument("--max-pairs", type=int, default=8192,
+                   help="judged orders per request and per model call: a win-rate group of G costs G(G-1) with "
+                        "both orders (default: 8192)")
     p.add_argument("--max-logprobs", type=int, default=20, help="cap on top_logprobs (default: 20)")
     p.add_argument("--max-new-tokens", type=int, default=1024,
                    help="generation budget of a chat completion; a larger max_tokens is capped to it and the "
@@ -67,7 +79,9 @@ def run(args) -> int:
         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, timeout_s=args.timeout, cache_size=args.cache_size,
         max_request_bytes=int(args.max_request_mb * 1024 * 1024), max_pixels=args.max_pixels,
         max_frames=args.max_frames, max_prompt_chars=args.max_prompt_chars, max_logprobs=args.max_logprobs,
-        max_new_tokens=args.max_new_tokens, served_model_name=args.served_model_name)
+        max_new_tokens=args.max_new_tokens, served_model_name=args.served_model_name, max_pairs=args.max_pairs,
+        fetch_timeout_s=args.fetch_timeout, max_redirects=args.max_redirects,
+        graceful_timeout_s=args.graceful_timeout, max_aspect_ratio=args.max_aspect_ratio)
     if args.no_progress:
         from .judge import quiet_loading
 

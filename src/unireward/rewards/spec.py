@@ -43,6 +43,8 @@ class RewardTerm:
     def __post_init__(self):
         if self.fn is None and self.mode not in MODES:
             raise ValueError(f"reward {self.name}: unknown mode {self.mode!r}; use one of {', '.join(MODES)}")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight):
+            raise ValueError(f"reward {self.name}: weight must be a finite number, got {self.weight!r}")
 
 
 @dataclass
@@ -86,18 +88,27 @@ class RewardSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any], fns: dict[str, Callable] | None = None) -> "RewardSpec":
         """{"judge": {"weight": 0.7, "mode": "win-rate", "task": ...}, "oracle": 0.3, "pickscore": 0.3} with `fns`
-        naming callables ({"oracle": fn}); a bare number is a weight. A reward named after a registered scorer
-        (`unireward models`), or giving `"model"`, is judged by that model (mode "point" unless given)."""
+        naming callables ({"oracle": fn}); a bare number is a weight. A reward is the judge's when it is named
+        "judge" or names a mode or task; a reward named after a registered scorer (`unireward models`), or giving
+        `"model"`, is judged by that model (mode "point" unless given); else its function must be in `fns` (a
+        missing one is an error, never a second judge)."""
         from ..models.scorers import find_scorer
 
         fns = fns or {}
+        unused = sorted(set(fns) - set(d))
+        if unused:
+            raise ValueError(f"fns names reward(s) {unused} that the spec does not have (rewards: {sorted(d)})")
         terms = []
         for name, v in d.items():
-            kw = {"weight": float(v)} if isinstance(v, (int, float)) else dict(v)
+            kw = {"weight": v} if isinstance(v, (int, float)) else dict(v)
             if name not in fns and "model" not in kw and name != "judge" and find_scorer(name) is not None:
                 kw["model"] = name
             if isinstance(kw.get("model"), str) and find_scorer(kw["model"]) is not None:
                 kw.setdefault("mode", "point")
+            if name not in fns and name != "judge" and not {"mode", "task", "model"} & set(kw):
+                raise ValueError(f"reward {name!r} has no function in fns and names no judge mode or task, scorer or "
+                                 f"model; pass fns={{{name!r}: fn}}, give it {{'mode': ..., 'task': ...}} to make it "
+                                 "a judge reward, or {'model': ...} (see `unireward models`)")
             terms.append(RewardTerm(name, fn=fns.get(name), **kw))
         return cls(terms)
 
@@ -106,19 +117,24 @@ class RewardSpec:
         """Score flat rows (`prompts[i]`, `candidates[i]`), grouped by `keys` (default: the prompt, plus the media
         for understanding tasks). `judge` is anything with `group_reward_batch` (a RewardModel, a client)."""
         n = len(prompts)
-        keys = list(keys) if keys is not None else [(p, media_key(media[i]) if media else None)
+        for what, seq in (("candidates", candidates), ("media", media), ("metadata", metadata), ("keys", keys)):
+            if seq is not None and len(seq) != n:
+                raise ValueError(f"{len(seq)} {what} for {n} prompts; pass one per row")
+        has_media = media is not None  # (media may be an array: never ask for its truth value)
+        keys = list(keys) if keys is not None else [(p, media_key(media[i]) if has_media else None)
                                                     for i, p in enumerate(prompts)]
         groups = group_rows(keys)
         rewards: dict[str, list[float | None]] = {}
         details: dict[str, list[GroupReward]] = {}
         for term in self.terms:
             if term.fn is not None:
-                vals = list(term.fn(list(prompts), list(candidates), list(metadata or [None] * n)))
+                vals = list(term.fn(list(prompts), list(candidates),
+                                    list(metadata) if metadata is not None else [None] * n))
                 if len(vals) != n:
                     raise ValueError(f"reward {term.name} returned {len(vals)} values for {n} rows")
                 rewards[term.name] = [None if v is None or not math.isfinite(v) else float(v) for v in vals]
                 continue
-            reqs = [GroupRequest(prompts[idx[0]], [candidates[i] for i in idx], media[idx[0]] if media else None)
+            reqs = [GroupRequest(prompts[idx[0]], [candidates[i] for i in idx], media[idx[0]] if has_media else None)
                     for idx in groups]
             source = judge if term.model is None else self.model(term.model)
             if source is None:

@@ -1,4 +1,5 @@
-"""What a micro-batch runs: one RewardModel (or backend) call per batch, in the batcher's worker thread.
+"""What a micro-batch runs: one RewardModel (or backend) call per batch, in the batcher's worker thread (which
+splits a batch whose call raises, so that the item at fault fails alone).
 
 Batch keys name the call and its options, so every item of a batch shares them:
     ("rank", task, both_orders, dimensions)            -> RewardModel.rank_batch
@@ -23,12 +24,11 @@ class Engine:
         kind = key[0]
         if kind == "rank":
             _, task, both_orders, dimensions = key
-            return _one_by_one_on_failure(lambda ps: self.rm.rank_batch(ps, task=task, both_orders=both_orders,
-                                                                        dimensions=dimensions), payloads)
+            return [r.to_dict() for r in self.rm.rank_batch(payloads, task=task, both_orders=both_orders,
+                                                            dimensions=dimensions)]
         if kind == "score":
             _, task, dimensions = key
-            return _one_by_one_on_failure(lambda ps: self.rm.score_batch(ps, task=task, dimensions=dimensions),
-                                          payloads)
+            return [r.to_dict() for r in self.rm.score_batch(payloads, task=task, dimensions=dimensions)]
         if kind == "group":
             _, task, schedule, both_orders, seed, rounds = key
             out = []
@@ -47,23 +47,6 @@ class Engine:
             _, prefix, max_tokens, top_logprobs, stop, include_stop = key
             return chat_batch(self.rm.backend, payloads, prefix, max_tokens, top_logprobs, list(stop), include_stop)
         raise ValueError(f"unknown batch kind {kind!r}")
-
-
-def _one_by_one_on_failure(run, payloads: list[Any]) -> list[Any]:
-    """Results of `run(payloads)` as dicts; if the batch call raises, each item is run alone, so the requests
-    batched with a bad one are still answered (the bad one gets its exception)."""
-    try:
-        return [r.to_dict() for r in run(payloads)]
-    except Exception:  # noqa: BLE001 - find the item at fault
-        if len(payloads) == 1:
-            raise
-    out: list[Any] = []
-    for p in payloads:
-        try:
-            out.append(run([p])[0].to_dict())
-        except Exception as e:  # noqa: BLE001 - this request answers with its error
-            out.append(e)
-    return out
 
 
 def chat_batch(backend, inputs: Sequence[ChatInput], prefix: str, max_tokens: int, top_logprobs: int | None,

@@ -5,8 +5,10 @@ Accepted: `messages` with system/user turns whose content is a string or a list 
 enabled), optionally ending in an assistant message that the reply continues (`continue_final_message: true`,
 `add_generation_prompt: false`, as in vLLM); `max_tokens` / `max_completion_tokens`, `stop`,
 `include_stop_str_in_output`, `logprobs`, `top_logprobs`, `n` (1 only). Decoding is always greedy, so
-`temperature`, `top_p`, `seed` and similar fields are accepted and have no effect; unknown fields are ignored.
-The conversation is flattened into one user turn (system text first), which is what a judge prompt is.
+`temperature`, `top_p`, `seed` and similar fields are accepted and have no effect; other unknown fields are
+ignored. What would change the answer and cannot be honoured is refused, never ignored: streaming, tools and
+tool_choice, a response_format other than text, another model's name (404). The conversation is flattened into
+one user turn (system text first), which is what a judge prompt is.
 """
 
 from __future__ import annotations
@@ -17,25 +19,44 @@ from typing import Any
 
 from ..backends.base import ChatInput
 from .config import ServeConfig
-from .inputs import RequestError, check_text, raw_media
+from .inputs import RequestError, check_text
+
+
+def _flag(body: dict, name: str) -> bool:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise RequestError(422, f"{name} must be true or false, got {value!r}")
+    return bool(value)
 
 
 def parse_chat(body: Any, cfg: ServeConfig) -> dict:
-    """Validate a chat completions body. Returns {"parts": [(kind, value)], "prefix", "max_tokens",
-    "top_logprobs", "stop", "include_stop"}; media stays raw (bytes/paths) for decoding off the event loop."""
+    """Validate a chat completions body. Returns {"parts": [("text", str) | ("image"|"video", (spec, field))],
+    "prefix", "max_tokens", "top_logprobs", "stop", "include_stop", "warnings"}; media specs stay unread (their
+    URLs are fetched, their files opened and decoded off the event loop)."""
     if not isinstance(body, dict):
         raise RequestError(422, "the body must be a JSON object")
+    model = body.get("model")
+    if model is not None and model != cfg.served_model_name:
+        raise RequestError(404, f"model {model!r} is not served here; this server serves "
+                                f"{cfg.served_model_name!r} (GET /v1/models)")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError(422, "messages must be a non-empty list")
-    if body.get("stream"):
+    if _flag(body, "stream"):
         raise RequestError(400, "stream=true is not supported; send stream=false")
+    if body.get("tools") or body.get("tool_choice") not in (None, "none", "auto"):
+        raise RequestError(422, "tools and tool_choice are not supported: a judge answers in its own format; "
+                                "send neither")
+    fmt = body.get("response_format")
+    if fmt is not None and fmt != {"type": "text"}:
+        raise RequestError(422, f"response_format {fmt!r} is not supported: a judge answers in its task's format "
+                                "(parsed by unireward); send no response_format, or {\"type\": \"text\"}")
     n = body.get("n", 1)
-    if n not in (1, None):
+    if n not in (1, None) or isinstance(n, bool):
         raise RequestError(400, "n must be 1 (decoding is greedy, so every choice would be the same)")
     prefix = ""
     last = messages[-1]
-    continue_final = bool(body.get("continue_final_message", False))
+    continue_final = _flag(body, "continue_final_message")
     if isinstance(last, dict) and last.get("role") == "assistant":
         if not continue_final:
             raise RequestError(400, "the conversation ends with an assistant message: set continue_final_message"
@@ -66,7 +87,7 @@ def parse_chat(body: Any, cfg: ServeConfig) -> dict:
                 url = ref.get("url") if isinstance(ref, dict) else ref
                 if not isinstance(url, str):
                     raise RequestError(422, f"{pf}.{kind}.url must be a string")
-                parts.append((kind[:5], raw_media(url, pf, cfg)))
+                parts.append((kind[:5], (url, pf)))
             else:
                 raise RequestError(422, f"{pf}: unsupported content part type {kind!r}; use text, image_url or "
                                         "video_url")
@@ -74,20 +95,23 @@ def parse_chat(body: Any, cfg: ServeConfig) -> dict:
             parts[-1] = ("text", parts[-1][1] + "\n")
     max_tokens, warnings = _max_tokens(body, cfg)
     top = None
-    if body.get("logprobs"):
-        top = body.get("top_logprobs") or 0
-        if not isinstance(top, int) or top < 0:
-            raise RequestError(422, "top_logprobs must be a non-negative integer")
+    if _flag(body, "logprobs"):
+        top = body.get("top_logprobs")
+        top = 0 if top is None else top
+        if not isinstance(top, int) or isinstance(top, bool) or top < 0:
+            raise RequestError(422, f"top_logprobs must be a non-negative integer, got {top!r}")
         if top > cfg.max_logprobs:
-            raise RequestError(413, f"top_logprobs={top} is over the server's limit of {cfg.max_logprobs}")
-    stop = body.get("stop") or []
-    if isinstance(stop, str):
-        stop = [stop]
+            raise RequestError(413, f"top_logprobs={top} is over the server's limit of {cfg.max_logprobs} "
+                                    "(max_logprobs)")
+    stop = body.get("stop")
+    stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 16:
         raise RequestError(422, "stop must be a string or a list of at most 16 strings")
+    if any(not s for s in stop):
+        raise RequestError(422, "stop strings must not be empty (an empty string would stop at the first token)")
+    stop = [check_text(s, f"stop[{i}]", cfg) for i, s in enumerate(stop)]
     return {"parts": parts, "prefix": prefix, "max_tokens": max_tokens, "top_logprobs": top,
-            "stop": tuple(stop), "include_stop": bool(body.get("include_stop_str_in_output", False)),
-            "warnings": warnings}
+            "stop": tuple(stop), "include_stop": _flag(body, "include_stop_str_in_output"), "warnings": warnings}
 
 
 def _max_tokens(body: dict, cfg: ServeConfig) -> tuple[int, list[str]]:

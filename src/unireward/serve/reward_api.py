@@ -12,8 +12,12 @@ media fields follow inputs.py, under the server's path, URL, size and frame limi
 image-gen/pair (image-gen/point for mode "point"); a task of the other kind maps to its sibling. A `reference`
 (pairwise modes) is judged against every candidate too: `vs_reference` is an absolute measure of progress. Each group is
 one item of the micro-batcher, so concurrent groups (from one request or many) share one batched judge call. A
-group whose media cannot be decoded gets its own error result; the other groups complete. A retry carrying the
-same idempotency key gets the first answer (joining it while it still runs) without judging again.
+group whose media cannot be decoded, or that the judge fails on, gets its own error result; the other groups
+(and other clients' groups batched with them) complete. A request asks for at most `max_pairs` judged orders
+(a win-rate group of G candidates: G(G-1)/2 pairs, plus G against a reference, times 2 with both orders).
+A retry carrying the same idempotency key (at most `max_key_chars` long; the last `max_idempotency_keys` keys are
+remembered) gets the first answer, joining it while it still runs, without judging again; a keyed request goes on
+when its client leaves, so that the retry finds it.
 """
 
 from __future__ import annotations
@@ -21,12 +25,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from collections import OrderedDict
 from typing import Any
 
 from ..rewards.group import MODES, GroupReward, GroupRequest, resolve_task
 from .inputs import RequestError, check_text, context_media, load, media_candidates, raw_media
+
+
+def group_cost(n: int, mode: str, both_orders: bool, reference: bool) -> int:
+    """Judged orders of one group of n candidates: n points, or every pair (and each against the reference)."""
+    if mode == "point":
+        return n
+    return (n * (n - 1) // 2 + (n if reference else 0)) * (2 if both_orders else 1)
 
 
 def reward_batch(rm, key: tuple, payloads: list[GroupRequest]) -> list[dict]:
@@ -37,10 +47,11 @@ def reward_batch(rm, key: tuple, payloads: list[GroupRequest]) -> list[dict]:
 
 
 class _Idempotent:
-    """Answers by idempotency key (LRU), with in-flight requests joined rather than judged twice."""
+    """Answers by idempotency key (LRU of `size` keys), with in-flight requests joined rather than judged twice.
+    The work runs as a task of its own: a caller that leaves does not cancel it, so a retry can collect it."""
 
     def __init__(self, size: int):
-        self.size = max(size, 1)
+        self.size = size
         self.entries: OrderedDict[str, tuple[str, asyncio.Future]] = OrderedDict()
 
     async def run(self, key: str, digest: str, make):
@@ -50,23 +61,21 @@ class _Idempotent:
                 raise RequestError(422, f"idempotency key {key!r} was used for a different request")
             self.entries.move_to_end(key)
             return await asyncio.shield(hit[1]), True
-        fut = asyncio.get_running_loop().create_future()
-        self.entries[key] = (digest, fut)
+        task = asyncio.ensure_future(make())
+        self.entries[key] = (digest, task)
         while len(self.entries) > self.size:
             self.entries.popitem(last=False)
-        try:
-            result = await make()
-        except BaseException as e:
-            self.entries.pop(key, None)  # failures are not pinned: a retry runs again
-            fut.set_exception(e)
-            fut.exception()  # mark retrieved
-            raise
-        fut.set_result(result)
-        return result, False
+
+        def forget_failure(t: asyncio.Future) -> None:  # failures are not pinned: a retry runs again
+            if (t.cancelled() or t.exception() is not None) and self.entries.get(key, (None, None))[1] is t:
+                del self.entries[key]
+
+        task.add_done_callback(forget_failure)
+        return await asyncio.shield(task), False
 
 
-def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
-    idem = _Idempotent(cfg.cache_size)
+def add_reward_route(app, rm, cfg, *, handle, submit_all, fetch, check_cost) -> None:
+    idem = _Idempotent(cfg.max_idempotency_keys)
 
     def parse(body: Any) -> tuple[Any, str, bool, int, list[dict], bool]:
         if not isinstance(body, dict):
@@ -86,9 +95,14 @@ def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
         if not isinstance(groups, list) or not groups:
             raise RequestError(422, "groups must be a non-empty list")
         if len(groups) > cfg.max_items:
-            raise RequestError(413, f"{len(groups)} groups, over the limit of {cfg.max_items} per request")
-        return t, mode, both_orders, seed, [check_group(t, mode, g, "" if single else f"groups[{i}].")
-                                            for i, g in enumerate(groups)], single
+            raise RequestError(413, f"{len(groups)} groups, over the limit of {cfg.max_items} per request "
+                                    "(max_items)")
+        checked = [check_group(t, mode, g, "" if single else f"groups[{i}].") for i, g in enumerate(groups)]
+        for g in checked:
+            g["cost"] = group_cost(len(g["candidates"]), mode, both_orders, g["reference"] is not None)
+        check_cost(sum(g["cost"] for g in checked), f"{len(checked)} group(s) of up to "
+                                                    f"{max(len(g['candidates']) for g in checked)} candidates")
+        return t, mode, both_orders, seed, checked, single
 
     def check_group(t, mode: str, g: Any, where: str) -> dict:
         if not isinstance(g, dict):
@@ -99,7 +113,7 @@ def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
         if not isinstance(cands, list) or len(cands) < least:
             raise RequestError(422, f"{where}candidates must be a list of at least {least}")
         if len(cands) > cfg.max_items:
-            raise RequestError(413, f"{where}candidates: {len(cands)} over the limit of {cfg.max_items}")
+            raise RequestError(413, f"{where}candidates: {len(cands)} over the limit of {cfg.max_items} (max_items)")
         media = context_media(t, g, where)
         if not media_candidates(t):
             cands = [check_text(c, f"{where}candidates[{i}]", cfg) for i, c in enumerate(cands)]
@@ -111,10 +125,11 @@ def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
             raise RequestError(422, f"{where}id must be a string")
         return {"prompt": prompt, "candidates": cands, "media": media, "id": gid, "where": where, "reference": ref}
 
-    def decode(t, g: dict) -> GroupRequest | str:
+    def decode(t, g: dict, fetched: dict) -> GroupRequest | str:
         """The group ready to judge, or the reason it cannot be (its own error, not the request's)."""
         def media(value, field):
-            return load(raw_media(value, field, cfg), t.modality, field, cfg, rm.image_policy, rm.video_policy)
+            return load(raw_media(value, field, cfg, fetched), t.modality, field, cfg, rm.image_policy,
+                        rm.video_policy)
 
         w, ref = g["where"], g["reference"]
         try:
@@ -130,26 +145,34 @@ def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
             return e.message
 
     async def answer(t, mode, both_orders, seed, groups, single, started):
-        ready = await asyncio.to_thread(lambda: [decode(t, g) for g in groups])
+        media_fields = []
+        for g in groups:
+            if media_candidates(t):  # (an understanding task's candidates and reference are texts)
+                media_fields += [*g["candidates"], g["reference"]]
+            media_fields.append(g["media"])
+        fetched = await fetch([v for v in media_fields if v is not None])
+        ready = await asyncio.to_thread(lambda: [decode(t, g, fetched) for g in groups])
         todo = [i for i, r in enumerate(ready) if isinstance(r, GroupRequest)]
         key = ("reward", t.key, mode, both_orders, seed)
-        fresh = await submit_all([key] * len(todo), [ready[i] for i in todo], started) if todo else []
+        fresh = await submit_all([key] * len(todo), [ready[i] for i in todo], started,
+                                 [groups[i]["cost"] for i in todo]) if todo else []
         results: list[dict] = []
         done = dict(zip(todo, fresh))
         for i, g in enumerate(groups):
-            if i in done:
+            reason = ready[i]
+            if i in done and not isinstance(done[i], Exception):
                 results.append(done[i])
-            else:
-                n = len(g["candidates"])
-                results.append(GroupReward(task=t.key, mode=mode, rewards=[None] * n, status="error",
-                                           reason=ready[i], id=g["id"]).to_dict())
+                continue
+            if i in done:  # the judge failed on this group alone (the others batched with it were judged)
+                e = done[i]
+                reason = f"{g['where'] or 'the group'}: the judge could not judge it ({type(e).__name__}: {e})"
+            results.append(GroupReward(task=t.key, mode=mode, rewards=[None] * len(g["candidates"]),
+                                       status="error", reason=reason, id=g["id"]).to_dict())
         return {"result": results[0]} if single else {"results": results}
 
     @app.post("/v1/reward")
     @handle
-    async def reward(request):
-        started = time.perf_counter()
-        body = await read_json(request)
+    async def reward(request, body: Any, started: float):
         t, mode, both_orders, seed, groups, single = parse(body)
         key = request.headers.get("idempotency-key") or (body.get("idempotency_key") if isinstance(body, dict)
                                                          else None)
@@ -157,6 +180,9 @@ def add_reward_route(app, rm, cfg, *, handle, read_json, submit_all) -> None:
             return await answer(t, mode, both_orders, seed, groups, single, started)
         if not isinstance(key, str) or not key:
             raise RequestError(422, "idempotency_key must be a non-empty string")
+        if len(key) > cfg.max_key_chars:
+            raise RequestError(413, f"the idempotency key has {len(key):,} characters, over the limit of "
+                                    f"{cfg.max_key_chars} (max_key_chars)")
         body.pop("idempotency_key", None)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         out, replayed = await idem.run(key, digest, lambda: answer(t, mode, both_orders, seed, groups, single,

@@ -1,11 +1,17 @@
 """Running the app: `serve()` in the foreground (the CLI), `ServerThread` in the background (tests, benchmarks).
 
 Shutdown is graceful: on SIGINT/SIGTERM (or `ServerThread.stop()`) uvicorn stops accepting connections, waits
-up to `graceful_timeout_s` for in-flight requests, and the app then finishes every queued micro-batch.
+up to `graceful_timeout_s` for in-flight requests (the batcher keeps judging them), cancels those still running
+(their queued work is dropped), and the app then finishes the model call under way.
+
+HTTP/1.1 is uvicorn's h11 protocol with one change: a request line and headers over `max_header_bytes` get an
+HTTP 431 answer naming the limit (uvicorn answers 400 and closes while the client still sends, which the client
+sees as a dropped connection).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -14,12 +20,43 @@ from ..judge import RewardModel
 from .config import ServeConfig
 
 
+def _protocol():
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        draining = False
+
+        def send_400_response(self, msg: str) -> None:
+            limit = self.config.h11_max_incomplete_event_size
+            if limit is None or len(self.conn.trailing_data[0]) <= limit:  # not the size: uvicorn's own 400
+                return super().send_400_response(msg)
+            body = json.dumps({"error": {"message": f"the request line and headers are over the limit of {limit:,} "
+                                                   "bytes (max_header_bytes)",
+                                         "type": "request_too_large", "code": 431}}).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            for event in (h11.Response(status_code=431, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            # read (and drop) what the client is still sending for a moment, so that it reads this answer
+            # rather than a connection reset; then close
+            self.draining = True
+            self.loop.call_later(5.0, self.transport.close)
+
+        def data_received(self, data: bytes) -> None:
+            if not self.draining:
+                super().data_received(data)
+
+    return Protocol
+
+
 def _uvicorn_config(app, cfg: ServeConfig, log_level: str):
     import uvicorn
 
     return uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=log_level, access_log=False,
                           timeout_graceful_shutdown=cfg.graceful_timeout_s, lifespan="on",
-                          limit_concurrency=None, timeout_keep_alive=30)
+                          limit_concurrency=None, timeout_keep_alive=30, http=_protocol(),
+                          h11_max_incomplete_event_size=cfg.max_header_bytes)
 
 
 def serve(rm: RewardModel, cfg: ServeConfig, log_level: str = "info") -> None:

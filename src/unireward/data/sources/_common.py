@@ -1,7 +1,8 @@
 """Helpers shared by the dataset converters: reading rows, resolving media, ordering pairs, mapping scales.
 
 Every converter yields unified `Sample`s whose targets come from the task registry (`make_sample` calls
-`Sample.render_target`). Errors name the file and the row: `DataError("<file> row 3: missing column 'prompt'")`.
+`Sample.render_target`). Errors name the file and the row: `DataError("<file> row 3: missing column 'prompt'")`,
+also for a score that is no number (`number`) and an image that does not decode in full (`MediaStore`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..schema import Sample
 
 VIDEO_EXTS = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".gif")
 FRAME_EXTS = (".jpg", ".jpeg", ".png", ".webp")
+IMAGE_EXTS = FRAME_EXTS + (".bmp", ".tif", ".tiff")  # files decoded in full before a sample names them
 Row = tuple[str, dict]  # (where, row): where = "<file> row <i>"
 
 
@@ -121,6 +123,34 @@ def need(row: dict, where: str, *cols: str) -> list[Any]:
     return [row[c] for c in cols]
 
 
+def number(value: Any, where: str, column: str) -> float:
+    """A finite number from a score column (numbers, or the numeric text CSV files hold); a DataError naming the
+    row and the column for anything else: null, NaN, infinity, text, true/false."""
+    if value is None or isinstance(value, bool):
+        raise DataError(f"{where}: column {column!r} must be a number, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: column {column!r} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise DataError(f"{where}: column {column!r} must be a finite number, got {value!r}")
+    return x
+
+
+def check_image(src: Path | bytes, where: str, name: str) -> None:
+    """A DataError naming the row and the image unless it decodes in full (a truncated or corrupt file would
+    otherwise be found only when a training run reads it). JPEGs decode at 1/8 scale: all of the data, fast."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+            im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, zlib and struct errors here
+        raise DataError(f"{where}: image {name} does not decode ({type(e).__name__}: {e}); re-download it or drop "
+                        "the row") from None
+
+
 # -- media --------------------------------------------------------------------------------------------------
 class MediaStore:
     """Resolves media referenced by a source and, when copying, places it under `out_dir/media/<source>/`.
@@ -163,7 +193,12 @@ class MediaStore:
         """A sample media item for a file (a path) or a folder of frames (a list of paths)."""
         found = self.find(ref, roots, where, exts)
         if found.is_dir():
-            return [self._place(f, f"{found.name}/{f.name}") for f in _frames(found)]
+            frames = _frames(found)
+            for f in frames:
+                check_image(f, where, str(f))
+            return [self._place(f, f"{found.name}/{f.name}") for f in frames]
+        if found.suffix.lower() in IMAGE_EXTS:
+            check_image(found, where, str(found))
         return self._place(found, _short_name(found))
 
     def _place(self, src: Path, name: str) -> str:
@@ -195,6 +230,7 @@ class MediaStore:
             value = buf.getvalue()
         if not isinstance(value, (bytes, bytearray)) or not value:
             raise DataError(f"{where}: image column is empty or not bytes")
+        check_image(bytes(value), where, f"column {name!r}")
         dest = self._dest(name + _image_ext(bytes(value)))
         if not dest.exists():
             dest.write_bytes(value)

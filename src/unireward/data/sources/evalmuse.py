@@ -23,7 +23,8 @@ from typing import Iterator
 
 from ...errors import DataError
 from ..schema import Sample
-from ._common import MediaStore, check_choice, find_file, iter_rows, make_sample, need, place_pair, to_label
+from ._common import (MediaStore, check_choice, find_file, iter_rows, make_sample, need, number, place_pair,
+                      to_label)
 
 NAME = "evalmuse"
 
@@ -37,7 +38,7 @@ def convert(path, out_dir=None, *, mode: str = "both", min_ratings: int = 3, dec
     groups: dict[str, list[tuple[str, float, str, str]]] = {}
     for where, row in iter_rows(file):
         pid, prompt, img, ratings = need(row, where, "prompt_id", "prompt", "img_path", "total_score")
-        ratings = [float(r) for r in (ratings if isinstance(ratings, list) else [ratings])]
+        ratings = [number(r, where, "total_score") for r in (ratings if isinstance(ratings, list) else [ratings])]
         if len(ratings) < min_ratings:
             continue
         mean = sum(ratings) / len(ratings)
@@ -84,6 +85,6 @@ def _elements(value, where: str) -> dict:
     for element, marks in value.items():
         marks = marks if isinstance(marks, list) else [marks]
         if marks:
-            mean = sum(float(m) for m in marks) / len(marks)
+            mean = sum(number(m, where, f"element_score[{element!r}]") for m in marks) / len(marks)
             out[element] = {"score": round(mean, 4), "present": mean >= 0.5}
     return out

@@ -20,7 +20,7 @@ from typing import Iterator
 
 from ...errors import DataError
 from ..schema import Sample
-from ._common import MediaStore, check_choice, find_file, iter_rows, make_sample, need, place_pair
+from ._common import MediaStore, check_choice, find_file, iter_rows, make_sample, need, number, place_pair
 
 NAME = "hpd"
 
@@ -36,11 +36,11 @@ def convert(path, out_dir=None, *, split: str = "train", ties: str = "drop", ord
         if "human_preference" in row:
             paths, votes = need(row, where, "file_path", "human_preference")
             raw, kind = votes, "votes"
-            scores = [float(v) for v in votes]
+            scores = [number(v, where, "human_preference") for v in _listed(votes, where, "human_preference")]
         elif "rank" in row:
             paths, ranks = need(row, where, "image_path", "rank")
             raw, kind = ranks, "rank"
-            scores = [-float(r) for r in ranks]  # rank 1 is best
+            scores = [-number(r, where, "rank") for r in _listed(ranks, where, "rank")]  # rank 1 is best
         else:
             raise DataError(f"{where}: missing column(s) ['human_preference' or 'rank']")
         if len(paths) < 2 or len(paths) != len(scores):
@@ -63,3 +63,9 @@ def convert(path, out_dir=None, *, split: str = "train", ties: str = "drop", ord
             label=label, source=NAME,
             meta={"split": split, kind: [raw[a], raw[b]], "source_index": [a, b]},
         )
+
+
+def _listed(values, where: str, column: str) -> list:
+    if not isinstance(values, list):
+        raise DataError(f"{where}: column {column!r} must be a list with one entry per image, got {values!r}")
+    return values

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from ..schema import Sample
-from ._common import MediaStore, check_choice, iter_rows, make_sample, need, place_pair
+from ._common import MediaStore, check_choice, iter_rows, make_sample, need, number, place_pair
 
 NAME = "pickapic"
 EMBEDS_MEDIA = True
@@ -28,7 +28,7 @@ def convert(path, out_dir=None, *, split: str | None = None, ties: str = "keep",
         caption, jpg0, jpg1, l0, l1 = need(row, where, "caption", "jpg_0", "jpg_1", "label_0", "label_1")
         if row.get("has_label") is False or row.get("are_different") is False:
             continue
-        l0, l1 = float(l0), float(l1)
+        l0, l1 = number(l0, where, "label_0"), number(l1, where, "label_1")
         winner = 1 if l0 > l1 else 2 if l1 > l0 else "tie"
         if winner == "tie" and ties == "drop":
             continue

@@ -21,8 +21,8 @@ from typing import Iterator
 
 from ...errors import DataError
 from ..schema import Sample
-from ._common import (VIDEO_EXTS, MediaStore, check_choice, find_file, iter_rows, make_sample, need, place_pair,
-                      rescale, to_label)
+from ._common import (VIDEO_EXTS, MediaStore, check_choice, find_file, iter_rows, make_sample, need, number,
+                      place_pair, rescale, to_label)
 
 NAME = "sharegptvideo_dpo"
 
@@ -46,7 +46,7 @@ def convert(path, out_dir=None, *, mode: str = "both", videos_dir: str = "videos
             cs, rs = need(row, where, "chosen_score", "rejected_score")
             for tag, answer, score in (("chosen", chosen, cs), ("rejected", rejected, rs)):
                 try:
-                    value = rescale(float(score), score_scale, (1, 10))
+                    value = rescale(number(score, where, f"{tag}_score"), score_scale, (1, 10))
                 except ValueError as e:
                     raise DataError(f"{where}: {tag}_score: {e}") from None
                 yield make_sample(where, id=f"{sid}/{tag}", task="video-und/point", prompt=prompt, media=[item],

@@ -22,7 +22,8 @@ from typing import Iterator
 
 from ...errors import DataError
 from ..schema import Sample
-from ._common import VIDEO_EXTS, MediaStore, check_choice, iter_rows, make_sample, need, rescale, to_label
+from ._common import (VIDEO_EXTS, MediaStore, check_choice, iter_rows, make_sample, need, number, rescale,
+                      to_label)
 
 NAME = "videofeedback"
 RATINGS = ["visual quality", "temporal consistency", "dynamic degree", "text-to-video alignment",
@@ -45,7 +46,7 @@ def convert(path, out_dir=None, *, subset: str = "annotated", split: str = "trai
     for where, row in rows:
         vid, prompt, *scores = need(row, where, "id", "text prompt", *RATINGS)
         try:
-            mapped = {k: rescale(float(s), SRC, DST) for k, s in zip(RATINGS, scores)}
+            mapped = {k: rescale(number(s, where, k), SRC, DST) for k, s in zip(RATINGS, scores)}
         except ValueError as e:
             raise DataError(f"{where}: {e}") from None
         if media == "video":
