@@ -301,3 +301,49 @@ def test_reward_spec_names_scorers_and_loads_each_once(tiny_scorer, monkeypatch)
     assert json.dumps(d) and set(d["rewards"]) == set(d["normalised"]) == {"judge", "pickscore", "hps", "hps_wins"}
     with pytest.raises(ValueError, match="pass the judge"):
         RewardSpec.from_dict({"judge": 1.0}).evaluate(None, ["p", "p"], imgs[:2])
+
+
+def test_v1_reward_takes_a_spec_of_several_rewards(tiny_scorer, tmp_path):
+    from unireward.backends.scripted import ScriptedBackend
+    from unireward.rewards.client import _media_json
+    from unireward.rewards.spec import group_advantages
+    from unireward.serve import ServeConfig, ServerThread
+
+    def brighter(x, prefix, choices):
+        a, b = (np.asarray(im).mean() for im in x.images)
+        p = 1 / (1 + math.exp(-(a - b) / 20))
+        return [0.9 * p, 0.9 * (1 - p), 0.1]
+
+    judge = RewardModel(ScriptedBackend(lambda x: "", probs=brighter))
+    imgs = [Image.new("RGB", (24, 24), (v, v, v)) for v in (30, 200, 120)]
+    cfg = ServeConfig(port=0, max_wait_ms=5, scorers={"pickscore": tiny_scorer("pickscore"),
+                                                      "hps": tiny_scorer("hpsv2.1")})
+    spec = {"judge": {"weight": 0.7, "mode": "win-rate"}, "pickscore": 0.3, "hps": {"weight": 0.2}}
+    body = {"rewards": spec, "groups": [{"prompt": "a grey square", "candidates": [_media_json(i) for i in imgs],
+                                         "id": "g1"},
+                                        {"prompt": "broken", "id": "g2",
+                                         "candidates": ["data:image/png;base64,bm90IGFuIGltYWdl",
+                                                        _media_json(imgs[0])]}]}
+    with ServerThread(judge, cfg) as srv:
+        r = httpx.post(srv.url + "/v1/reward", json=body, timeout=120)
+        unknown = httpx.post(srv.url + "/v1/reward", json={**body, "rewards": {"clip": 1.0}}, timeout=60)
+        scorer_mode = httpx.post(srv.url + "/v1/reward", json={**body, "rewards": {"hps": {"mode": "win-rate"}}},
+                                 timeout=60)
+    assert r.status_code == 200, r.text
+    g1, g2 = r.json()["results"]
+    assert g1["id"] == "g1" and g1["status"] == "ok" and set(g1["rewards"]) == {"judge", "pickscore", "hps"}
+    assert g1["rewards"]["judge"] == pytest.approx(judge.group_reward("a grey square", imgs).rewards, abs=1e-6)
+    ps = RewardModel.load(tiny_scorer("pickscore"), dtype=None)
+    assert g1["rewards"]["pickscore"] == pytest.approx([ps.score("a grey square", im).score for im in imgs],
+                                                       abs=1e-4)  # raw: the scorer's own units
+    assert g1["terms"]["pickscore"]["mode"] == "point" and g1["terms"]["judge"]["mode"] == "win-rate"
+    for name, values in g1["rewards"].items():
+        assert g1["normalised"][name] == pytest.approx(group_advantages(values, [[0, 1, 2]]), abs=1e-4)
+    w = g1["weights"]
+    assert g1["advantages"] == pytest.approx([sum(w[k] * g1["normalised"][k][i] for k in w) for i in range(3)],
+                                             abs=1e-6)
+    assert g2["status"] == "error" and g2["rewards"] is None and "candidates[0]" in g2["reason"]
+    assert unknown.status_code == 422 and "no such scorer on this server" in unknown.json()["error"]["message"]
+    assert scorer_mode.status_code == 200
+    wins = scorer_mode.json()["results"][0]["rewards"]["hps"]
+    assert sum(wins) == pytest.approx(1.5, abs=1e-6)  # win rates of 3 candidates: one pair's worth each
