@@ -111,6 +111,7 @@ def update_table(path: str | Path, results: dict, label: str | None = None) -> s
     text = p.read_text(encoding="utf-8") if p.is_file() else ""
     start = START.format(name)
     if start not in text:
+        p.parent.mkdir(parents=True, exist_ok=True)
         block = [f"## {TITLES.get(name, name)}", "", start, "| " + " | ".join(columns) + " |",
                  "|" + "---|" * len(columns), row, END]
         p.write_text(text.rstrip("\n") + ("\n\n" if text.strip() else "") + "\n".join(block) + "\n", encoding="utf-8")
