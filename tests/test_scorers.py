@@ -347,3 +347,29 @@ def test_v1_reward_takes_a_spec_of_several_rewards(tiny_scorer, tmp_path):
     assert scorer_mode.status_code == 200
     wins = scorer_mode.json()["results"][0]["rewards"]["hps"]
     assert sum(wins) == pytest.approx(1.5, abs=1e-6)  # win rates of 3 candidates: one pair's worth each
+
+
+def test_construct_builds_preference_pairs_with_a_scorer(tiny_scorer, tmp_path):
+    """Construction (pair, then point) runs on a scorer: pairs by P(A > B) of its scores, points by its score."""
+    from unireward.construct.run import PromptItem, construct
+    from unireward.data.records import read_records
+
+    class NoiseSampler:
+        kind = "image"
+
+        def describe(self):
+            return {"sampler": "noise"}
+
+        def sample(self, prompts, seeds):
+            return [[noise(int(s) % 1000) for s in ss] for ss in seeds]
+
+    rm = RewardModel.load(tiny_scorer("pickscore"), dtype=None)
+    items = [PromptItem(f"p/{i}", f"a red cat number {i}") for i in range(3)]
+    res = construct(items, NoiseSampler(), rm, tmp_path, num_candidates=4)
+    records = list(read_records(res.records_path))
+    kept = [r for r in records if r["status"] == "kept"]
+    assert len(records) == 3 and kept and res.kept + res.dropped == 3
+    for r in kept:
+        assert r["provenance"]["judge"]["scorer"] == "pickscore"
+        assert r["chosen"]["score"] > r["rejected"]["score"]
+        assert all(p["probs"] and p["raw"][0].startswith("pickscore") for p in r["pairs"])
