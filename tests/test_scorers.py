@@ -373,3 +373,10 @@ def test_construct_builds_preference_pairs_with_a_scorer(tiny_scorer, tmp_path):
         assert r["provenance"]["judge"]["scorer"] == "pickscore"
         assert r["chosen"]["score"] > r["rejected"]["score"]
         assert all(p["probs"] and p["raw"][0].startswith("pickscore") for p in r["pairs"])
+
+
+@pytest.mark.parametrize("name", ["pickscore", "hpsv2.1", "imagereward"])
+def test_a_short_name_without_the_hub_says_what_to_do(name, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is unreachable here: the load must say so, not crash
+    with pytest.raises(ConfigError, match="local folder|download it where the hub is reachable"):
+        RewardModel.load(name, dtype=None)
