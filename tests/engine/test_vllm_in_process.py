@@ -90,3 +90,70 @@ def test_vllm_in_process_gives_the_transformers_decisions(media, tmp_path):
     assert local["video"][2] == remote["video"][2] == "ok" and local["video"][1] == remote["video"][1]
     assert abs(local["video"][0] - remote["video"][0]) < 1e-3
     print(json.dumps({"local": local, "vllm": remote}), file=sys.stderr)
+
+
+FAMILY_SCRIPT = textwrap.dedent('''
+    import json, sys
+    from unireward.backends.vllm import VLLMBackend
+    from unireward.judge import PairRequest, PointRequest, RewardModel
+    from unireward.judging.spec import resolve_spec
+    from unireward.media import VideoPolicy
+    from unireward.tasks import family_tasks, list_families
+
+    if __name__ == "__main__":
+        folder, media = json.loads(sys.argv[1])
+        backend = VLLMBackend.load(folder, dtype="float32", max_model_len=8192, enforce_eager=True,
+                                   limit_mm_per_prompt={"image": 40, "video": 2})
+        out = []
+        for family in list_families():
+            for name, variants in family_tasks(family).items():
+                for variant in variants:
+                    spec = resolve_spec(folder, family=family, variant=variant, max_new_tokens=24,
+                                        video_policy=VideoPolicy(num_frames=4))
+                    rm = RewardModel(backend, spec)
+                    t = rm.task(name, name.rsplit("/", 1)[1])
+                    kind, domain = t.modality, t.domain
+                    item = media["clip"] if kind == "video" else media["a"]
+                    other = media["teleport"] if kind == "video" else media["b"]
+                    if domain == "und":
+                        cands, context = ["Red.", "Blue."][: t.num_candidates], item
+                    elif domain == "edit":
+                        cands, context = [media["b"], media["c"]][: t.num_candidates], media["a"]
+                    else:
+                        cands, context = [item, other][: t.num_candidates], None
+                    if t.kind == "pair":
+                        r = rm.rank_batch([PairRequest("a red circle", *cands, media=context)], task=t)[0]
+                    else:
+                        r = rm.score_batch([PointRequest("a red circle", cands[0], media=context)], task=t)[0]
+                    out.append([family, name, variant, r.method, r.status, r.reason])
+        print("RESULT " + json.dumps(out))
+''')
+
+
+def test_every_released_familys_prompts_run_on_vllm_in_process(examples, tmp_path):
+    """Every (family, task, variant) on a tiny random Qwen3-VL with the real chat template, through backend="vllm":
+    each request is run and comes back with a verdict or an explicit unparsed reason (random weights: the
+    verdicts themselves are not compared)."""
+    from unireward.models.tiny import TinySize, build_tiny_model
+    from vllm_engine import CHAT_TEMPLATES
+
+    python = engine_python()
+    folder = build_tiny_model(tmp_path / "tiny", family="qwen3-vl",
+                              size=TinySize(hidden=128, heads=4, kv_heads=2, intermediate=256))
+    (folder / "chat_template.jinja").write_text((CHAT_TEMPLATES / "qwen3-vl-instruct.jinja").read_text())
+    media = {k: str(examples[k]) for k in ("a", "b", "c", "clip", "teleport")}
+    script = tmp_path / "families.py"
+    script.write_text(FAMILY_SCRIPT)
+    proc = subprocess.run([str(python), str(script), json.dumps([str(folder), media])], capture_output=True,
+                          text=True, timeout=1500, cwd=ROOT,
+                          env={**__import__("os").environ, **ENGINE_ENV, "PYTHONPATH": str(ROOT / "src")})
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = json.loads(lines[-1][len("RESULT "):])
+    from unireward.tasks import family_tasks, list_families
+
+    assert len(rows) == sum(len(v) for f in list_families() for v in family_tasks(f).values())
+    for family, name, variant, method, status, reason in rows:
+        assert status in ("ok", "unparsed"), (family, name, variant, status, reason)
+        assert status == "ok" or reason, (family, name, variant)
+        assert method in ("probs", "think+probs", "generate")
