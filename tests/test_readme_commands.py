@@ -39,6 +39,9 @@ OVERRIDES = {
     ".venv/bin/unireward bench sandbox --model src/unireward/sandbox/judge": ["--limit", "8", "--no-progress"],
     ".venv/bin/python benchmarks/judge_throughput.py": ["--n", "4", "--repeat", "1"],
     ".venv/bin/python benchmarks/group_throughput.py": ["--group", "3", "--image-size", "112", "--repeat", "1"],
+    ".venv/bin/python benchmarks/scorer_throughput.py": ["--n", "4", "--repeat", "1", "--scorers", "pickscore,hpsv2.1"],
+    ".venv/bin/unireward bench mmrb2 --model src/unireward/sandbox/judge --data tests/fixtures/bench/mmrb2 --protocol "
+    "reference --table docs/benchmarks.md": ["--no-progress"],
 }
 SLOW = {'python: rm = RewardModel.load("src/unireward/sandbox/judge")',
         ".venv/bin/unireward train sft --config sft/tiny",
@@ -77,6 +80,11 @@ SKIP = {
     "dpo/llava_ov_7b": "8 GPUs and a hub download; DPO runs on tiny models in tests/test_dpo.py",
     ".venv/bin/unireward bench genai-image --model unifiedreward-qwen-7b --data ~/data/GenAI-Bench --protocol "
     "reference": HUB + " and needs a local copy of GenAI-Bench; the fixture copy runs above",
+    ".venv/bin/unireward bench mmrb2 --model unifiedreward-2.0-qwen3vl-8b --data ~/data/MMRB2/benchmark --protocol "
+    "reference --table docs/benchmarks.md": HUB + " and needs the MMRB2 release; the fixture copy runs above",
+    ".venv/bin/unireward bench editreward --model unifiedreward-edit-qwen3vl-8b --data ~/data/EditReward-Bench --table "
+    "docs/benchmarks.md": HUB + " and needs a local copy of EditReward-Bench; tests/test_bench_2026.py runs the "
+    "fixture copy",
     ".venv/bin/unireward bench vlrb --model unifiedreward-qwen-7b --data ~/data/VL-RewardBench --protocol clean":
         HUB + " and needs a local copy of VL-RewardBench; tests/test_bench.py runs the fixture copy",
     ".venv/bin/unireward bench videogen --model unifiedreward-qwen-7b --data ~/data/VideoGen-RewardBench --frames 8":
@@ -112,8 +120,11 @@ PYTHON_BLOCKS = {
         "skip: needs a vLLM server; the request bodies are tested in tests/test_openai_backend.py",
     'judge = RewardModel.load("src/unireward/sandbox/judge")': "skip: needs a generator's images; group rewards "
         "run on the scripted and sandbox judges in tests/test_rewards*.py",
-    "from unireward.rewards import RewardSpec": "skip: needs a policy's samples and a CLIP function; reward specs "
-        "are tested in tests/test_rewards_spec.py",
+    "from unireward.rewards import RewardSpec": "skip: needs a policy's samples and PickScore and HPSv2 from the "
+        "hub; reward specs are tested in tests/test_rewards_spec.py, with scorers (tiny copies) in "
+        "tests/test_scorers.py",
+    'rm = RewardModel.load("pickscore")': "skip: downloads PickScore from the hub; every scorer runs on a tiny "
+        "copy in its checkpoint's layout in tests/test_scorers.py",
     "from unireward.rewards import connect, flow_grpo_reward": "skip: runs inside flow_grpo against a served judge; "
         "the adapter is called from a thread pool in tests/test_rewards_adapters.py",
     'rm = RewardModel.load("src/unireward/sandbox/judge")': "run",

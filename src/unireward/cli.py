@@ -11,7 +11,8 @@ import sys
 from .errors import UnirewardError
 
 # module name under unireward.commands, in the order they are listed in --help
-COMMAND_MODULES = ["judge", "prompt", "parse", "demo", "train", "construct", "bench", "data", "serve", "models"]
+COMMAND_MODULES = ["judge", "best_of_n", "prompt", "parse", "demo", "train", "construct", "bench", "data", "serve",
+                   "models"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,8 +31,10 @@ from .errors import MediaError, PromptTooLongError, UnirewardError
 from .grouping import TIE, swap_probs, unswap
 from .judging.groups import GroupRequest, group_rewards, judge_groups
 from .judging.render import PairRequest, PointRequest, Prepared, input_problem, prepare, render, text_problem
+from .judging.scored import pair_results, point_results
 from .judging.spec import THINK, JudgeSpec, resolve_spec
 from .models.registry import SIDECAR
+from .models.scorers import find_scorer
 from .results import GroupResult, PairResult, PointResult
 from .tasks import Task
 
@@ -82,8 +84,17 @@ class RewardModel:
 
         The judge's spec (`judging.spec.resolve_spec`: prompt family, variant, method, reasoning, token budget,
         media policies, chat template options) comes from the registry entry, the folder's unireward.json and
-        the explicit arguments, in that order; other keyword arguments go to the backend."""
+        the explicit arguments, in that order; other keyword arguments go to the backend.
+
+        A scorer (`unireward models`: clipscore, pickscore, hpsv2.1, imagereward, aesthetic; a hub id or a local
+        copy of one) loads as the scorer backend (`backends.scorer`, `temperature=` its pair link's T) and
+        answers the same calls (`judging.scored`)."""
         settings = {k: kwargs.pop(k) for k in _SETTINGS if k in kwargs}
+        if backend == "hf" and find_scorer(model) is not None:
+            from .backends.scorer import ScorerBackend
+
+            b = ScorerBackend.load(model, device=device, dtype=dtype, batch_size=batch_size, **kwargs)
+            return cls(b, JudgeSpec(model=str(model)), **settings)
         served = kwargs.pop("served_model", None) or kwargs.pop("model", None)
         spec = resolve_spec(model, backend=backend, family=family, checkpoint=checkpoint, served_model=served,
                             **settings)
@@ -127,6 +138,8 @@ class RewardModel:
                     variant: str | None = None) -> list[PointResult]:
         t = self.task(task, "point", dimensions, template, variant)
         prepared = [self.prepare(t, r.prompt, [r.candidate], r.media) for r in requests]
+        if self.backend.is_scorer:
+            return point_results(self, t, prepared)
         start = time.perf_counter()
         ok = [i for i, p in enumerate(prepared) if p.error is None]
         inputs = [render(t, prepared[i], swap=False) for i in ok]
@@ -276,6 +289,8 @@ class RewardModel:
                       progress: bool = False) -> list[PairResult]:
         """Judge prepared pairs (in one batched call; both orders when asked). Prepared requests with an error
         get it as their result."""
+        if self.backend.is_scorer:
+            return pair_results(self, t, prepared, both_orders)
         start = time.perf_counter()
         mode = self.method_for(t)
         ok = [i for i, p in enumerate(prepared) if p.error is None]

@@ -77,6 +77,7 @@ UNREADABLE = ("none of the choices was among the token probabilities the backend
 class Backend(ABC):
     name: str = "backend"
     supports_probs: bool = True
+    is_scorer: bool = False  # a scorer (backends/scorer.py): numbers for (caption, image), no text
 
     @abstractmethod
     def generate(self, inputs: Sequence[ChatInput], max_new_tokens: int = 256,

@@ -7,8 +7,23 @@
 | videogen    | `videogen-rewardbench.csv` + the `videos/` folder of its archive       | video-gen/pair  |
 | vlrb        | MMInstruction/VL-RewardBench: saved dataset or parquet, split `test`   | image-und/pair  |
 | mmrb        | Multimodal RewardBench `all_data.json` + its `images/` folder          | image-und/pair  |
+| mmrb2       | Multimodal RewardBench 2 release: t2i/edit/interleaved/reasoning.json  | per task (below)|
+| editreward  | TIGER-Lab/EditReward-Bench snapshot: 2pair/ 3pair/ 4pair/ parquet      | image-edit/pair |
 | pairs       | a JSONL of pairs (see `load_pairs`)                                   | per record      |
 | samples     | a unified Sample JSONL (e.g. a sandbox run's `heldout.jsonl`)           | per record      |
+
+MMRB2 (facebookresearch/MMRB2, `benchmark/` after its build script): each task file holds {"pairs": [{"id",
+"prompt_content": [[kind, value], ...], "response_a": {"response_content": [...]}, "response_b", "chosen": "A" |
+"B"}]} with media under images/ and input_images/. Text-to-image pairs are image-gen/pair; editing pairs with one
+input image image-edit/pair; reasoning pairs with one input image and text answers image-und/pair. Interleaved
+responses, several input images and image answers have no unireward task: those items are skipped (status
+"skipped", with the reason; the published metric leaves unjudged pairs out and the report counts them). Under the
+reference protocol each pair is judged in both orders separately, as the authors' evaluate.py does, and every
+judged order counts.
+
+EditReward-Bench (TIGER-Lab/EditReward-Bench): one row per comparison (id, instruction, source_image,
+candidate_1, candidate_2, ranking "A>B" | "B>A" | "A=B" | "A>C" ..., comparison_type "AvsB" ..., dataset "2pair" |
+"3pair" | "4pair"); a K-candidate group (id prefix before "_") holds all K(K-1)/2 comparisons.
 
 GenAI-Bench video mirror: the hub copy names videos by URL. A URL resolves, in this order, through
 `video_mirror.json` ({url or file name: relative path}) or `video_mirror.csv` (columns url, path) beside the data,
@@ -41,6 +56,7 @@ class Item:
     gold: Any  # pairs: 1, 2 or "tie" (candidate 1 = the dataset's first); points: a number
     fetch: Callable[[], tuple]
     groups: dict[str, str] = field(default_factory=dict)  # grouping name -> group
+    skip: str | None = None  # why no unireward task can judge this item (recorded as status "skipped")
 
 
 @dataclass
@@ -52,6 +68,8 @@ class Benchmark:
     swap_rule: str | None = None  # reference protocol's seeded swap (see protocols.SWAP_RULES)
     unparsed_as_tie: bool = False  # reference protocol: the published script read "no verdict" as a tie
     notes: list[str] = field(default_factory=list)
+    order_rule: str | None = None  # "both": the reference protocol judges each order separately (MMRB2)
+    published: str | None = None  # the published metric computed beside ours (report.PUBLISHED)
 
 
 def _check_ids(items: list[Item], source: str) -> list[Item]:
@@ -238,6 +256,125 @@ def load_mmrb(path: str | Path) -> Benchmark:
     return Benchmark("mmrb", _check_ids(items, str(p)), str(p), {"category": MMRB_GROUPS})
 
 
+# ---------------------------------------------------------------- Multimodal RewardBench 2
+
+MMRB2_TASKS = ["t2i", "edit", "interleaved", "reasoning"]  # the release's files, in the paper's order
+MMRB2_GOLD = {"A": 1, "B": 2}
+
+
+def _parts(content: Any, kind: str) -> list:
+    return [v for k, v in (content or []) if k == kind]
+
+
+def mmrb2_item(task: str, pair: dict, root: Path, where: str) -> Item:
+    """One MMRB2 pair as an item of the unireward task that can judge it, or an error item saying why none can."""
+    iid, chosen = pair.get("id") or pair.get("pair_id"), pair.get("chosen", pair.get("human_preference"))
+    if iid is None or chosen not in MMRB2_GOLD:
+        raise DataError(f"{where}: a pair needs an id and \"chosen\" A or B, got {iid!r} / {chosen!r}")
+    prompt = pair.get("prompt_content") or []
+    text = "\n".join(str(t) for t in _parts(prompt, "text"))
+    inputs = [media_value(v, root) for v in _parts(prompt, "image")]
+    a, b = (pair.get(k, {}).get("response_content") or [] for k in ("response_a", "response_b"))
+    images = [[media_value(v, root) for v in _parts(r, "image")] for r in (a, b)]
+    texts = ["\n".join(str(t) for t in _parts(r, "text")) for r in (a, b)]
+    groups = {"task": task, "source": str(pair.get("prompt_source", "")), "judged": "yes"}
+    gold = MMRB2_GOLD[chosen]
+    only_images = all(len(im) == 1 and not t.strip() for im, t in zip(images, texts))
+    only_text = all(not im and t.strip() for im, t in zip(images, texts))
+    if task == "t2i" and only_images and not inputs:
+        return Item(str(iid), "image-gen/pair", text, gold, lambda: (images[0][0], images[1][0], None), groups)
+    if task == "edit" and only_images and len(inputs) == 1:
+        return Item(str(iid), "image-edit/pair", text, gold, lambda: (images[0][0], images[1][0], inputs[0]), groups)
+    if task == "reasoning" and only_text and len(inputs) == 1:
+        return Item(str(iid), "image-und/pair", text, gold, lambda: (texts[0], texts[1], inputs[0]), groups)
+    if not (only_images or only_text):
+        why = "responses that interleave text and images"
+    elif task != "t2i" and len(inputs) != 1:
+        why = f"a prompt with {len(inputs)} input images (its edit and understanding tasks take one)"
+    else:
+        why = f"{'image' if only_images else 'text'} responses to a {task} prompt"
+    kind = {"t2i": "image-gen/pair", "edit": "image-edit/pair"}.get(task, "image-und/pair")
+    return Item(str(iid), kind, text, gold, lambda: (None, None, None), {**groups, "judged": f"no: {why}"},
+                skip=f"MMRB2 {task} pair {iid}: no unireward task judges {why}")
+
+
+def load_mmrb2(path: str | Path, tasks: str | None = None) -> Benchmark:
+    """The MMRB2 release folder (t2i.json, edit.json, interleaved.json, reasoning.json, images/, input_images/);
+    `tasks` a comma-separated subset. Task files that are absent are left out (and said so in the notes)."""
+    root = Path(path).expanduser()
+    if root.is_file():
+        root = root.parent
+    chosen = [t.strip() for t in tasks.split(",")] if tasks else MMRB2_TASKS
+    unknown = sorted(set(chosen) - set(MMRB2_TASKS))
+    if unknown:
+        raise ConfigError(f"mmrb2: unknown task(s) {unknown}; the release has {', '.join(MMRB2_TASKS)}")
+    items, notes = [], []
+    for task in chosen:
+        f = root / f"{task}.json"
+        if not f.is_file():
+            notes.append(f"{f.name} not found: the {task} task is left out")
+            continue
+        try:
+            pairs = json.loads(f.read_text()).get("pairs")
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise DataError(f"{f}: not the MMRB2 layout ({{\"pairs\": [...]}}): {e}") from None
+        if not isinstance(pairs, list):
+            raise DataError(f"{f}: expected {{\"pairs\": [...]}}")
+        items += [mmrb2_item(task, p, root, f"{f}: pair {i}") for i, p in enumerate(pairs)]
+    if not items:
+        raise DataError(f"{root}: none of {', '.join(t + '.json' for t in chosen)} found; pass the MMRB2 release "
+                        "folder (benchmark/ after its build script)")
+    for task in chosen:
+        skipped = [it for it in items if it.groups["task"] == task and it.groups["judged"] != "yes"]
+        if skipped:
+            reasons = sorted({it.groups["judged"][4:] for it in skipped})
+            notes.append(f"{len(skipped)} {task} pair(s) skipped: no unireward task judges " + "; ".join(reasons))
+    return Benchmark("mmrb2", _check_ids(items, str(root)), str(root), {"task": MMRB2_TASKS, "source": []},
+                     order_rule="both", published="mmrb2", notes=notes)
+
+
+# ---------------------------------------------------------------- EditReward-Bench
+
+EDITREWARD_K = ["2pair", "3pair", "4pair"]
+
+
+def editreward_gold(ranking: str, comparison: str | None) -> Any:
+    """1 / 2 / "tie" in candidate_1 / candidate_2 terms: "A=B..." is a tie; else the first letter of the ranking
+    is the winner, candidate_1 being the first letter of the comparison type ("AvsC": candidate_1 is A)."""
+    r = str(ranking).replace(" ", "").upper()
+    if "=" in r:
+        return "tie"
+    first = (comparison or "AvsB")[0].upper()
+    if len(r) < 3 or r[1] not in "<>":
+        raise DataError(f"ranking {ranking!r} is not like A>B")
+    winner = r[0] if r[1] == ">" else r[2]
+    return 1 if winner == first else 2
+
+
+def load_editreward(path: str | Path) -> Benchmark:
+    """A local snapshot of TIGER-Lab/EditReward-Bench (parquet under 2pair/, 3pair/, 4pair/, or a saved dataset)."""
+    table = read_hf(path, split="train")
+    table.require("id", "instruction", "source_image", "candidate_1", "candidate_2", "ranking")
+    cols = ["id", "instruction", "ranking"] + [c for c in ("comparison_type", "dataset") if c in table.columns]
+    items = []
+    for i, r in enumerate(table.rows(*cols)):
+        iid = str(r["id"])
+        try:
+            gold = editreward_gold(r["ranking"], r.get("comparison_type"))
+        except DataError as e:
+            raise DataError(f"{table.source}: row {iid}: {e}") from None
+        k = str(r.get("dataset") or "2pair")
+
+        def fetch(i=i):
+            row = table.row(i)
+            return (media_value(row["candidate_1"], table.root), media_value(row["candidate_2"], table.root),
+                    media_value(row["source_image"], table.root))
+        items.append(Item(iid, "image-edit/pair", str(r["instruction"]), gold, fetch,
+                          {"k": k, "group": f"{k}/{iid.split('_')[0]}"}))
+    return Benchmark("editreward", _check_ids(items, table.source), table.source, {"k": EDITREWARD_K},
+                     published="editreward")
+
+
 # ---------------------------------------------------------------- generic pairs and unified samples
 
 _VIDEO_EXT = {".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif"}
@@ -324,6 +461,10 @@ def load_benchmark(name: str, data: str | Path | None, split: str | None = None,
         return load_vlrb(data, split or "test")
     if name == "mmrb":
         return load_mmrb(data)
+    if name == "mmrb2":
+        return load_mmrb2(data, task)
+    if name == "editreward":
+        return load_editreward(data)
     if name == "pairs":
         return load_pairs(data, task)
     if name == "samples":
@@ -331,7 +472,8 @@ def load_benchmark(name: str, data: str | Path | None, split: str | None = None,
     raise ConfigError(f"unknown benchmark {name!r}; choose one of {', '.join(benchmark_names())}")
 
 
-BENCHMARKS = ("genai-image", "genai-video", "videogen", "vlrb", "mmrb", "pairs", "samples")  # built in
+BENCHMARKS = ("genai-image", "genai-video", "videogen", "vlrb", "mmrb", "mmrb2", "editreward", "pairs",
+              "samples")  # built in
 
 
 def benchmark_names() -> list[str]:

@@ -81,8 +81,14 @@ def _stats(recs: Sequence[dict], unparsed_as_tie: bool) -> dict[str, Any]:
 
 def summarize(records: Sequence[dict], groupings: dict[str, list[str]], *, unparsed_as_tie: bool = False,
               macro_groupings: Sequence[str] = ()) -> dict[str, Any]:
-    """Overall metrics, per-group tables for each grouping, and overall/macro for `macro_groupings`."""
-    out: dict[str, Any] = {"overall": _stats(records, unparsed_as_tie), "groups": {}}
+    """Overall metrics, per-group tables for each grouping, and overall/macro for `macro_groupings`. Skipped
+    items (no task, or not this judge's, can judge them) are left out of every metric and counted apart."""
+    skipped = [r for r in records if r["status"] == "skipped"]
+    records = [r for r in records if r["status"] != "skipped"]
+    out: dict[str, Any] = {"overall": _stats(records, unparsed_as_tie) if records else None, "groups": {},
+                           "skipped": len(skipped)}
+    if skipped:
+        out["skipped_reasons"] = sorted({r["reason"] for r in skipped})[:5]
     for name, order in groupings.items():
         present = {r["groups"][name] for r in records}
         names = [g for g in order if g in present] + sorted(present - set(order))
@@ -97,6 +103,79 @@ def summarize(records: Sequence[dict], groupings: dict[str, list[str]], *, unpar
         p1 = [r["probs"]["1"] + 0.5 * r["probs"].get("tie", 0.0) for r in probs]
         out["calibration"] = M.calibration_curve(p1, [r["gold"] == 1 for r in probs])
     return out
+
+
+# ---------------------------------------------------------------- published metrics
+
+
+def mmrb2_metric(records: Sequence[dict]) -> dict[str, Any]:
+    """MMRB2's accuracy as its compute_accuracy.py defines it: every judged order of a pair is one judgement (the
+    reference protocol judges both orders separately; a clean record is one judgement, its combined verdict),
+    right when it names the human's choice; orders without a verdict (and pairs not judged) are left out and
+    counted. `average`: the mean of the task accuracies, as the paper's tables report it."""
+    tasks: dict[str, dict[str, Any]] = {}
+    for r in records:
+        t = tasks.setdefault(r["groups"]["task"], {"pairs": 0, "judged": 0, "correct": 0, "not_judged": 0})
+        t["pairs"] += 1
+        verdicts = [v for v in (r.get("orders") or [r["winner"]]) if v is not None]
+        t["not_judged"] += not verdicts
+        t["judged"] += len(verdicts)
+        t["correct"] += sum(v == r["gold"] for v in verdicts)
+    for t in tasks.values():
+        t["accuracy"] = t["correct"] / t["judged"] if t["judged"] else None
+    accs = [t["accuracy"] for t in tasks.values() if t["accuracy"] is not None]
+    return {"name": "MMRB2 accuracy", "definition": "judged orders that name the human's choice / judged orders "
+            "(facebookresearch/MMRB2 compute_accuracy.py); average = mean of the task accuracies",
+            "tasks": tasks, "average": sum(accs) / len(accs) if accs else None,
+            "average_over": [k for k, t in tasks.items() if t["accuracy"] is not None]}
+
+
+def editreward_metric(records: Sequence[dict]) -> dict[str, Any]:
+    """EditReward-Bench's accuracies as the authors' inference_{2,3,4}pair_hf.py define them: a comparison is right
+    when the verdict equals the human ranking (a tie only when said explicitly; no verdict is wrong; items that
+    failed are left out); group accuracy: the share of K-candidate groups with every comparison right."""
+    per: dict[str, dict[str, Any]] = {}
+    groups: dict[str, list[bool]] = {}
+    for r in records:
+        if r["status"] == "error":
+            continue
+        right = r["winner"] == r["gold"]
+        k = per.setdefault(r["groups"]["k"], {"n": 0, "correct": 0})
+        k["n"] += 1
+        k["correct"] += right
+        groups.setdefault(r["groups"]["group"], []).append(right)
+    for name, k in per.items():
+        k["accuracy"] = k["correct"] / k["n"]
+        if name != "2pair":
+            done = [all(v) for g, v in groups.items() if g.startswith(name + "/")]
+            k["group_accuracy"] = sum(done) / len(done) if done else None
+    n = sum(k["n"] for k in per.values())
+    return {"name": "EditReward-Bench accuracy", "definition": "comparisons whose verdict equals the human ranking "
+            "(ties said explicitly) / comparisons judged; group accuracy: all comparisons of a group right "
+            "(TIGER-AI-Lab/EditReward evaluate/inference_*pair_hf.py)",
+            "k": dict(sorted(per.items())), "overall": sum(k["correct"] for k in per.values()) / n if n else None}
+
+
+PUBLISHED = {"mmrb2": mmrb2_metric, "editreward": editreward_metric}
+
+
+def published_metric(name: str, records: Sequence[dict]) -> dict[str, Any]:
+    return PUBLISHED[name](records)
+
+
+def _published_lines(pub: dict[str, Any]) -> list[str]:
+    lines = [f"## {pub['name']} (the published definition)", "", pub["definition"] + ".", ""]
+    if "tasks" in pub:
+        lines += ["| task | accuracy | judged orders | pairs | not judged |", "|---|---|---|---|---|"]
+        lines += [f"| {k} | {_fmt(t['accuracy'])} | {t['judged']} | {t['pairs']} | {t['not_judged']} |"
+                  for k, t in pub["tasks"].items()]
+        lines += [f"| **average** ({', '.join(pub['average_over']) or 'none'}) | {_fmt(pub['average'])} | | | |", ""]
+    else:
+        lines += ["| K | accuracy | group accuracy | comparisons |", "|---|---|---|---|"]
+        lines += [f"| {k} | {_fmt(v['accuracy'])} | {_fmt(v.get('group_accuracy'))} | {v['n']} |"
+                  for k, v in pub["k"].items()]
+        lines += [f"| **overall** (pooled) | {_fmt(pub['overall'])} | | |", ""]
+    return lines
 
 
 # ---------------------------------------------------------------- Markdown
@@ -150,10 +229,19 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"seeded swap rule `{man['swap_rule']}` (seed {man['seed']})", ""]
     lines += ["Rates in %; acc (tau) counts a tie item correct only for an explicit tie and unparsed outputs as "
               "wrong; diff leaves tie items out.", ""]
-    lines += ["## overall", ""] + _table([("all", results["overall"])], "items")
+    lines += ["## overall", ""] + (_table([("all", results["overall"])], "items") if results["overall"] else [])
+    if results.get("skipped"):
+        lines += [f"{results['skipped']} item(s) skipped (left out of every metric above), e.g.: "
+                  + "; ".join(results.get("skipped_reasons", [])), ""]
     for name, mm in results.get("macro", {}).items():
-        lines += [f"## overall / macro ({name} grouping)", "", "| overall | macro |", "|---|---|",
+        groups = ", ".join(results["groups"].get(name, {})) or "the groups"
+        lines += [f"## overall and macro accuracy ({name} grouping)", "",
+                  "Papers report either: overall pools every item; macro is the mean of the per-group accuracies "
+                  f"({groups}). Compare a number only with one of the same kind.", "",
+                  "| overall (all items pooled) | macro (mean of group accuracies) |", "|---|---|",
                   f"| {_fmt(mm['overall'])} | {_fmt(mm['macro'])} |", ""]
+    if results.get("published"):
+        lines += _published_lines(results["published"])
     for name, groups in results["groups"].items():
         lines += [f"## by {name}", ""] + _table(list(groups.items()), name)
     for note in results.get("notes", []):

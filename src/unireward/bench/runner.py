@@ -27,7 +27,7 @@ from ..errors import ConfigError, UnirewardError
 from ..shards import SHARD_FILE, Shard, check_shard, claim_folder, parse_shard, shard_manifest
 from .loaders import Benchmark, Item, load_benchmark
 from .protocols import PROTOCOLS, point_record, pair_record, reference_swaps
-from .report import markdown, plot, summarize
+from .report import markdown, plot, published_metric, summarize
 
 ITEMS_FILE = "items.jsonl"
 IDENTITY = ("benchmark", "protocol", "seed", "swap_rule", "model", "method", "tasks", "video_policy", "data", "split",
@@ -113,7 +113,8 @@ def run_bench(cfg: BenchConfig, judge: Any = None) -> dict[str, Any]:
     pending = [it for it in items if it.id not in done]
     with path.open("a", encoding="utf-8") as f, _progress(cfg, len(items), len(items) - len(pending)) as bar:
         for chunk in _chunks(pending, max(cfg.batch_size, 1)):
-            for rec in judge_items(judge, chunk, cfg.protocol, swaps, cfg.template):
+            for rec in judge_items(judge, chunk, cfg.protocol, swaps, cfg.template,
+                                   both_separately=cfg.protocol == "reference" and bench.order_rule == "both"):
                 f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 done[rec["id"]] = rec
             f.flush()
@@ -129,13 +130,16 @@ def summary_settings(cfg: BenchConfig, bench: Benchmark) -> dict[str, Any]:
         notes.append("reference protocol: outputs without a verdict count as tie predictions, as in the published "
                      "script (they are still counted under 'unparsed')")
     return {"groupings": bench.groupings, "unparsed_as_tie": as_tie,
-            "macro_groupings": list(bench.groupings) if bench.name == "vlrb" else [], "notes": notes}
+            "macro_groupings": list(bench.groupings) if bench.name == "vlrb" else [], "notes": notes,
+            "published": bench.published}
 
 
 def write_results(out: Path, records: list[dict], manifest: dict, summary: dict[str, Any]) -> dict[str, Any]:
     """Summarize item records (in dataset order) as `summary` says; write results.json, report.md, plot.png."""
     results = summarize(records, summary["groupings"], unparsed_as_tie=summary["unparsed_as_tie"],
                         macro_groupings=summary["macro_groupings"])
+    if summary.get("published"):
+        results["published"] = published_metric(summary["published"], records)
     results.update(manifest=manifest, n_items=len(records), notes=list(summary["notes"]))
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "report.md").write_text(markdown(results))
@@ -158,8 +162,14 @@ def count_errors(results: dict[str, Any]) -> int:
 
 
 def judge_items(judge: Any, chunk: list[Item], protocol: str, swaps: dict[str, bool],
-                template: str | None = None) -> list[dict]:
-    """Judge a batch of items (grouped by task); one record per item, in the chunk's order."""
+                template: str | None = None, both_separately: bool = False) -> list[dict]:
+    """Judge a batch of items (grouped by task); one record per item, in the chunk's order. `both_separately`:
+    each pair is also judged swapped, as a judgement of its own, recorded in `orders` (dataset order: the
+    verdict shown as given, then the swapped one mapped back); `winner` is the first. Items no task can judge
+    (`Item.skip`) and items of a task the judge refuses (a scorer asked an understanding question) are
+    recorded as skipped, with the reason."""
+    from ..errors import TaskError
+    from ..grouping import unswap
     from ..judge import PairRequest, PointRequest
     from ..tasks import get_task
 
@@ -169,6 +179,9 @@ def judge_items(judge: Any, chunk: list[Item], protocol: str, swaps: dict[str, b
         t = get_task(task)
         fetched, ready = {}, []
         for it in group:
+            if it.skip:
+                recs[it.id] = _base(it, "pair" if t.is_pair else "point") | _error(t.is_pair, it.skip, "skipped")
+                continue
             try:
                 fetched[it.id] = it.fetch()
                 ready.append(it)
@@ -182,12 +195,28 @@ def judge_items(judge: Any, chunk: list[Item], protocol: str, swaps: dict[str, b
                     a, b = b, a
                 reqs.append(PairRequest(it.prompt, a, b, media))
             both = protocol == "clean"
-            results = judge.rank_batch(reqs, task=task, both_orders=both, template=template) if reqs else []
-            for it, res in zip(ready, results):
+            if both_separately:
+                reqs += [PairRequest(r.prompt, r.b, r.a, r.media) for r in list(reqs)]
+            try:
+                results = judge.rank_batch(reqs, task=task, both_orders=both, template=template) if reqs else []
+            except TaskError as e:
+                results = []
+                for it in ready:
+                    recs[it.id] = _base(it, "pair") | _error(True, str(e), "skipped")
+                ready = []
+            for n, (it, res) in enumerate(zip(ready, results)):
                 recs[it.id] = _base(it, "pair") | pair_record(res, bool(swaps.get(it.id)))
+                if both_separately:
+                    other = unswap(results[len(ready) + n].winner)
+                    recs[it.id]["orders"] = [recs[it.id]["winner"], unswap(other) if swaps.get(it.id) else other]
         else:
             reqs = [PointRequest(it.prompt, *fetched[it.id]) for it in ready]
-            results = judge.score_batch(reqs, task=task, template=template) if reqs else []
+            try:
+                results = judge.score_batch(reqs, task=task, template=template) if reqs else []
+            except TaskError as e:
+                results = []
+                for it in ready:
+                    recs[it.id] = _base(it, "point") | _error(False, str(e), "skipped")
             for it, res in zip(ready, results):
                 recs[it.id] = _base(it, "point") | point_record(res)
     return [recs[it.id] for it in chunk]
@@ -197,11 +226,11 @@ def _base(it: Item, kind: str) -> dict:
     return {"id": it.id, "task": it.task, "kind": kind, "gold": it.gold, "groups": it.groups}
 
 
-def _error(is_pair: bool, reason: str) -> dict:
+def _error(is_pair: bool, reason: str, status: str = "error") -> dict:
     if is_pair:
-        return {"winner": None, "shown_winner": None, "swapped": False, "status": "error", "consistent": None,
+        return {"winner": None, "shown_winner": None, "swapped": False, "status": status, "consistent": None,
                 "probs": None, "margin": None, "raw": [], "reason": reason, "method": ""}
-    return {"score": None, "expected_score": None, "status": "error", "raw": "", "reason": reason, "method": ""}
+    return {"score": None, "expected_score": None, "status": status, "raw": "", "reason": reason, "method": ""}
 
 
 def read_records(path: Path) -> dict[str, dict]:

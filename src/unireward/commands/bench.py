@@ -5,6 +5,9 @@
     unireward bench videogen    --model path/to/judge --data ~/data/VideoGen-RewardBench
     unireward bench vlrb        --model path/to/judge --data ~/data/VL-RewardBench --protocol clean
     unireward bench mmrb        --model path/to/judge --data ~/data/multimodal_rewardbench/data
+    unireward bench mmrb2       --model path/to/judge --data ~/data/MMRB2/benchmark --protocol reference
+    unireward bench editreward  --model path/to/judge --data ~/data/EditReward-Bench
+    unireward bench mmrb2       --model pickscore --data ~/data/MMRB2/benchmark --task t2i   # a scorer
     unireward bench pairs       --model path/to/judge --data my_pairs.jsonl
     unireward bench samples     --model path/to/judge --data heldout.jsonl
     unireward bench sandbox     --model runs/judge [--data runs/world]
@@ -19,7 +22,11 @@ Protocols: `reference` reproduces how published UnifiedReward numbers were compu
 where the published script swapped); `clean` judges both candidate orders, counts ties only when said
 explicitly, reports unparsed outputs and the position-consistency rate. Results go to --out (default
 runs/bench/<name>-<protocol>-<model>): manifest.json, items.jsonl (resumable: rerun the same command to continue),
-results.json, report.md and plot.png. The report is printed at the end.
+results.json, report.md and plot.png. The report is printed at the end. MMRB2 and EditReward-Bench also report
+their authors' own metric (MMRB2: both orders judged separately under `reference`, every judged order counts);
+VL-RewardBench reports overall and macro accuracy side by side. `--table docs/benchmarks.md` writes the run's row
+into that file's results table for the benchmark (a row per model, protocol and data; see docs/benchmarks.md).
+Items no unireward task (or no task of this judge, e.g. a scorer's) can judge are skipped and counted apart.
 
 Scale out: `--shard i/n` judges only the items whose id hashes to i, into OUT/shard-i-of-n (each shard resumable on
 its own; `--shard auto` reads RANK and WORLD_SIZE, as torchrun and accelerate launch set them); then
@@ -33,7 +40,8 @@ from __future__ import annotations
 
 import argparse
 
-NAMES = ("genai-image", "genai-video", "videogen", "vlrb", "mmrb", "pairs", "samples", "sandbox")
+NAMES = ("genai-image", "genai-video", "videogen", "vlrb", "mmrb", "mmrb2", "editreward", "pairs", "samples",
+         "sandbox")
 
 
 def register(subparsers) -> None:
@@ -61,7 +69,12 @@ def register(subparsers) -> None:
                         "rationale or checklist first); default: what the judge folder's unireward.json says, "
                         "else auto")
     p.add_argument("--split", help="dataset split (GenAI-Bench, VL-RewardBench; default test)")
-    p.add_argument("--task", help="pairs: the task of every record, e.g. video-und/pair")
+    p.add_argument("--task", help="pairs: the task of every record, e.g. video-und/pair; mmrb2: the tasks to run, "
+                   "comma-separated (t2i, edit, interleaved, reasoning)")
+    p.add_argument("--table", help="a Markdown results file (e.g. docs/benchmarks.md): add or update this run's "
+                   "row in the benchmark's table")
+    p.add_argument("--table-label", help="the row's data column (default: what was run, e.g. \"fixture copy, not "
+                   "the benchmark\")")
     p.add_argument("--no-swap", action="store_true", help="reference protocol: keep the dataset order")
     p.add_argument("--fresh", action="store_true", help="discard item records already in --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -86,7 +99,12 @@ def run(args) -> int:
                       family=args.family, checkpoint=args.checkpoint,
                       split=args.split, task=args.task, swap=not args.no_swap, fresh=args.fresh,
                       progress=not args.no_progress, shard=args.shard)
-    return _report(run_bench(cfg))
+    results = run_bench(cfg)
+    if args.table:
+        from ..bench.leaderboard import update_table
+
+        print(f"{args.table}: {update_table(args.table, results, args.table_label)}")
+    return _report(results)
 
 
 def run_merge(args) -> int:

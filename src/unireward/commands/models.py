@@ -1,18 +1,21 @@
-"""`unireward models`: list the registered judges and the tasks.
+"""`unireward models`: list the registered judges, the scorers and the tasks.
 
-    unireward models            # every registered judge: short name, hub id, prompt family, backbone, options
-    unireward models --json     # the same, one JSON object per line
+    unireward models            # every registered judge (short name, hub id, prompt family, backbone, options),
+                                # then every scorer (short name, hub id, library, units, pair-link temperature)
+    unireward models --json     # the same, one JSON object per line ("kind": "judge" or "scorer")
     unireward models --tasks    # the task registry
 
 `RewardModel.load(<short name | hub id | local copy>)` judges a registered checkpoint with its family's prompts
-and its authors' settings (see models/registry.yaml and docs/released-judges.md).
+and its authors' settings (see models/registry.yaml and docs/released-judges.md), or runs a scorer
+(models/scorers.yaml) through the same API: score, rank (P(A > B) = sigmoid((s_A - s_B) / T)), group_reward.
 """
 
 from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("models", help="list registered judges (and tasks with --tasks)", description=__doc__)
+    p = subparsers.add_parser("models", help="list registered judges and scorers (and tasks with --tasks)",
+                              description=__doc__)
     p.add_argument("--tasks", action="store_true", help="list the tasks instead")
     p.add_argument("--json", action="store_true", help="one JSON object per judge")
     p.set_defaults(func=run)
@@ -31,11 +34,13 @@ def run(args) -> int:
     import json
 
     from ..models.registry import list_models
+    from ..models.scorers import list_scorers
 
     for m in list_models():
         opts = m.options()
         if args.json:
-            print(json.dumps({"name": m.name, "checkpoint": m.checkpoint, "family": m.family, **opts}))
+            print(json.dumps({"name": m.name, "kind": "judge", "checkpoint": m.checkpoint, "family": m.family,
+                              **opts}))
             continue
         video = f"{m.video_frames} frames as images" if m.video == "frames" else \
             (f"native {m.video_fps:g} fps" if m.video_fps else "native")
@@ -43,4 +48,16 @@ def run(args) -> int:
                  "chat_template_kwargs": m.chat_template_kwargs or None}
         rest = "  ".join(f"{k}={v if isinstance(v, (str, int)) else json.dumps(v)}" for k, v in shown.items() if v)
         print(f"{m.name:32s} {m.checkpoint:42s} {m.family:9s} {m.backbone:10s} {rest}")
+    if not args.json:
+        print("\nscorers (RewardModel.load(name); P(A > B) = sigmoid((s_A - s_B) / T)):")
+    for sc in list_scorers():
+        if args.json:
+            print(json.dumps({**sc.to_dict(), "kind": "scorer", "scorer_kind": sc.kind}))
+            continue
+        caption = "" if sc.prompted else "  (image only)"
+        print(f"{sc.name:32s} {sc.checkpoint:42s} {LIBRARIES[sc.kind]:26s} T={sc.temperature:g}  {sc.units}{caption}")
     return 0
+
+
+LIBRARIES = {"clip": "transformers CLIPModel", "open_clip": "open_clip", "imagereward": "transformers BLIP + head",
+             "aesthetic": "transformers CLIP + MLP"}

@@ -4,6 +4,8 @@
     UNIREWARD_API_KEY=secret unireward serve --model M --host 0.0.0.0 --allowed-root /data/media
     unireward serve --model http://gpu1:8000/v1,http://gpu2:8000/v1 --backend openai --served-model judge \
         --checkpoint CodeGoat24/UnifiedReward-2.0-qwen3vl-8b      # the released judge those servers run
+    unireward serve --model path/to/judge --scorer pickscore --scorer hps=/models/HPS_v2.1_compressed.pt
+                                                                  # /v1/reward specs may name these scorers too
 
 Endpoints: POST /v1/rank, /v1/score, /v1/rank-group, /v1/chat/completions; GET /v1/models, /health,
 /metrics. Requests that arrive together are micro-batched (--max-batch-size, --max-wait-ms); a full queue
@@ -59,6 +61,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=int, default=1024,
                    help="generation budget of a chat completion; a larger max_tokens is capped to it and the "
                         "response says so in `warnings` (default: 1024)")
+    p.add_argument("--scorer", action="append", default=[], metavar="NAME[=MODEL]",
+                   help="also load this scorer (`unireward models`; MODEL a hub id or local copy, default NAME) for "
+                        "/v1/reward \"rewards\" specs (repeatable)")
     p.add_argument("--dtype", default="auto", help="hf backend: auto, bfloat16, float16 or float32")
     p.add_argument("--device", default=None, help="hf backend: cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--no-progress", action="store_true", help="hide the model loading progress bars")
@@ -81,7 +86,8 @@ def run(args) -> int:
         max_frames=args.max_frames, max_prompt_chars=args.max_prompt_chars, max_logprobs=args.max_logprobs,
         max_new_tokens=args.max_new_tokens, served_model_name=args.served_model_name, max_pairs=args.max_pairs,
         fetch_timeout_s=args.fetch_timeout, max_redirects=args.max_redirects,
-        graceful_timeout_s=args.graceful_timeout, max_aspect_ratio=args.max_aspect_ratio)
+        graceful_timeout_s=args.graceful_timeout, max_aspect_ratio=args.max_aspect_ratio,
+        scorers=dict((s.split("=", 1) + [s])[:2] for s in args.scorer))
     if args.no_progress:
         from .judge import quiet_loading
 

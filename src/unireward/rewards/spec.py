@@ -4,9 +4,17 @@ progress stays visible (a win rate's group mean is 0.5 by construction).
 
     spec = RewardSpec([RewardTerm("judge", 0.7, mode="win-rate", task="image-gen/pair"),
                        RewardTerm("oracle", 0.3, fn=my_scores)])          # fn(prompts, candidates, metadata)
+    spec = RewardSpec.from_dict({"judge": {"weight": 0.7}, "pickscore": 0.3,          # scorers by short name,
+                                 "hps": {"model": "/models/HPS_v2.1_compressed.pt", "weight": 0.2}})  # or a copy
     out = spec.evaluate(judge, prompts, images)                           # rows in any order
+    out.rewards      # per reward, per row: its raw value (a scorer's own units, a win rate, ...)
+    out.normalised   # per reward, per row: its group advantage
     out.advantages   # one per row: sum_k w_k * (r_k - mean_group) / (std_group + eps)
     out.stats        # {"judge": {"mean": ..., "std": ..., "missing": ...}, ...}
+
+A term with a `model` (a scorer from `unireward models` by short name, hub id or local copy; or any judge, or an
+object with `group_reward_batch`) is judged by that model, loaded once per spec (`RewardSpec.model`); a scorer's
+term defaults to mode "point" (its score is the reward). The other judge terms use the `judge` given to evaluate.
 
 A row a reward could not score (None) gets advantage 0 for that reward (it pushes the policy neither way) and
 is counted in `stats[name]["missing"]`.
@@ -30,6 +38,7 @@ class RewardTerm:
     both_orders: bool = True
     fn: Callable[[list[str], list[Any], list[Any]], Sequence[float | None]] | None = None  # a non-judge reward
     normalise: bool = True  # per group: (r - mean) / (std + eps); False: r - mean
+    model: Any = None  # judged by this model (a name RewardModel.load takes, or a loaded one), not evaluate's judge
 
     def __post_init__(self):
         if self.fn is None and self.mode not in MODES:
@@ -48,17 +57,43 @@ class SpecResult:
     groups: list[list[int]] = field(default_factory=list)
     details: dict[str, list[GroupReward]] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: per row the advantage and combined reward, per reward its raw and normalised values and stats
+        (NaN, e.g. the mean of a reward no row got, as None)."""
+        def clean(v):
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {"advantages": self.advantages, "combined": self.combined, "rewards": self.rewards,
+                "normalised": self.normalised, "groups": self.groups,
+                "stats": {k: {m: clean(x) for m, x in st.items()} for k, st in self.stats.items()}}
+
 
 @dataclass
 class RewardSpec:
     terms: list[RewardTerm]
     eps: float = 1e-4
+    load_options: dict = field(default_factory=dict)  # RewardModel.load keywords for the terms' models (device...)
+    models: dict = field(default_factory=dict, repr=False)  # the terms' models, loaded once (by name)
+
+    def model(self, name: Any):
+        """The model a term names, loaded on first use and kept (a loaded model is returned as is)."""
+        if not isinstance(name, str):
+            return name
+        if name not in self.models:
+            from ..judge import RewardModel
+
+            self.models[name] = RewardModel.load(name, **self.load_options)
+        return self.models[name]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], fns: dict[str, Callable] | None = None) -> "RewardSpec":
-        """{"judge": {"weight": 0.7, "mode": "win-rate", "task": ...}, "oracle": 0.3} with `fns` naming callables
-        ({"oracle": fn}); a bare number is a weight. A reward is the judge's when it is named "judge" or names a
-        mode or task, else its function must be in `fns` (a missing one is an error, never a second judge)."""
+        """{"judge": {"weight": 0.7, "mode": "win-rate", "task": ...}, "oracle": 0.3, "pickscore": 0.3} with `fns`
+        naming callables ({"oracle": fn}); a bare number is a weight. A reward is the judge's when it is named
+        "judge" or names a mode or task; a reward named after a registered scorer (`unireward models`), or giving
+        `"model"`, is judged by that model (mode "point" unless given); else its function must be in `fns` (a
+        missing one is an error, never a second judge)."""
+        from ..models.scorers import find_scorer
+
         fns = fns or {}
         unused = sorted(set(fns) - set(d))
         if unused:
@@ -66,10 +101,14 @@ class RewardSpec:
         terms = []
         for name, v in d.items():
             kw = {"weight": v} if isinstance(v, (int, float)) else dict(v)
-            if name not in fns and name != "judge" and not {"mode", "task"} & set(kw):
-                raise ValueError(f"reward {name!r} has no function in fns and names no judge mode or task; pass "
-                                 f"fns={{{name!r}: fn}}, or give it {{'mode': ..., 'task': ...}} to make it a judge "
-                                 "reward")
+            if name not in fns and "model" not in kw and name != "judge" and find_scorer(name) is not None:
+                kw["model"] = name
+            if isinstance(kw.get("model"), str) and find_scorer(kw["model"]) is not None:
+                kw.setdefault("mode", "point")
+            if name not in fns and name != "judge" and not {"mode", "task", "model"} & set(kw):
+                raise ValueError(f"reward {name!r} has no function in fns and names no judge mode or task, scorer or "
+                                 f"model; pass fns={{{name!r}: fn}}, give it {{'mode': ..., 'task': ...}} to make it "
+                                 "a judge reward, or {'model': ...} (see `unireward models`)")
             terms.append(RewardTerm(name, fn=fns.get(name), **kw))
         return cls(terms)
 
@@ -97,7 +136,11 @@ class RewardSpec:
                 continue
             reqs = [GroupRequest(prompts[idx[0]], [candidates[i] for i in idx], media[idx[0]] if has_media else None)
                     for idx in groups]
-            res = judge.group_reward_batch(reqs, task=term.task, mode=term.mode, both_orders=term.both_orders)
+            source = judge if term.model is None else self.model(term.model)
+            if source is None:
+                raise ValueError(f"reward {term.name} is the judge's: pass the judge to evaluate (or give the term "
+                                 "a model)")
+            res = source.group_reward_batch(reqs, task=term.task, mode=term.mode, both_orders=term.both_orders)
             row = [None] * n
             for idx, g in zip(groups, res):
                 for i, r in zip(idx, g.rewards):

@@ -290,7 +290,8 @@ def write_examples(folder: str | Path, image_size: int = 56, video_frames: int =
     a.png "a red circle at the top left" and three images that each get one fact wrong (b: colour, c: shape,
     d: position); scene.png for the understanding tasks; clip.mp4 "a blue square moving right" and
     teleport.mp4 (the same motion, but the square jumps away for two frames); requests.jsonl (rank rows, media
-    paths relative to the file) and outputs.jsonl (raw judge outputs for `unireward parse`)."""
+    paths relative to the file), groups.jsonl (a group of a-d for `unireward best-of-n`) and outputs.jsonl (raw
+    judge outputs for `unireward parse`)."""
     from PIL import Image
 
     from .data import write_media
@@ -316,6 +317,9 @@ def write_examples(folder: str | Path, image_size: int = 56, video_frames: int =
             {"id": "position", "prompt": "a red circle at the top left", "a": "a.png", "b": "d.png"}]
     paths["requests"] = out / "requests.jsonl"
     paths["requests"].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    paths["groups"] = out / "groups.jsonl"
+    paths["groups"].write_text(json.dumps({"id": "circle", "prompt": "a red circle at the top left",
+                                           "candidates": ["b.png", "c.png", "a.png", "d.png"]}) + "\n")
     outputs = [{"id": "final", "text": "Image 1 shows the red circle.\nFinal Judgment: Image 1 is better."},
                {"id": "tie", "text": "Final Judgment: Both images are equally good."},
                {"id": "contradicting", "text": "Image 1 is better in colour. Image 2 is better in shape."}]

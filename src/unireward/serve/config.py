@@ -43,6 +43,9 @@ class ServeConfig:
     max_redirects: int = 3  # followed only within the URL's origin (scheme, host, port)
     max_fetches: int = 8  # URL fetches at once (their own threads: slow servers delay only other fetches)
     served_model_name: str = "unireward"
+    # scorers a /v1/reward "rewards" spec may name beside the served model: name -> short name, hub id or local
+    # copy (`unireward models`), each loaded once at start-up
+    scorers: dict = field(default_factory=dict)
     graceful_timeout_s: float = 30.0  # how long shutdown waits for in-flight requests
 
     def __post_init__(self) -> None:
