@@ -38,9 +38,12 @@ def _frames(media: Any) -> list:
 
 
 def score_media(rm, items: Sequence[tuple[str, Any]]) -> list[float | Exception]:
-    """The score of each (caption, loaded image or video), each distinct pair scored once."""
+    """The score of each (caption, loaded image or video), each distinct pair scored once (media by content, so
+    the same image given twice gets one score, whatever the batch's numerics)."""
+    from ..media import content_hash
+
     backend = rm.backend
-    keys = [((p if backend.prompted else None), id(m)) for p, m in items]
+    keys = [((p if backend.prompted else None), content_hash(m)) for p, m in items]
     first = {}
     for k, item in zip(keys, items):
         first.setdefault(k, item)
