@@ -415,3 +415,15 @@ def test_openai_can_read_the_verdict_in_a_second_prefix_cached_request():
     assert read["messages"][:-1] == gen["messages"][:1]
     assert read["messages"][-1] == {"role": "assistant", "content": FakeServer.REASONING + STOP.rstrip()}
     assert read["continue_final_message"] is True and read["logprobs"] is True
+
+
+def test_split_at_stop_finds_the_token_after_the_stop_or_says_there_is_none():
+    from unireward.backends.choices import split_at_stop
+
+    text = "Tally: 1\nFinal Judgment: Image 1"
+    tokens = ["Tally", ":", " 1", "\n", "Final", " Judgment", ":", " Image", " ", "1"]
+    assert split_at_stop(text, tokens, STOP) == ("Tally: 1\nFinal Judgment: ", 7)
+    # the stop ends inside a token (":" merged with the next word): no boundary to read at
+    assert split_at_stop(text, ["Tally", ":", " 1", "\n", "Final", " Judgment", ": Image", " ", "1"], STOP) is None
+    # nothing after the stop was generated
+    assert split_at_stop("Final Judgment: ", ["Final", " Judgment", ":"], STOP) is None

@@ -154,6 +154,23 @@ def read_choice_trie(prefix: str, choices: Sequence[str], fetch: Callable[[str],
     return [e / z for e in exp]
 
 
+def split_at_stop(text: str, tokens: Sequence[str], stop: str) -> tuple[str, int] | None:
+    """Where to read a verdict in a generation that holds `stop`: (the text through the stop, the index of the
+    first token after the stop's stripped end, whose log-probabilities hold the choice), or None where the
+    stripped stop does not end on a boundary of `tokens`, or the tokens do not spell the text there, or no token
+    follows (then the verdict is read by continuing the text through the stop). The stop's trailing spaces go
+    with the choice's first token, as the tokenizer joins them."""
+    at = text.index(stop)
+    end = at + len(stop.rstrip())
+    k, pos = 0, 0
+    while k < len(tokens) and pos < end:
+        pos += len(tokens[k])
+        k += 1
+    if pos != end or "".join(tokens[:k]) != text[:end] or k == len(tokens):
+        return None
+    return text[: at + len(stop)], k
+
+
 def _compatible(rest: str, token: str) -> bool:
     """Whether `token` can be the next token of a choice whose unmatched text is `rest`."""
     return rest.startswith(token) or (bool(rest) and token.startswith(rest))

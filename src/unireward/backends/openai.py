@@ -62,7 +62,7 @@ from typing import Any, Sequence
 
 from ..errors import BackendError, PromptTooLongError
 from .base import UNREADABLE, Backend, ChatInput, ReasonedChoice, unreached
-from .choices import read_choice_trie
+from .choices import read_choice_trie, split_at_stop
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _GREEDY_KEYS = ("temperature", "do_sample", "top_p", "top_k")  # decoding is greedy whatever extra_body says
@@ -310,7 +310,7 @@ class OpenAIBackend(Backend):
         with `logprobs`, and the choices are read from the top log-probabilities of the tokens right after the
         stop in that same response (a branch off the greedy path costs one more request, as in `choice_probs`).
         Where the stop does not end on a token boundary of the response (or its tokens do not spell its text),
-        the reasoning is cut at the stop and read with a second request (`Backend.think_then_read`)."""
+        the reasoning is cut at the stop and read with a second request (`choices.split_at_stop`)."""
         if not self.supports_probs or not self.read_in_generation:
             return super().think_then_read(inputs, stop, choices, max_new_tokens)
         self._new_call()
@@ -323,20 +323,17 @@ class OpenAIBackend(Backend):
         choice = (data.get("choices") or [{}])[0]
         text = (choice.get("message") or {}).get("content") or ""
         entries = (choice.get("logprobs") or {}).get("content") or []
-        tokens = [e.get("token", "") for e in entries]
         if stop not in text:
             return ReasonedChoice(text, None, unreached(stop, max_new_tokens))
-        end = text.index(stop) + len(stop.rstrip())  # the stop's trailing space goes with the choice's token
-        cut = text[: text.index(stop) + len(stop)]
-        k, pos = 0, 0
-        while k < len(tokens) and pos < end:
-            pos += len(tokens[k])
-            k += 1
-        if pos != end or "".join(tokens[:k]) != text[:end] or k == len(tokens):
-            return super().think_then_read([x], stop, choices, max_new_tokens)[0]
-        if k > max_new_tokens:  # the stop came only in the read-ahead tokens: over the judge's budget
-            return ReasonedChoice(text[:end], None, unreached(stop, max_new_tokens))
-        row = self._choice_row(x, cut, choices, content=content, seen=entries[k:])
+        split = split_at_stop(text, [e.get("token", "") for e in entries], stop)
+        if split is None:  # read by continuing the reasoning through the stop (a second request)
+            cut = text[: text.index(stop) + len(stop)]
+            row = self._choice_row(x, cut, choices, content=content)
+        elif split[1] > max_new_tokens:  # the stop came only in the read-ahead tokens: over the judge's budget
+            return ReasonedChoice(split[0], None, unreached(stop, max_new_tokens))
+        else:
+            cut, k = split
+            row = self._choice_row(x, cut, choices, content=content, seen=entries[k:])
         return ReasonedChoice(cut, row, None if row is not None else UNREADABLE)
 
     def _choice_row(self, x: ChatInput, prefix: str, choices: list[str], content: list[dict] | None = None,

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 from ..errors import BackendError, PromptTooLongError
 from .base import UNREADABLE, Backend, ChatInput, ReasonedChoice, unreached
-from .choices import read_choice_trie
+from .choices import read_choice_trie, split_at_stop
 from .hf import chat_text
 
 
@@ -160,23 +160,19 @@ class VLLMBackend(Backend):
         result = []
         for x, o in zip(inputs, outs):
             entries = self._entries(o.outputs[0])
-            tokens = [e["token"] for e in entries]
             text = o.outputs[0].text
             if stop not in text:
                 result.append(ReasonedChoice(text, None, unreached(stop, max_new_tokens)))
                 continue
-            end = text.index(stop) + len(stop.rstrip())  # the stop's trailing space goes with the choice's token
-            cut = text[: text.index(stop) + len(stop)]
-            k, pos = 0, 0
-            while k < len(tokens) and pos < end:
-                pos += len(tokens[k])
-                k += 1
-            if pos != end or "".join(tokens[:k]) != text[:end] or k == len(tokens):
-                row = self.choice_probs([x], cut, list(choices))[0]  # read after the reasoning's text
-            elif k > max_new_tokens:
-                result.append(ReasonedChoice(text[:end], None, unreached(stop, max_new_tokens)))
+            split = split_at_stop(text, [e["token"] for e in entries], stop)
+            if split is None:  # read by continuing the reasoning through the stop
+                cut = text[: text.index(stop) + len(stop)]
+                row = self.choice_probs([x], cut, list(choices))[0]
+            elif split[1] > max_new_tokens:  # the stop came only in the read-ahead tokens: over the budget
+                result.append(ReasonedChoice(split[0], None, unreached(stop, max_new_tokens)))
                 continue
             else:
+                cut, k = split
                 row = self._read(x, cut, list(choices), entries[k:])
             result.append(ReasonedChoice(cut, row, None if row is not None else UNREADABLE))
         return result
