@@ -73,23 +73,26 @@ class ModelSpec:
         return {k: v for k, v in d.items() if v not in (None, {}, "")}
 
 
-_FIELDS = {f for f in ModelSpec.__dataclass_fields__}
+def load_entries(path: Path, cls: type) -> dict[str, Any]:
+    """The entries of a registry YAML file as `cls` instances by name (keys starting with "x-" hold shared YAML
+    anchors); a field `cls` does not have is refused, naming the file and entry."""
+    import yaml
+
+    known = set(cls.__dataclass_fields__)
+    out = {}
+    for name, fields in yaml.safe_load(path.read_text()).items():
+        if name.startswith("x-"):
+            continue
+        unknown = set(fields) - known
+        if unknown:
+            raise ConfigError(f"models/{path.name}: {name}: unknown field(s) {sorted(unknown)}")
+        out[name] = cls(name=name, **fields)
+    return out
 
 
 @cache
 def _specs() -> dict[str, ModelSpec]:
-    import yaml
-
-    data = yaml.safe_load((Path(__file__).parent / "registry.yaml").read_text())
-    specs = {}
-    for name, fields in data.items():
-        if name.startswith("x-"):  # YAML anchors shared by the entries
-            continue
-        unknown = set(fields) - _FIELDS
-        if unknown:
-            raise ConfigError(f"models/registry.yaml: {name}: unknown field(s) {sorted(unknown)}")
-        specs[name] = ModelSpec(name=name, **fields)
-    return specs
+    return load_entries(Path(__file__).parent / "registry.yaml", ModelSpec)
 
 
 def list_models() -> list[ModelSpec]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
-from ..registry import SIDECAR, read_sidecar
+from ..registry import SIDECAR, load_entries, read_sidecar
 
 KINDS = ("clip", "open_clip", "imagereward", "aesthetic")
 _CACHE_DIR_RE = re.compile(r"models--([^/\\]+?)--([^/\\]+)")
@@ -51,21 +51,11 @@ class ScorerSpec:
         return {k: v for k, v in asdict(self).items() if v not in (None, "")}
 
 
-_FIELDS = set(ScorerSpec.__dataclass_fields__)
 
 
 @cache
 def _specs() -> dict[str, ScorerSpec]:
-    import yaml
-
-    data = yaml.safe_load((Path(__file__).parent.parent / "scorers.yaml").read_text())
-    out = {}
-    for name, fields in data.items():
-        unknown = set(fields) - _FIELDS
-        if unknown:
-            raise ConfigError(f"models/scorers.yaml: {name}: unknown field(s) {sorted(unknown)}")
-        out[name] = ScorerSpec(name=name, **fields)
-    return out
+    return load_entries(Path(__file__).parent.parent / "scorers.yaml", ScorerSpec)
 
 
 def list_scorers() -> list[ScorerSpec]:
